@@ -1,0 +1,54 @@
+# seccomp-shim: run `make help` for the targets.
+PREFIX    ?= /usr/local
+BINDIR    ?= $(PREFIX)/bin
+CONFDIR   ?= /etc/seccomp-shim
+GO        ?= go
+BINARIES  := bin/seccomp-shim bin/seccomp-hook
+GOFLAGS_BUILD := -trimpath
+
+.PHONY: help build test unit e2e lint fuzz bench demo install uninstall clean deps
+
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: $(BINARIES) ## build bin/seccomp-shim and bin/seccomp-hook
+
+bin/seccomp-shim: FORCE
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/shim
+bin/seccomp-hook: FORCE
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/hook
+FORCE:
+
+deps: ## install the Debian packages that building and the tests need (root)
+	./scripts/deps.sh
+
+test: deps build ## run every test: unit, fuzz seeds and e2e against real runc/podman (e2e needs root)
+	$(GO) test -count=1 ./...
+
+unit: ## run the unit tests only (no root needed)
+	$(GO) test -short -count=1 ./pkg/... ./cmd/...
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 30s)
+	./scripts/fuzz.sh $(or $(FUZZTIME),30s)
+
+bench: deps build ## container start through the shim vs runc (root); see docs/benchmarks.md
+	./bench/start.sh
+
+demo: deps build ## run a container under the shim and show a denied syscall (root)
+	./scripts/demo.sh
+
+install: build ## install the binaries, config and profiles under PREFIX and CONFDIR
+	install -D -m 0755 bin/seccomp-shim $(DESTDIR)$(BINDIR)/seccomp-shim
+	install -D -m 0755 bin/seccomp-hook $(DESTDIR)$(BINDIR)/seccomp-hook
+	install -d -m 0755 $(DESTDIR)$(CONFDIR)/profiles
+	test -e $(DESTDIR)$(CONFDIR)/config.toml || install -m 0644 examples/config.toml $(DESTDIR)$(CONFDIR)/config.toml
+
+uninstall: ## remove the installed binaries (config is kept)
+	rm -f $(DESTDIR)$(BINDIR)/seccomp-shim $(DESTDIR)$(BINDIR)/seccomp-hook
+
+clean: ## remove build outputs
+	rm -rf bin

@@ -1,0 +1,153 @@
+// Package hook is seccomp-hook, an OCI hook for podman and CRI-O.
+//
+// In the precreate stage (a podman/CRI-O extension) it reads the spec on
+// stdin and writes it, with the policy applied by the same code as
+// seccomp-shim, to stdout. In the classic stages the runtime has already read
+// config.json, so it can only check: at createRuntime, createContainer and
+// prestart it fails the start of a container whose profile is not what the
+// policy requires; at poststart and poststop it records. Hook stdio is
+// usually swallowed, so it logs to the config's log file.
+package hook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
+	"github.com/seccomp-shim/seccomp-shim/pkg/logline"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+)
+
+// ErrPolicyMismatch is returned when a container's profile is not the one
+// the policy requires.
+var ErrPolicyMismatch = errors.New("seccomp profile differs from what policy requires")
+
+// maxInput bounds what the hook reads from stdin: a spec is kilobytes.
+const maxInput = 64 << 20
+
+// Hook holds one invocation's process state.
+type Hook struct {
+	Args           []string // os.Args
+	Getenv         func(string) string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+const usage = `usage: seccomp-hook [--config FILE] STAGE
+stages: precreate (spec on stdin, spec on stdout);
+        createRuntime, createContainer, prestart (state on stdin: check);
+        startContainer, poststart, poststop (state on stdin: record)`
+
+// Run runs the hook and returns its exit code.
+func (h *Hook) Run() int {
+	args := h.Args[1:]
+	getenv := h.Getenv
+	// hooks run with an empty environment, so the config path is a flag.
+	if len(args) >= 2 && args[0] == "--config" {
+		path := args[1]
+		getenv = func(k string) string {
+			if k == policy.ConfigEnv {
+				return path
+			}
+			return h.Getenv(k)
+		}
+		args = args[2:]
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(h.Stderr, usage)
+		return 2
+	}
+	stage := args[0]
+	cfg, err := policy.Load(getenv)
+	if err != nil {
+		return h.fail(nil, stage, "", err)
+	}
+	in, err := io.ReadAll(io.LimitReader(h.Stdin, maxInput))
+	if err != nil {
+		return h.fail(cfg, stage, "", fmt.Errorf("reading stdin: %w", err))
+	}
+	switch stage {
+	case "precreate":
+		out, res, err := inject.Spec(cfg, in, "", "spec on stdin")
+		if err != nil {
+			return h.fail(cfg, stage, "", err)
+		}
+		if _, err := h.Stdout.Write(out); err != nil {
+			return h.fail(cfg, stage, "", fmt.Errorf("writing stdout: %w", err))
+		}
+		h.log(cfg, logline.Info, "seccomp profile "+res.Action, stage, "", res)
+		return 0
+	case "createRuntime", "createContainer", "prestart", "startContainer", "poststart", "poststop":
+	default:
+		fmt.Fprintln(h.Stderr, usage)
+		return 2
+	}
+	var state specs.State
+	if err := json.Unmarshal(in, &state); err != nil {
+		return h.fail(cfg, stage, "", fmt.Errorf("state on stdin: %w", err))
+	}
+	switch stage {
+	case "createRuntime", "createContainer", "prestart":
+		res, err := Verify(cfg, state)
+		if err != nil {
+			return h.fail(cfg, stage, state.ID, err)
+		}
+		h.log(cfg, logline.Info, "seccomp profile verified", stage, state.ID, res)
+	default:
+		h.log(cfg, logline.Info, "container "+stage, stage, state.ID, nil)
+	}
+	return 0
+}
+
+// Verify checks that the bundle's config.json already is what the policy
+// makes of it. Apply is idempotent, so any change it would make is a
+// container started without the policy: by a runtime other than
+// seccomp-shim, or without the precreate hook.
+func Verify(cfg *policy.Config, state specs.State) (*policy.Result, error) {
+	path := filepath.Join(state.Bundle, "config.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out, res, err := inject.Spec(cfg, data, state.ID, path)
+	if err != nil {
+		return nil, err
+	}
+	if string(out) != string(data) {
+		return nil, fmt.Errorf("container %s: %w: rule %q requires profile %q (%s), the spec has another", state.ID, ErrPolicyMismatch, res.Rule, res.Profile, res.Action)
+	}
+	return res, nil
+}
+
+func (h *Hook) fail(cfg *policy.Config, stage, id string, err error) int {
+	msg := fmt.Sprintf("seccomp-hook %s: %v", stage, err)
+	fmt.Fprintln(h.Stderr, msg)
+	if cfg != nil {
+		h.log(cfg, logline.Error, msg, stage, id, nil)
+	}
+	return 1
+}
+
+func (h *Hook) log(cfg *policy.Config, level, msg, stage, id string, res *policy.Result) {
+	if cfg.Log.File == "" || !logline.Enabled(cfg.Log.Level, level) {
+		return
+	}
+	fields := map[string]any{"component": "seccomp-hook", "stage": stage}
+	if id != "" {
+		fields["id"] = id
+	}
+	if res != nil {
+		fields["rule"], fields["profile"], fields["action"] = res.Rule, res.Profile, res.Action
+		if len(res.Warnings) > 0 {
+			fields["warnings"] = res.Warnings
+		}
+	}
+	if err := logline.Append(cfg.Log.File, "json", level, msg, fields); err != nil {
+		fmt.Fprintf(h.Stderr, "seccomp-hook: log.file: %v\n", err)
+	}
+}

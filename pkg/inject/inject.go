@@ -1,0 +1,102 @@
+// Package inject applies the node's seccomp policy to a raw OCI spec. It is
+// the one piece of code that both seccomp-shim (on config.json) and
+// seccomp-hook precreate (on stdin) run, so the two give the same result.
+//
+// It decodes the spec only to read it, and patches the raw JSON at
+// linux.seccomp alone, so fields this build does not know survive untouched.
+package inject
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/seccomp-shim/seccomp-shim/pkg/specfile"
+)
+
+// ErrUnknownFields is returned when a profile would be rewritten but holds
+// fields this build can't carry over.
+var ErrUnknownFields = errors.New("unknown fields")
+
+// Spec applies cfg to the spec in data for container id (empty where
+// unknown) and returns the new spec, or data itself when nothing changes.
+// source names the spec in errors.
+func Spec(cfg *policy.Config, data []byte, id, source string) ([]byte, *policy.Result, error) {
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return nil, nil, fmt.Errorf("%s: not a valid OCI spec: %w", source, err)
+	}
+	var before *specs.LinuxSeccomp
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		c := *spec.Linux.Seccomp
+		before = &c
+	}
+	res, err := cfg.Apply(&spec, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
+	var after *specs.LinuxSeccomp
+	if spec.Linux != nil {
+		after = spec.Linux.Seccomp
+	}
+	if reflect.DeepEqual(before, after) {
+		return data, res, nil
+	}
+	if res.Action == policy.ActionTightened {
+		if err := strictSeccomp(data); err != nil {
+			return nil, nil, fmt.Errorf("%s: linux.seccomp: %w; refusing to tighten it and drop them", source, err)
+		}
+	}
+	var raw json.RawMessage // nil deletes linux.seccomp
+	if after != nil {
+		if raw, err = json.Marshal(after); err != nil {
+			return nil, nil, fmt.Errorf("%s: encoding linux.seccomp: %w", source, err)
+		}
+	}
+	out, err := specfile.SetPath(data, raw, "linux", "seccomp")
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return specfile.Format(data, out), res, nil
+}
+
+// strictSeccomp fails if the spec's linux.seccomp has fields the typed spec
+// would drop on re-encoding.
+func strictSeccomp(data []byte) error {
+	var doc struct {
+		Linux struct {
+			Seccomp json.RawMessage `json:"seccomp"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(doc.Linux.Seccomp))
+	dec.DisallowUnknownFields()
+	var sc specs.LinuxSeccomp
+	if err := dec.Decode(&sc); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnknownFields, err)
+	}
+	return nil
+}
+
+// File applies cfg to the config.json at path, rewriting it atomically (mode
+// and owner kept) only if something changed. On error the file is as it was.
+func File(cfg *policy.Config, path, id string) (*policy.Result, error) {
+	f, err := specfile.Read(path)
+	if err != nil {
+		return nil, err
+	}
+	out, res, err := Spec(cfg, f.Data, id, path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteAtomic(out); err != nil {
+		return nil, err
+	}
+	return res, nil
+}

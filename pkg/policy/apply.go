@@ -1,0 +1,147 @@
+package policy
+
+import (
+	"fmt"
+	"runtime"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// SpecOpt changes a spec, in the manner of containerd's oci.SpecOpts.
+type SpecOpt func(*specs.Spec) error
+
+// WithSeccomp sets the spec's seccomp profile; nil removes it.
+func WithSeccomp(sc *specs.LinuxSeccomp) SpecOpt {
+	return func(s *specs.Spec) error {
+		if s.Linux == nil {
+			if sc == nil {
+				return nil
+			}
+			s.Linux = &specs.Linux{}
+		}
+		s.Linux.Seccomp = sc
+		return nil
+	}
+}
+
+// WithTightened sets the spec's profile to its current one tightened by ours.
+func WithTightened(ours *specs.LinuxSeccomp) SpecOpt {
+	return func(s *specs.Spec) error {
+		t, err := Tighten(s.Linux.Seccomp, ours)
+		if err != nil {
+			return err
+		}
+		s.Linux.Seccomp = t
+		return nil
+	}
+}
+
+// What Apply did, as Result.Action.
+const (
+	ActionInjected   = "injected"   // the container had no profile and got ours
+	ActionKept       = "kept"       // the engine's profile stays
+	ActionReplaced   = "replaced"   // the engine's profile was replaced by ours
+	ActionTightened  = "tightened"  // the engine's profile, tightened by ours
+	ActionUnconfined = "unconfined" // no profile, as policy allows
+)
+
+// Result says what Apply chose and did.
+type Result struct {
+	Decision
+	Action   string
+	Warnings []string
+}
+
+// ContainerOf is what rules see of a spec; id may be empty.
+func ContainerOf(spec *specs.Spec, id string) Container {
+	c := Container{ID: id, Annotations: spec.Annotations}
+	if spec.Process != nil {
+		c.Args, c.Env = spec.Process.Args, spec.Process.Env
+	}
+	return c
+}
+
+// Apply sets the spec's seccomp profile as the policy decides for the
+// container id (empty where unknown). It changes nothing but
+// spec.Linux.Seccomp, and applying it again to its own output changes nothing.
+func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
+	d, err := c.Decide(ContainerOf(spec, id))
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Decision: d}
+	var existing *specs.LinuxSeccomp
+	if spec.Linux != nil {
+		existing = spec.Linux.Seccomp
+	}
+	if existing != nil && d.Existing == ExistingKeep {
+		res.Action = ActionKept
+		return res, nil
+	}
+	ours, warnings, err := c.Resolve(d, spec)
+	if err != nil {
+		return nil, err
+	}
+	res.Warnings = warnings
+	var opt SpecOpt
+	switch {
+	case ours == nil && (existing == nil || d.Existing == ExistingReplace):
+		res.Action, opt = ActionUnconfined, WithSeccomp(nil)
+	case ours == nil:
+		res.Action = ActionKept // nothing tightens by unconfined
+		return res, nil
+	case existing == nil:
+		res.Action, opt = ActionInjected, WithSeccomp(ours)
+	case d.Existing == ExistingReplace:
+		res.Action, opt = ActionReplaced, WithSeccomp(ours)
+	default:
+		res.Action, opt = ActionTightened, WithTightened(ours)
+	}
+	if err := opt(spec); err != nil {
+		return nil, fmt.Errorf("rule %q, profile %q: %w", d.Rule, d.Profile, err)
+	}
+	return res, nil
+}
+
+// Resolve loads the decision's profile, resolves it for the spec, applies the
+// architecture choice and validates the result. It returns nil for
+// unconfined.
+func (c *Config) Resolve(d Decision, spec *specs.Spec) (*specs.LinuxSeccomp, []string, error) {
+	p, err := LoadProfile(c.Profiles.Dir, d.Profile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rule %q: %w", d.Rule, err)
+	}
+	if p.Unconfined() {
+		if !d.AllowUnconfined {
+			return nil, nil, fmt.Errorf("rule %q: profile %q: %w", d.Rule, d.Profile, ErrNotAllowed)
+		}
+		return nil, nil, nil
+	}
+	sc, err := p.Resolve(spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch a := d.Architectures; {
+	case len(a) == 0 || a[0] == ArchProfile:
+	case a[0] == ArchNative:
+		sc.Architectures = []specs.Arch{nativeArch()}
+	default:
+		sc.Architectures = make([]specs.Arch, len(a))
+		for i, s := range a {
+			sc.Architectures[i] = specs.Arch(s)
+		}
+	}
+	warnings, err := Validate(p, sc)
+	return sc, warnings, err
+}
+
+// nativeArch is the spec name of the architecture this binary runs on, which
+// is the host's: runc and the shim are built for it.
+func nativeArch() specs.Arch {
+	return map[string]specs.Arch{
+		"amd64": specs.ArchX86_64, "386": specs.ArchX86, "arm64": specs.ArchAARCH64,
+		"arm": specs.ArchARM, "ppc64le": specs.ArchPPC64LE, "ppc64": specs.ArchPPC64,
+		"s390x": specs.ArchS390X, "riscv64": specs.ArchRISCV64, "loong64": specs.ArchLOONGARCH64,
+		"mips64le": specs.ArchMIPSEL64, "mips64": specs.ArchMIPS64,
+	}[runtime.GOARCH]
+}

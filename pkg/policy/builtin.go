@@ -1,0 +1,70 @@
+package policy
+
+import (
+	"encoding/json"
+
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Strict is seccomp mode 1 (read, write, exit, exit_group, rt_sigreturn) plus
+// the least a container needs to get there. Each group below was found by
+// running runc 1.1 under an errno-by-default profile with strace until
+// busybox-static's echo ran (docs/profiles.md tells how to repeat it).
+var (
+	strictMode1 = []string{"read", "write", "exit", "exit_group", "rt_sigreturn"}
+	// runc init loads the filter before it execs the workload; between the two
+	// it opens and closes the exec fifo, walks /proc/self/fd and its Go
+	// runtime may park, preempt or grow a thread.
+	strictRuncInit = []string{
+		"execve", "openat", "close", "fstatfs", "getdents64", "getpid", "epoll_ctl",
+		"futex", "nanosleep", "sched_yield", "rt_sigprocmask", "sigaltstack",
+		"tgkill", "gettid", "mmap", "munmap", "madvise",
+	}
+	// A static binary's libc sets up TLS, the heap and RELRO before main.
+	strictStaticStartup = []string{
+		"brk", "arch_prctl", "mprotect", "set_tid_address", "set_robust_list",
+		"rseq", "prlimit64", "getrandom", "readlink", "clock_gettime", "writev",
+	}
+)
+
+func strictProfile() *specs.LinuxSeccomp {
+	eperm := uint(1)
+	var names []string
+	for _, g := range [][]string{strictMode1, strictRuncInit, strictStaticStartup} {
+		names = append(names, g...)
+	}
+	return &specs.LinuxSeccomp{
+		DefaultAction:   specs.ActErrno,
+		DefaultErrnoRet: &eperm,
+		// No architectures means the native one only: strict has no use for
+		// 32-bit binaries, whose syscalls the kernel then refuses.
+		Syscalls: []specs.LinuxSyscall{{Names: names, Action: specs.ActAllow}},
+	}
+}
+
+// builtin returns a built-in profile. "default" is Docker's default profile as
+// moby/profiles ships it, so it tracks Docker's without copying it here.
+func builtin(name string) (*Profile, bool) {
+	var v any
+	switch name {
+	case ProfileDefault:
+		v = mobyseccomp.DefaultProfile()
+	case ProfileStrict:
+		v = strictProfile()
+	case ProfileUnconfined:
+		return &Profile{Name: name, Source: sourceBuiltin}, true
+	default:
+		return nil, false
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic("policy: built-in profile does not marshal: " + err.Error())
+	}
+	return &Profile{Name: name, Source: sourceBuiltin, JSON: data}, true
+}
+
+// BuiltinNames lists the built-in profiles.
+func BuiltinNames() []string {
+	return []string{ProfileDefault, ProfileStrict, ProfileUnconfined}
+}

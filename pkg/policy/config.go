@@ -1,0 +1,236 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Where the config is looked for. A file named by the environment must
+// exist; the default file may be absent, which means built-in defaults.
+const (
+	DefaultConfigPath  = "/etc/seccomp-shim/config.toml"
+	DefaultProfilesDir = "/etc/seccomp-shim/profiles"
+	ConfigEnv          = "SECCOMP_SHIM_CONFIG"
+)
+
+// What a rule does with a profile the engine already put in the spec.
+const (
+	ExistingKeep    = "keep"
+	ExistingReplace = "replace"
+	ExistingTighten = "tighten"
+)
+
+// Special values of Rule.Architectures.
+const (
+	ArchProfile = "profile" // the profile's own list
+	ArchNative  = "native"  // the host's architecture only
+)
+
+// ErrConfig marks every config error.
+var ErrConfig = errors.New("invalid config")
+
+// Config is the node's policy, read from config.toml.
+type Config struct {
+	Source   string         `toml:"-"`
+	Runtime  RuntimeConfig  `toml:"runtime"`
+	Profiles ProfilesConfig `toml:"profiles"`
+	Log      LogConfig      `toml:"log"`
+	Rules    []Rule         `toml:"rule"`
+}
+
+// RuntimeConfig names the real runtime.
+type RuntimeConfig struct {
+	// Path lists candidates: absolute paths, or names looked up in PATH.
+	// The first that exists and is not seccomp-shim itself is used.
+	Path StringList `toml:"path"`
+}
+
+// ProfilesConfig says where named profiles live.
+type ProfilesConfig struct {
+	Dir string `toml:"dir"`
+}
+
+// LogConfig says where the shim and hook record their decisions.
+type LogConfig struct {
+	File  string `toml:"file"`  // "" logs nowhere but errors to the engine
+	Level string `toml:"level"` // error, warn, info or debug
+}
+
+// Rule picks what a container gets. Rules are tried in order; the first whose
+// Match matches decides.
+type Rule struct {
+	Name            string     `toml:"name"`
+	Match           Match      `toml:"match"`
+	Profile         string     `toml:"profile"`
+	Existing        string     `toml:"existing"`
+	AllowUnconfined bool       `toml:"allow_unconfined"`
+	AllowedProfiles []string   `toml:"allowed_profiles"`
+	Architectures   StringList `toml:"architectures"`
+}
+
+// StringList reads a TOML string or array of strings, so `path = "runc"`
+// and `path = ["runc", "crun"]` both work.
+type StringList []string
+
+// UnmarshalTOML implements toml.Unmarshaler.
+func (l *StringList) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		*l = StringList{v}
+	case []any:
+		out := make(StringList, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("expected strings, got %T", e)
+			}
+			out = append(out, s)
+		}
+		*l = out
+	default:
+		return fmt.Errorf("expected a string or an array of strings, got %T", v)
+	}
+	return nil
+}
+
+// DefaultRule is what a container gets when no rule matches, and all that
+// exists without a config file: keep an engine's profile, and give Docker's
+// default to a container that has none.
+func DefaultRule() Rule {
+	return Rule{Name: "built-in default", Profile: ProfileDefault, Existing: ExistingKeep}
+}
+
+// DefaultConfig is the policy without a config file.
+func DefaultConfig() *Config {
+	return &Config{
+		Source:   "built-in defaults",
+		Runtime:  RuntimeConfig{Path: StringList{"runc", "crun"}},
+		Profiles: ProfilesConfig{Dir: DefaultProfilesDir},
+		Log:      LogConfig{Level: "info"},
+	}
+}
+
+// Load reads the config named by SECCOMP_SHIM_CONFIG in getenv, or the
+// default file.
+func Load(getenv func(string) string) (*Config, error) {
+	if p := getenv(ConfigEnv); p != "" {
+		return LoadFile(p, true)
+	}
+	return LoadFile(DefaultConfigPath, false)
+}
+
+// LoadFile reads and validates a config file. A missing file is an error if
+// it was named explicitly, and built-in defaults otherwise.
+func LoadFile(path string, explicit bool) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return DefaultConfig(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig decodes and validates config data; source names it in errors.
+func ParseConfig(source string, data []byte) (*Config, error) {
+	c := DefaultConfig()
+	c.Source = source
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w: %w", source, ErrConfig, err)
+	}
+	// A misspelt key would silently fall back to a default: refuse it.
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("config %s: %w: unknown keys %s", source, ErrConfig, strings.Join(keys, ", "))
+	}
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w: %w", source, ErrConfig, err)
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if len(c.Runtime.Path) == 0 {
+		errs = append(errs, errors.New("runtime.path: empty"))
+	}
+	for i, p := range c.Runtime.Path {
+		if p == "" || (strings.Contains(p, "/") && !filepath.IsAbs(p)) {
+			errs = append(errs, fmt.Errorf("runtime.path[%d] %q: must be an absolute path or a command name", i, p))
+		}
+	}
+	if c.Profiles.Dir != "" && !filepath.IsAbs(c.Profiles.Dir) {
+		errs = append(errs, fmt.Errorf("profiles.dir %q: must be an absolute path", c.Profiles.Dir))
+	}
+	if c.Log.File != "" && !filepath.IsAbs(c.Log.File) {
+		errs = append(errs, fmt.Errorf("log.file %q: must be an absolute path", c.Log.File))
+	}
+	if !slices.Contains([]string{"error", "warn", "info", "debug"}, c.Log.Level) {
+		errs = append(errs, fmt.Errorf("log.level %q: must be error, warn, info or debug", c.Log.Level))
+	}
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		if r.Name == "" {
+			r.Name = fmt.Sprintf("rule[%d]", i)
+		}
+		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("rule[%d] (%s): %w", i, r.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Rule) validate() error {
+	var errs []error
+	if r.Profile == "" {
+		r.Profile = ProfileDefault
+	}
+	if r.Existing == "" {
+		r.Existing = ExistingKeep
+	}
+	if len(r.Architectures) == 0 {
+		r.Architectures = StringList{ArchProfile}
+	}
+	for _, n := range append([]string{r.Profile}, r.AllowedProfiles...) {
+		if !ValidName(n) {
+			errs = append(errs, fmt.Errorf("profile name %q: must match %s", n, profileName))
+		}
+		if n == ProfileUnconfined && !r.AllowUnconfined {
+			errs = append(errs, errors.New(`profile "unconfined" needs allow_unconfined = true`))
+		}
+	}
+	if !slices.Contains([]string{ExistingKeep, ExistingReplace, ExistingTighten}, r.Existing) {
+		errs = append(errs, fmt.Errorf("existing %q: must be keep, replace or tighten", r.Existing))
+	}
+	if err := checkArches(r.Architectures); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.Match.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func checkArches(a StringList) error {
+	if len(a) == 1 && (a[0] == ArchProfile || a[0] == ArchNative) {
+		return nil
+	}
+	for _, s := range a {
+		if _, ok := libseccompArch[specs.Arch(s)]; !ok {
+			return fmt.Errorf("architectures: %q is not %q, %q or an SCMP_ARCH_* name", s, ArchProfile, ArchNative)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Names of the built-in profiles.
+const (
+	ProfileDefault    = "default"
+	ProfileStrict     = "strict"
+	ProfileUnconfined = "unconfined"
+)
+
+const sourceBuiltin = "built-in"
+
+// ErrUnknownProfile is returned for a profile name that is neither built in
+// nor a file in the profiles directory.
+var ErrUnknownProfile = errors.New("unknown profile")
+
+// profileName keeps names usable as file names and never as paths: an
+// annotation must not be able to point the shim at an arbitrary file.
+var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// Profile is a seccomp profile in Docker's JSON format. The JSON is kept, not
+// the decoded struct, because moby's resolver mutates what it is given.
+type Profile struct {
+	Name   string
+	Source string // the file it was read from, or sourceBuiltin
+	JSON   []byte // nil for unconfined
+}
+
+// Unconfined reports whether the profile means "no seccomp filter".
+func (p *Profile) Unconfined() bool { return p.JSON == nil }
+
+// ValidName reports whether name may name a profile.
+func ValidName(name string) bool { return profileName.MatchString(name) }
+
+// ParseProfile decodes a profile strictly: unknown fields are an error, since
+// a misspelt key would otherwise silently weaken the profile.
+func ParseProfile(name, source string, data []byte) (*Profile, error) {
+	var p mobyseccomp.Seccomp
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("profile %q (%s): %w", name, source, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("profile %q (%s): trailing data after the JSON object", name, source)
+	}
+	if p.DefaultAction == "" {
+		return nil, fmt.Errorf("profile %q (%s): defaultAction: missing", name, source)
+	}
+	return &Profile{Name: name, Source: source, JSON: data}, nil
+}
+
+// LoadProfile returns the named profile: a file <dir>/<name>.json wins over a
+// built-in of the same name, so an operator can pin or override "default".
+func LoadProfile(dir, name string) (*Profile, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("profile name %q: must match %s: %w", name, profileName, ErrUnknownProfile)
+	}
+	if dir != "" {
+		path := filepath.Join(dir, name+".json")
+		data, err := os.ReadFile(path)
+		if err == nil {
+			return ParseProfile(name, path, data)
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("profile %q: %w", name, err)
+		}
+	}
+	if p, ok := builtin(name); ok {
+		return p, nil
+	}
+	where := "built-in profiles"
+	if dir != "" {
+		where = filepath.Join(dir, name+".json") + " or " + where
+	}
+	return nil, fmt.Errorf("profile %q: not in %s: %w", name, where, ErrUnknownProfile)
+}
+
+// Resolve turns the profile into the OCI form for this spec: includes and
+// excludes are decided by the spec's capabilities, the host's architecture
+// and kernel. It returns nil for unconfined.
+func (p *Profile) Resolve(spec *specs.Spec) (*specs.LinuxSeccomp, error) {
+	if p.Unconfined() {
+		return nil, nil
+	}
+	// moby's resolver dereferences spec.Process.Capabilities unchecked.
+	rs := specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
+	if spec != nil && spec.Process != nil && spec.Process.Capabilities != nil {
+		rs.Process.Capabilities = spec.Process.Capabilities
+	}
+	var sc *specs.LinuxSeccomp
+	var err error
+	if p.Source == sourceBuiltin && p.Name == ProfileDefault {
+		sc, err = mobyseccomp.GetDefaultProfile(&rs) // skips a JSON round trip at every start
+	} else {
+		sc, err = mobyseccomp.LoadProfile(string(p.JSON), &rs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("profile %q (%s): %w", p.Name, p.Source, err)
+	}
+	if sc == nil {
+		return nil, fmt.Errorf("profile %q (%s): no defaultAction and no syscalls", p.Name, p.Source)
+	}
+	return sc, nil
+}
+
+// Origin is where a resolved rule came from in the profile's source.
+type Origin struct {
+	Index       int  // position in the source's "syscalls"; -1 if unknown
+	Conditional bool // it has includes or excludes
+}
+
+// Origins maps the rules of sc, resolved from p, back to the source: the
+// resolver only drops rules and keeps their order, so a greedy walk finds
+// each one. It is only needed to report problems, so it is not done at every
+// start.
+func (p *Profile) Origins(sc *specs.LinuxSeccomp) []Origin {
+	out := make([]Origin, len(sc.Syscalls))
+	var src mobyseccomp.Seccomp
+	if p.JSON == nil || json.Unmarshal(p.JSON, &src) != nil {
+		for i := range out {
+			out[i] = Origin{Index: i}
+		}
+		return out
+	}
+	j := 0
+	for i := range sc.Syscalls {
+		out[i] = Origin{Index: -1}
+		for ; j < len(src.Syscalls); j++ {
+			s := src.Syscalls[j]
+			ls := s.LinuxSyscall
+			if s.Name != "" {
+				ls.Names = []string{s.Name}
+			}
+			if reflect.DeepEqual(ls, sc.Syscalls[i]) {
+				out[i] = Origin{Index: j, Conditional: s.Includes != nil || s.Excludes != nil}
+				j++
+				break
+			}
+		}
+	}
+	return out
+}

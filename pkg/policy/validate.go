@@ -1,0 +1,263 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+)
+
+// ErrInvalidProfile marks every validation failure.
+var ErrInvalidProfile = errors.New("invalid seccomp profile")
+
+// Problem is one thing wrong with a profile. Rule is the index in the
+// profile file's "syscalls", or -1 for the profile as a whole.
+type Problem struct {
+	Rule  int
+	Names []string
+	Msg   string
+}
+
+func (p Problem) String() string {
+	if p.Rule < 0 {
+		return p.Msg
+	}
+	return fmt.Sprintf("syscalls[%d] %q: %s", p.Rule, p.Names, p.Msg)
+}
+
+// ValidationError lists every problem of one profile, so an operator fixes
+// them in one go rather than one per container start.
+type ValidationError struct {
+	Profile, Source string
+	Problems        []Problem
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "profile %q (%s): ", e.Profile, e.Source)
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+func (e *ValidationError) Unwrap() error { return ErrInvalidProfile }
+
+// libseccompArch is runc's mapping from spec architectures to libseccomp's.
+var libseccompArch = map[specs.Arch]string{
+	specs.ArchX86: "x86", specs.ArchX86_64: "amd64", specs.ArchX32: "x32",
+	specs.ArchARM: "arm", specs.ArchAARCH64: "arm64",
+	specs.ArchMIPS: "mips", specs.ArchMIPS64: "mips64", specs.ArchMIPS64N32: "mips64n32",
+	specs.ArchMIPSEL: "mipsel", specs.ArchMIPSEL64: "mipsel64", specs.ArchMIPSEL64N32: "mipsel64n32",
+	specs.ArchPPC: "ppc", specs.ArchPPC64: "ppc64", specs.ArchPPC64LE: "ppc64le",
+	specs.ArchS390: "s390", specs.ArchS390X: "s390x",
+	specs.ArchPARISC: "parisc", specs.ArchPARISC64: "parisc64",
+	specs.ArchRISCV64: "riscv64", specs.ArchLOONGARCH64: "loong64",
+}
+
+var knownActions = []specs.LinuxSeccompAction{
+	specs.ActKill, specs.ActKillProcess, specs.ActKillThread, specs.ActTrap,
+	specs.ActErrno, specs.ActTrace, specs.ActAllow, specs.ActLog, specs.ActNotify,
+}
+
+var knownOps = []specs.LinuxSeccompOperator{
+	specs.OpNotEqual, specs.OpLessThan, specs.OpLessEqual, specs.OpEqualTo,
+	specs.OpGreaterEqual, specs.OpGreaterThan, specs.OpMaskedEqual,
+}
+
+var knownFlags = []specs.LinuxSeccompFlag{
+	"SECCOMP_FILTER_FLAG_TSYNC", specs.LinuxSeccompFlagLog,
+	specs.LinuxSeccompFlagSpecAllow, specs.LinuxSeccompFlagWaitKillableRecv,
+}
+
+// maxErrno is the kernel's MAX_ERRNO: a larger value is not an error return.
+const maxErrno = 4095
+
+// newerSyscalls are real syscalls that Docker's default profile names. A name
+// from this set that the local libseccomp does not know is a warning, not an
+// error: runc skips names libseccomp can't resolve, exactly as for Docker.
+var newerSyscalls = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, s := range mobyseccomp.DefaultProfile().Syscalls {
+		for _, n := range s.Names {
+			m[n] = true
+		}
+	}
+	return m
+})
+
+// Validate checks sc, resolved from p, the way runc 1.1 will compile it, and
+// more: runc accepts duplicate and contradictory rules silently. Two equal
+// rules are only a duplicate if neither has includes or excludes in the
+// source: Docker's own profile repeats names across capability groups. It
+// returns warnings about names this libseccomp can't resolve.
+func Validate(p *Profile, sc *specs.LinuxSeccomp) (warnings []string, err error) {
+	return validate(p, sc, false)
+}
+
+// ValidateAll is Validate that also checks the names of built-in profiles
+// against this node's libseccomp, for the check command.
+func ValidateAll(p *Profile, sc *specs.LinuxSeccomp) (warnings []string, err error) {
+	return validate(p, sc, true)
+}
+
+func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []string, err error) {
+	name, source := p.Name, p.Source
+	var origins []Origin
+	origin := func(i int) Origin {
+		if origins == nil {
+			origins = p.Origins(sc)
+		}
+		return origins[i]
+	}
+	var probs []Problem
+	bad := func(rule int, names []string, format string, a ...any) {
+		if rule >= 0 {
+			rule = origin(rule).Index
+		}
+		probs = append(probs, Problem{Rule: rule, Names: names, Msg: fmt.Sprintf(format, a...)})
+	}
+	if !slices.Contains(knownActions, sc.DefaultAction) {
+		bad(-1, nil, "defaultAction: unknown action %q", sc.DefaultAction)
+	}
+	if sc.DefaultAction == specs.ActNotify {
+		bad(-1, nil, "defaultAction: SCMP_ACT_NOTIFY is refused by runc; list the syscalls to notify explicitly")
+	}
+	checkErrno(sc.DefaultAction, sc.DefaultErrnoRet, func(msg string) { bad(-1, nil, "defaultErrnoRet: %s", msg) })
+	var arches []libseccomp.ScmpArch
+	for _, a := range sc.Architectures {
+		la, ok := libseccompArch[a]
+		if !ok {
+			bad(-1, nil, "architectures: unknown architecture %q", a)
+			continue
+		}
+		if sa, err := libseccomp.GetArchFromString(la); err == nil {
+			arches = append(arches, sa)
+		}
+	}
+	if len(sc.Architectures) == 0 {
+		if native, err := libseccomp.GetNativeArch(); err == nil {
+			arches = append(arches, native)
+		}
+	}
+	for _, f := range sc.Flags {
+		if !slices.Contains(knownFlags, f) {
+			bad(-1, nil, "flags: unknown flag %q", f)
+		}
+	}
+
+	type seen struct {
+		rule int
+		key  string
+		act  string
+	}
+	byName := map[string][]seen{}
+	checked := map[string]struct{}{}
+	// The built-in profiles' names are checked by this package's tests; at
+	// most they could warn, and looking up 370 names costs a container start
+	// more than the rest of the shim's work.
+	checkNames := p.Source != sourceBuiltin || fullCheck
+	for i, s := range sc.Syscalls {
+		if len(s.Names) == 0 {
+			bad(i, s.Names, "no syscall names")
+		}
+		if !slices.Contains(knownActions, s.Action) {
+			bad(i, s.Names, "action: unknown action %q", s.Action)
+		}
+		checkErrno(s.Action, s.ErrnoRet, func(msg string) { bad(i, s.Names, "errnoRet: %s", msg) })
+		for j, a := range s.Args {
+			if a.Index > 5 {
+				bad(i, s.Names, "args[%d]: index %d out of range 0-5", j, a.Index)
+			}
+			if !slices.Contains(knownOps, a.Op) {
+				bad(i, s.Names, "args[%d]: unknown operator %q", j, a.Op)
+			}
+		}
+		key := fmt.Sprint(s.Args)
+		act := fmt.Sprint(s.Action, errnoOf(s.ErrnoRet))
+		for _, n := range s.Names {
+			if s.Action == specs.ActNotify && n == "write" {
+				bad(i, s.Names, "SCMP_ACT_NOTIFY on write is refused by runc")
+			}
+			if _, done := checked[n]; !done && checkNames {
+				checked[n] = struct{}{}
+				switch known, real := resolves(n, arches); {
+				case known:
+				case real:
+					warnings = append(warnings, fmt.Sprintf("profile %q (%s): %q is unknown to libseccomp %s; runc will skip it", name, source, n, libseccompVersion()))
+				default:
+					bad(i, []string{n}, "unknown syscall %q for architectures %v", n, archNames(sc.Architectures))
+				}
+			}
+			for _, prev := range byName[n] {
+				switch {
+				case prev.key == key && prev.act == act:
+					if !origin(i).Conditional && !origin(prev.rule).Conditional {
+						bad(i, []string{n}, "duplicates syscalls[%d]", origin(prev.rule).Index)
+					}
+				case prev.key == key || prev.key == "[]" || key == "[]":
+					if prev.act != act {
+						bad(i, []string{n}, "contradicts syscalls[%d] (%s vs %s)", origin(prev.rule).Index, act, prev.act)
+					}
+				}
+			}
+			byName[n] = append(byName[n], seen{i, key, act})
+		}
+	}
+	if len(probs) > 0 {
+		return warnings, &ValidationError{Profile: name, Source: source, Problems: probs}
+	}
+	return warnings, nil
+}
+
+func checkErrno(act specs.LinuxSeccompAction, errno *uint, bad func(string)) {
+	if errno == nil {
+		return
+	}
+	if act != specs.ActErrno && act != specs.ActTrace {
+		bad(fmt.Sprintf("only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not %s", act))
+	}
+	if *errno > maxErrno {
+		bad(fmt.Sprintf("%d is above the largest errno %d", *errno, maxErrno))
+	}
+}
+
+func errnoOf(e *uint) string {
+	if e == nil {
+		return ""
+	}
+	return fmt.Sprintf("(%d)", *e)
+}
+
+// resolves reports whether libseccomp knows the name on one of the arches
+// (possibly as another arch's syscall, as for chown32 on x86_64: Docker's
+// profiles list the union of every arch's names), and whether it is a real
+// syscall name at all.
+func resolves(name string, arches []libseccomp.ScmpArch) (known, real bool) {
+	for _, a := range arches {
+		if _, err := libseccomp.GetSyscallFromNameByArch(name, a); err == nil {
+			return true, true
+		}
+	}
+	return false, newerSyscalls()[name]
+}
+
+func archNames(a []specs.Arch) []specs.Arch {
+	if len(a) == 0 {
+		return []specs.Arch{"native"}
+	}
+	return a
+}
+
+func libseccompVersion() string {
+	ma, mi, mc := libseccomp.GetLibraryVersion()
+	return fmt.Sprintf("%d.%d.%d", ma, mi, mc)
+}

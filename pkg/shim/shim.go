@@ -1,0 +1,182 @@
+// Package shim is seccomp-shim, a runc-compatible OCI runtime. On create, run
+// and restore it applies the node's seccomp policy to the bundle's
+// config.json, then execs the real runtime with the very same argv. Every
+// other command goes straight through. It never writes to stdout: engines
+// parse the real runtime's stdout, and the exec leaves it all to runc.
+package shim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
+	"github.com/seccomp-shim/seccomp-shim/pkg/logline"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/seccomp-shim/seccomp-shim/pkg/runcargs"
+)
+
+// ErrNoRuntime is returned when no configured runtime candidate exists.
+var ErrNoRuntime = errors.New("no runtime found")
+
+// Shim holds what one invocation needs from its process, so tests can run it
+// in-process.
+type Shim struct {
+	Args   []string // os.Args, argv[0] included
+	Env    []string
+	Dir    string // the working directory: the default bundle
+	Stdout io.Writer
+	Stderr io.Writer
+	// Exec replaces the process with the real runtime (syscall.Exec).
+	Exec func(path string, argv, env []string) error
+	// Self is our own executable, never to be exec'd as the runtime.
+	Self string
+	// Check runs the operator's readiness check (seccomp-shim check).
+	Check func(cfg *policy.Config, stdout io.Writer) int
+}
+
+func (s *Shim) getenv(key string) string {
+	for i := len(s.Env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(s.Env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// Run does the work and returns the exit code; it only returns on failure,
+// or after seccomp-shim's own commands.
+func (s *Shim) Run() int {
+	a, perr := runcargs.Parse(s.Args[1:], s.Dir)
+	if perr != nil {
+		a = &runcargs.Args{}
+	}
+	cfg, cerr := policy.Load(s.getenv)
+	if len(s.Args) > 1 && s.Args[1] == "check" {
+		if cerr != nil {
+			fmt.Fprintf(s.Stderr, "seccomp-shim check: %v\n", cerr)
+			return 1
+		}
+		return s.Check(cfg, s.Stdout)
+	}
+	if perr != nil {
+		// runc will refuse this command line itself, but we can't know which
+		// config.json it would read: if it could be a create, stop here.
+		if looksLikeCreate(s.Args[1:]) {
+			return s.fail(a, perr)
+		}
+	} else if a.ModifiesBundle() {
+		if cerr != nil {
+			return s.fail(a, cerr)
+		}
+		res, err := inject.File(cfg, filepath.Join(a.Bundle, "config.json"), a.ID)
+		if err != nil {
+			return s.fail(a, err)
+		}
+		s.record(cfg, a, res)
+	}
+	if cerr != nil {
+		// A broken config must not stop anyone from killing or deleting
+		// the containers that already run: use the default runtimes.
+		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: %v; using the default runtime for %q\n", cerr, a.Command)
+		cfg = policy.DefaultConfig()
+	}
+	rt, err := s.runtime(cfg)
+	if err != nil {
+		return s.fail(a, err)
+	}
+	argv := append([]string{rt}, s.Args[1:]...)
+	err = s.Exec(rt, argv, s.Env)
+	return s.fail(a, fmt.Errorf("exec %s: %w", rt, err))
+}
+
+func looksLikeCreate(args []string) bool {
+	for _, a := range args {
+		if a == "create" || a == "run" || a == "restore" {
+			return true
+		}
+	}
+	return false
+}
+
+// runtime finds the first candidate that exists and is not this binary.
+func (s *Shim) runtime(cfg *policy.Config) (string, error) {
+	self, _ := os.Stat(s.Self)
+	path := s.getenv("PATH")
+	for _, c := range cfg.Runtime.Path {
+		p := c
+		if !filepath.IsAbs(c) {
+			p = lookPath(c, path)
+			if p == "" {
+				continue
+			}
+		}
+		fi, err := os.Stat(p)
+		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		if self != nil && os.SameFile(self, fi) {
+			continue // installed as "runc", or a config naming us: never loop
+		}
+		return p, nil
+	}
+	return "", fmt.Errorf("%w: none of %q is an executable other than seccomp-shim itself (config %s, runtime.path)", ErrNoRuntime, []string(cfg.Runtime.Path), cfg.Source)
+}
+
+// lookPath searches the given PATH, not our own process's, since tests and
+// engines pass the environment explicitly.
+func lookPath(name, path string) string {
+	if path == "" {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs
+			}
+		}
+	}
+	return ""
+}
+
+// fail reports err where engines look for it: stderr, and the --log file in
+// its --log-format, which is the only place Docker and containerd read a
+// runtime's error from.
+func (s *Shim) fail(a *runcargs.Args, err error) int {
+	msg := "seccomp-shim: " + err.Error()
+	fmt.Fprintln(s.Stderr, msg)
+	if a.Log != "" {
+		if lerr := logline.Append(a.Log, a.LogFormat, logline.Error, msg, nil); lerr != nil {
+			fmt.Fprintf(s.Stderr, "seccomp-shim: writing --log %s: %v\n", a.Log, lerr)
+		}
+	}
+	return 1
+}
+
+// record notes the decision in the node's log file and passes warnings to
+// the engine's log.
+func (s *Shim) record(cfg *policy.Config, a *runcargs.Args, res *policy.Result) {
+	for _, w := range res.Warnings {
+		if a.Log != "" {
+			_ = logline.Append(a.Log, a.LogFormat, logline.Warning, "seccomp-shim: "+w, nil)
+		}
+	}
+	if cfg.Log.File == "" || !logline.Enabled(cfg.Log.Level, logline.Info) {
+		return
+	}
+	err := logline.Append(cfg.Log.File, "json", logline.Info, "seccomp profile "+res.Action, map[string]any{
+		"id": a.ID, "bundle": a.Bundle, "command": a.Command, "rule": res.Rule,
+		"profile": res.Profile, "requested": res.Requested, "action": res.Action,
+		"warnings": res.Warnings,
+	})
+	if err != nil {
+		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: log.file: %v\n", err)
+	}
+}

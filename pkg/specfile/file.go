@@ -1,0 +1,152 @@
+package specfile
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// ErrChanged reports that the file was modified or replaced between Read and
+// WriteAtomic; writing anyway would silently discard that change.
+var ErrChanged = errors.New("file changed since it was read")
+
+// File is a config.json read from disk.
+type File struct {
+	Path     string
+	Data     []byte
+	Mode     os.FileMode // permission and set-id/sticky bits
+	UID, GID int
+
+	fi os.FileInfo // identity of what Data came from, for ErrChanged
+}
+
+// Read reads path, which must be a regular file holding one JSON object, so
+// that a malformed config is reported with the file's name before anything
+// is patched.
+//
+// A symlink is refused rather than followed: the rename in WriteAtomic would
+// replace the link, not its target, and following it would let a bundle
+// point the rewrite at any file we can write.
+func Read(path string) (*File, error) {
+	// O_NONBLOCK so that a FIFO fails the regular-file check below instead of
+	// blocking the open until a writer appears.
+	fd, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("specfile: %s is a symlink, refusing to rewrite it: %w", path, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("specfile: %w", err)
+	}
+	defer fd.Close()
+	fi, err := fd.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("specfile: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("specfile: %s is not a regular file (mode %s)", path, fi.Mode())
+	}
+	data, err := io.ReadAll(fd)
+	if err != nil {
+		return nil, fmt.Errorf("specfile: %w", err)
+	}
+	if _, err := parseObject(data); err != nil {
+		return nil, fmt.Errorf("specfile: %s: %w", path, err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return &File{
+		Path: path,
+		Data: data,
+		Mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky),
+		UID:  int(st.Uid),
+		GID:  int(st.Gid),
+		fi:   fi,
+	}, nil
+}
+
+// WriteAtomic replaces f.Path with data, keeping f's owner and mode, unless
+// data equals f.Data: then nothing is touched, so a second run is a no-op
+// that leaves the mtime alone. On error before the rename the original file
+// is untouched and no temporary file is left behind. If the file on disk is
+// no longer the one Read saw, it fails with ErrChanged.
+//
+// On success f describes the new file, so it can be patched again.
+func (f *File) WriteAtomic(data []byte) (changed bool, err error) {
+	if bytes.Equal(data, f.Data) {
+		return false, nil
+	}
+	fi, err := f.replace(data)
+	if err != nil {
+		return false, fmt.Errorf("specfile: replacing %s: %w", f.Path, err)
+	}
+	f.Data, f.fi = data, fi
+	// The rename is durable only once the directory entry is.
+	if err := syncDir(filepath.Dir(f.Path)); err != nil {
+		return true, fmt.Errorf("specfile: replaced %s but could not sync its directory: %w", f.Path, err)
+	}
+	return true, nil
+}
+
+func (f *File) replace(data []byte) (fi os.FileInfo, err error) {
+	// Same directory, so the rename cannot cross filesystems; hidden, so
+	// nothing globbing the bundle picks up a leftover from a crash.
+	tmp, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".seccomp-shim-*")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// Chown before chmod, since chown clears set-id bits.
+	err = tmp.Chown(f.UID, f.GID)
+	if errors.Is(err, syscall.EPERM) && os.Geteuid() != 0 {
+		// Only root can give a file away; a rewrite by an unprivileged
+		// caller owns the result, as with any editor.
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err = tmp.Chmod(f.Mode); err != nil {
+		return nil, err
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return nil, err
+	}
+	if err = tmp.Sync(); err != nil {
+		return nil, err
+	}
+	if fi, err = tmp.Stat(); err != nil {
+		return nil, err
+	}
+	if err = tmp.Close(); err != nil {
+		return nil, err
+	}
+	// Linux has no compare-and-rename, so a writer racing this check can
+	// still lose; the check catches everything not racing it, which covers
+	// another tool having rewritten the bundle since Read.
+	cur, err := os.Lstat(f.Path)
+	if err != nil {
+		return nil, err
+	}
+	if !os.SameFile(cur, f.fi) || cur.Size() != f.fi.Size() || !cur.ModTime().Equal(f.fi.ModTime()) {
+		return nil, ErrChanged
+	}
+	return fi, os.Rename(tmp.Name(), f.Path)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

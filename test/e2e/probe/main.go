@@ -1,0 +1,188 @@
+//go:build linux && (amd64 || 386)
+
+// Command probe runs inside test containers and reports what the seccomp
+// filter lets through:
+//
+//	probe status                       Seccomp: and Seccomp_filters: of /proc/self/status
+//	probe arch                         GOARCH (amd64 or 386)
+//	probe call NAME [ARG...] [call ...] one line per call: "NAME ok" or "NAME errno EPERM 1"
+//
+// ARGs are integers (decimal, 0x hex or negative) and default to 0, so
+// pointers are NULL unless the probe supplies its own buffer. Calls that could
+// change the host (reboot, sethostname, acct, syslog, ...) get fixed harmless
+// arguments: they can only fail, or succeed without changing anything.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Numbers come from x/sys/unix, so the GOARCH=386 build uses the i386 table.
+var syscalls = map[string]uintptr{
+	"getpid":            unix.SYS_GETPID,
+	"getppid":           unix.SYS_GETPPID,
+	"uname":             unix.SYS_UNAME,
+	"keyctl":            unix.SYS_KEYCTL,
+	"add_key":           unix.SYS_ADD_KEY,
+	"unshare":           unix.SYS_UNSHARE,
+	"mount":             unix.SYS_MOUNT,
+	"umount2":           unix.SYS_UMOUNT2,
+	"reboot":            unix.SYS_REBOOT,
+	"personality":       unix.SYS_PERSONALITY,
+	"chroot":            unix.SYS_CHROOT,
+	"acct":              unix.SYS_ACCT,
+	"swapoff":           unix.SYS_SWAPOFF,
+	"syslog":            unix.SYS_SYSLOG,
+	"ptrace":            unix.SYS_PTRACE,
+	"bpf":               unix.SYS_BPF,
+	"userfaultfd":       unix.SYS_USERFAULTFD,
+	"kcmp":              unix.SYS_KCMP,
+	"mknodat":           unix.SYS_MKNODAT,
+	"socket":            unix.SYS_SOCKET,
+	"setns":             unix.SYS_SETNS,
+	"clock_settime":     unix.SYS_CLOCK_SETTIME,
+	"clone3":            unix.SYS_CLONE3,
+	"io_uring_setup":    unix.SYS_IO_URING_SETUP,
+	"pivot_root":        unix.SYS_PIVOT_ROOT,
+	"sethostname":       unix.SYS_SETHOSTNAME,
+	"setdomainname":     unix.SYS_SETDOMAINNAME,
+	"uselib":            unix.SYS_USELIB,
+	"open_by_handle_at": unix.SYS_OPEN_BY_HANDLE_AT,
+	"init_module":       unix.SYS_INIT_MODULE,
+	"delete_module":     unix.SYS_DELETE_MODULE,
+	"perf_event_open":   unix.SYS_PERF_EVENT_OPEN,
+	"fsopen":            unix.SYS_FSOPEN,
+	"open_tree":         unix.SYS_OPEN_TREE,
+	"pidfd_open":        unix.SYS_PIDFD_OPEN,
+}
+
+// buf is the only memory the probe hands to the kernel. A global never moves
+// and is never freed, so passing its address as a uintptr is safe.
+var buf [4096]byte
+
+func bufAddr() uintptr { return uintptr(unsafe.Pointer(&buf[0])) }
+
+// sameName makes set{host,domain}name a no-op: it writes back the current
+// name of the probe's own UTS namespace.
+func sameName(file string) [6]uintptr {
+	b, err := os.ReadFile(file)
+	n := copy(buf[:], strings.TrimSuffix(string(b), "\n"))
+	if err != nil {
+		n = 65 // longer than __NEW_UTS_LEN: EINVAL, never a change
+	}
+	return [6]uintptr{bufAddr(), uintptr(n)}
+}
+
+// fixedArgs overrides the caller's arguments where they could harm the host
+// or hang the probe.
+var fixedArgs = map[string]func() [6]uintptr{
+	"uname": func() [6]uintptr { return [6]uintptr{bufAddr()} },
+	// Magic 0: reboot can only fail (EPERM or EINVAL).
+	"reboot": func() [6]uintptr { return [6]uintptr{} },
+	// "" gives ENOENT; NULL would switch process accounting off.
+	"acct": func() [6]uintptr { buf[0] = 0; return [6]uintptr{bufAddr()} },
+	// SYSLOG_ACTION_SIZE_BUFFER only reads; other actions clear the host's log.
+	"syslog": func() [6]uintptr { return [6]uintptr{10} },
+	// PEEKDATA of pid 0 gives ESRCH; TRACEME would stop the probe at its
+	// first signal (Go preempts with SIGURG) with nobody to resume it.
+	"ptrace":        func() [6]uintptr { return [6]uintptr{2} },
+	"sethostname":   func() [6]uintptr { return sameName("/proc/sys/kernel/hostname") },
+	"setdomainname": func() [6]uintptr { return sameName("/proc/sys/kernel/domainname") },
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: probe status | probe arch | probe call NAME [ARG...] [call NAME [ARG...]]...")
+	os.Exit(2)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	switch os.Args[1] {
+	case "arch":
+		fmt.Println(runtime.GOARCH)
+	case "status":
+		status()
+	case "call":
+		call(os.Args[1:])
+	default:
+		usage()
+	}
+}
+
+func status() {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if strings.HasPrefix(s.Text(), "Seccomp:") || strings.HasPrefix(s.Text(), "Seccomp_filters:") {
+			fmt.Println(s.Text())
+		}
+	}
+}
+
+type request struct {
+	name string
+	nr   uintptr
+	args [6]uintptr
+}
+
+// call parses every request before making any, so a usage error runs nothing.
+func call(words []string) {
+	var reqs []request
+	for len(words) > 0 {
+		if words[0] != "call" || len(words) < 2 {
+			usage()
+		}
+		r := request{name: words[1]}
+		nr, ok := syscalls[r.name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "probe: unknown syscall %q on %s\n", r.name, runtime.GOARCH)
+			os.Exit(2)
+		}
+		r.nr, words = nr, words[2:]
+		for i := 0; len(words) > 0 && words[0] != "call"; i, words = i+1, words[1:] {
+			if i == len(r.args) {
+				usage()
+			}
+			r.args[i] = parseArg(words[0])
+		}
+		reqs = append(reqs, r)
+	}
+	for _, r := range reqs {
+		if fix := fixedArgs[r.name]; fix != nil {
+			r.args = fix()
+		}
+		a := r.args
+		_, _, e := unix.Syscall6(r.nr, a[0], a[1], a[2], a[3], a[4], a[5])
+		if e == 0 {
+			fmt.Println(r.name, "ok")
+		} else {
+			fmt.Println(r.name, "errno", unix.ErrnoName(e), int(e))
+		}
+	}
+}
+
+func parseArg(s string) uintptr {
+	if u, err := strconv.ParseUint(s, 0, 64); err == nil {
+		return uintptr(u)
+	}
+	i, err := strconv.ParseInt(s, 0, 64)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "probe: bad argument %q\n", s)
+		os.Exit(2)
+	}
+	return uintptr(i)
+}

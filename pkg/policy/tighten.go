@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 
@@ -69,6 +70,16 @@ func (t treatment) strictest(v verdict) verdict {
 	return v
 }
 
+// normalize turns rules that all say what the default says into the default.
+func (t treatment) normalize(def verdict) treatment {
+	if t.Uncond == nil && !slices.ContainsFunc(t.Rules, func(r specs.LinuxSyscall) bool {
+		return !verdict{r.Action, r.ErrnoRet}.equal(def)
+	}) {
+		return treatment{Uncond: &def}
+	}
+	return t
+}
+
 func treatments(sc *specs.LinuxSeccomp) map[string]treatment {
 	m := map[string]treatment{}
 	for _, s := range sc.Syscalls {
@@ -88,12 +99,16 @@ func treatments(sc *specs.LinuxSeccomp) map[string]treatment {
 			m[n] = t
 		}
 	}
-	// libseccomp gives no clear answer for a syscall with both an
-	// unconditional rule and argument rules: take the strictest.
+	def := verdict{sc.DefaultAction, sc.DefaultErrnoRet}
 	for n, t := range m {
-		if t.Uncond != nil && len(t.Rules) > 0 {
+		switch {
+		case t.Uncond != nil && len(t.Rules) > 0:
+			// libseccomp gives no clear answer for a syscall with both an
+			// unconditional rule and argument rules: take the strictest.
 			v := treatment{Rules: t.Rules}.strictest(*t.Uncond)
 			m[n] = treatment{Uncond: &v}
+		default:
+			m[n] = t.normalize(def)
 		}
 	}
 	return m
@@ -185,6 +200,8 @@ func Tighten(base, ours *specs.LinuxSeccomp) (*specs.LinuxSeccomp, error) {
 			r = e
 		case e.allow():
 			r = p
+		case reflect.DeepEqual(e.Rules, p.Rules):
+			r = e
 		case e.allAllow() && p.allAllow() && implies(e, p):
 			r = e
 		case e.allAllow() && p.allAllow() && implies(p, e):
@@ -193,7 +210,7 @@ func Tighten(base, ours *specs.LinuxSeccomp) (*specs.LinuxSeccomp, error) {
 			v := p.strictest(e.strictest(def))
 			r = treatment{Uncond: &v}
 		}
-		if r.Uncond != nil && r.Uncond.equal(def) {
+		if r = r.normalize(def); r.Uncond != nil && r.Uncond.equal(def) {
 			continue // the default says it already
 		}
 		key, _ := json.Marshal(r)

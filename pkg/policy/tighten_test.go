@@ -1,0 +1,149 @@
+package policy
+
+import (
+	"math/rand"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// eval is a model of a filter: the strictest verdict among the rules that
+// match the call, else the default.
+func eval(sc *specs.LinuxSeccomp, name string, args [6]uint64) verdict {
+	var v *verdict
+	for _, s := range sc.Syscalls {
+		hit := false
+		for _, n := range s.Names {
+			hit = hit || n == name
+		}
+		for _, a := range s.Args {
+			hit = hit && cmp(a, args[a.Index])
+		}
+		if hit {
+			w := verdict{s.Action, s.ErrnoRet}
+			if v != nil {
+				w = stricter(*v, w)
+			}
+			v = &w
+		}
+	}
+	if v == nil {
+		return verdict{sc.DefaultAction, sc.DefaultErrnoRet}
+	}
+	return *v
+}
+
+func cmp(a specs.LinuxSeccompArg, x uint64) bool {
+	switch a.Op {
+	case specs.OpEqualTo:
+		return x == a.Value
+	case specs.OpNotEqual:
+		return x != a.Value
+	case specs.OpLessThan:
+		return x < a.Value
+	case specs.OpMaskedEqual:
+		return x&a.Value == a.ValueTwo
+	}
+	return false
+}
+
+var (
+	names   = []string{"read", "write", "clone", "personality", "socket", "keyctl"}
+	actions = []specs.LinuxSeccompAction{specs.ActAllow, specs.ActAllow, specs.ActAllow, specs.ActErrno, specs.ActLog, specs.ActKillProcess, specs.ActTrap}
+	ops     = []specs.LinuxSeccompOperator{specs.OpEqualTo, specs.OpNotEqual, specs.OpLessThan, specs.OpMaskedEqual}
+)
+
+func randProfile(r *rand.Rand) *specs.LinuxSeccomp {
+	errno := func() *uint {
+		if r.Intn(2) == 0 {
+			return nil
+		}
+		e := uint(1 + r.Intn(3))
+		return &e
+	}
+	sc := &specs.LinuxSeccomp{DefaultAction: actions[r.Intn(len(actions))]}
+	if sc.DefaultAction == specs.ActErrno {
+		sc.DefaultErrnoRet = errno()
+	}
+	for i := r.Intn(5); i > 0; i-- {
+		s := specs.LinuxSyscall{Action: actions[r.Intn(len(actions))]}
+		if s.Action == specs.ActErrno {
+			s.ErrnoRet = errno()
+		}
+		for j := 1 + r.Intn(2); j > 0; j-- {
+			s.Names = append(s.Names, names[r.Intn(len(names))])
+		}
+		for j := r.Intn(3); j > 0; j-- {
+			s.Args = append(s.Args, specs.LinuxSeccompArg{Index: uint(r.Intn(2)), Value: uint64(r.Intn(3)), ValueTwo: uint64(r.Intn(3)), Op: ops[r.Intn(len(ops))]})
+		}
+		sc.Syscalls = append(sc.Syscalls, s)
+	}
+	return sc
+}
+
+// Fixed so a failure reproduces; raise iterations to search harder.
+const seed, iterations = 1, 3000
+
+// TestTightenSound checks, over random profiles and calls, that the result
+// is never more permissive than either input, and that it is idempotent.
+func TestTightenSound(t *testing.T) {
+	r := rand.New(rand.NewSource(seed))
+	for i := 0; i < iterations; i++ {
+		base, ours := randProfile(r), randProfile(r)
+		got, err := Tighten(base, ours)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range append(names, "getpid") {
+			for a0 := uint64(0); a0 < 4; a0++ {
+				for a1 := uint64(0); a1 < 4; a1++ {
+					args := [6]uint64{a0, a1}
+					g, e, p := eval(got, n, args), eval(base, n, args), eval(ours, n, args)
+					if actionRank[g.Action] < actionRank[e.Action] || actionRank[g.Action] < actionRank[p.Action] {
+						t.Fatalf("case %d: %s%v: tightened gives %v, base %v, ours %v\nbase %+v\nours %+v\ngot %+v", i, n, args, g, e, p, base, ours, got)
+					}
+				}
+			}
+		}
+		again, err := Tighten(got, ours)
+		if err != nil || !equalJSON(again, got) {
+			t.Fatalf("case %d: not idempotent\n%+v\n%+v", i, got, again)
+		}
+	}
+}
+
+func TestTightenKeepsEqualArgRules(t *testing.T) {
+	// Docker's default against itself: argument rules (personality, clone,
+	// socket) must survive, not collapse into a deny.
+	p, _ := LoadProfile("", ProfileDefault)
+	sc, _ := p.Resolve(nil)
+	got, err := Tighten(sc, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"personality", "clone", "read", "socket"} {
+		for _, a := range [][6]uint64{{0}, {0x20000}, {8}, {1}} {
+			if g, w := eval(got, n, a), eval(sc, n, a); !g.equal(w) {
+				t.Errorf("%s%v: %v, want %v", n, a, g, w)
+			}
+		}
+	}
+}
+
+func TestTightenArches(t *testing.T) {
+	a := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86}}
+	b := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64}}
+	got, err := Tighten(a, b)
+	if err != nil || len(got.Architectures) != 1 {
+		t.Fatalf("%v %+v", err, got)
+	}
+	c := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchAARCH64}}
+	if _, err := Tighten(b, c); err == nil {
+		t.Fatal("no common arch must be an error")
+	}
+	spec := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Flags: []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagSpecAllow, specs.LinuxSeccompFlagLog}}
+	got, _ = Tighten(spec, b)
+	if len(got.Flags) != 1 || got.Flags[0] != specs.LinuxSeccompFlagLog {
+		t.Fatalf("SPEC_ALLOW must need both profiles: %v", got.Flags)
+	}
+}

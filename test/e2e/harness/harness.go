@@ -28,7 +28,7 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
-var aptPackage = map[string]string{"runc": "runc", "busybox": "busybox-static"}
+var aptPackage = map[string]string{"runc": "runc", "busybox": "busybox-static", "podman": "podman", "conmon": "conmon"}
 
 // RequireBinary returns the path of name. Without root it skips; as root a
 // missing binary is a broken machine, so it fails.
@@ -46,7 +46,7 @@ func RequireBinary(t testing.TB, name string) string {
 	return p
 }
 
-var links = []string{"sh", "true", "echo", "cat", "sleep", "ls", "id", "grep", "head"}
+var links = []string{"sh", "true", "echo", "cat", "sleep", "ls", "id", "grep", "head", "mkdir"}
 
 // BuildRootfs fills dir with a minimal rootfs: a static busybox with a few
 // applet links, /bin/probe (amd64) and /bin/probe32 (386) built from

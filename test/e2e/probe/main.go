@@ -3,7 +3,7 @@
 // Command probe runs inside test containers and reports what the seccomp
 // filter lets through:
 //
-//	probe status                       Seccomp: and Seccomp_filters: of /proc/self/status
+//	probe status [call ...]            Seccomp: and Seccomp_filters: of /proc/self/status, then the calls
 //	probe arch                         GOARCH (amd64 or 386)
 //	probe call NAME [ARG...] [call ...] one line per call: "NAME ok" or "NAME errno EPERM 1"
 //
@@ -99,7 +99,7 @@ var fixedArgs = map[string]func() [6]uintptr{
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe status | probe arch | probe call NAME [ARG...] [call NAME [ARG...]]...")
+	fmt.Fprintln(os.Stderr, "usage: probe status [call ...] | probe arch | probe call NAME [ARG...] [call NAME [ARG...]]...")
 	os.Exit(2)
 }
 
@@ -112,6 +112,9 @@ func main() {
 		fmt.Println(runtime.GOARCH)
 	case "status":
 		status()
+		if len(os.Args) > 2 {
+			call(os.Args[2:])
+		}
 	case "call":
 		call(os.Args[1:])
 	default:

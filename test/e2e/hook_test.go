@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
+)
+
+// hooksDir writes a hooks.d for podman with seccomp-hook in the given
+// stages, using config file cfg. Hooks run with an empty environment, so the
+// config is passed as a flag.
+func hooksDir(t *testing.T, cfg string, stages ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, stage := range stages {
+		hook := map[string]any{
+			"version": "1.0.0",
+			"hook":    map[string]any{"path": bins.hook, "args": []string{"seccomp-hook", "--config", cfg, stage}},
+			"when":    map[string]any{"always": true},
+			"stages":  []string{stage},
+		}
+		b, _ := json.Marshal(hook)
+		if err := os.WriteFile(filepath.Join(dir, "seccomp-"+stage+".json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestPodmanHook: podman with our precreate hook runs a container with the
+// policy's profile even when asked for seccomp=unconfined, and a
+// createRuntime check stops a container that escaped the policy.
+func TestPodmanHook(t *testing.T) {
+	pm := harness.NewPodman(t)
+	pm.Import(t, harness.Rootfs(t), "localhost/seccomp-shim-e2e:latest")
+	cfg, profiles := writeConfig(t, `
+[[rule]]
+match.annotations = { "team" = "pay*" }
+profile = "eacces"
+existing = "replace"
+`)
+	writeProfile(t, profiles, "eacces", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`)
+	image := "localhost/seccomp-shim-e2e:latest"
+	probe := []string{image, "/bin/probe", "status", "call", "keyctl", "call", "getpid"}
+
+	hooks := hooksDir(t, cfg, "precreate", "createRuntime")
+	out, err := pm.Run(append([]string{"--hooks-dir", hooks, "--security-opt", "seccomp=unconfined"}, probe...)...)
+	if err != nil {
+		t.Fatalf("podman run: %v\n%s", err, out)
+	}
+	want(t, out, "Seccomp:\t2", "keyctl errno EPERM 1", "getpid ok")
+
+	out, err = pm.Run(append([]string{"--hooks-dir", hooks, "--annotation", "team=payments"}, probe...)...)
+	if err != nil {
+		t.Fatalf("podman run: %v\n%s", err, out)
+	}
+	want(t, out, "Seccomp:\t2", "keyctl errno EACCES 13")
+
+	// The check alone cannot change the profile, but refuses the start.
+	check := hooksDir(t, cfg, "createRuntime")
+	out, err = pm.Run(append([]string{"--hooks-dir", check, "--security-opt", "seccomp=unconfined"}, probe...)...)
+	if err == nil || !strings.Contains(out, "differs from what policy requires") {
+		t.Fatalf("want the createRuntime check to refuse, got %v\n%s", err, out)
+	}
+	log, _ := os.ReadFile(filepath.Join(filepath.Dir(cfg), "shim.log"))
+	if !strings.Contains(string(log), `"stage":"precreate"`) || !strings.Contains(string(log), `"level":"error"`) {
+		t.Errorf("hook log:\n%s", log)
+	}
+}

@@ -1,3 +1,9 @@
+// The shim lives for milliseconds and then execs: reading cgroup limits to
+// size GOMAXPROCS, and a goroutine to track them, only cost every start.
+
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+
 // Command seccomp-shim is a runc-compatible OCI runtime that applies the
 // node's seccomp policy to each container, then execs the real runtime.
 package main

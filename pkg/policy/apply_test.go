@@ -72,7 +72,9 @@ architectures = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]
 		action   string
 		check    func(*specs.LinuxSeccomp) bool
 	}{
-		{"x1", nil, ActionInjected, func(s *specs.LinuxSeccomp) bool { return s.DefaultAction == specs.ActErrno && len(s.Architectures) == 3 }},
+		{"x1", nil, ActionInjected, func(s *specs.LinuxSeccomp) bool {
+			return s.DefaultAction == specs.ActErrno && len(s.Architectures) == 3
+		}},
 		{"x2", engineProfile(), ActionKept, func(s *specs.LinuxSeccomp) bool { return equalJSON(s, engineProfile()) }},
 		{"r1", engineProfile(), ActionReplaced, func(s *specs.LinuxSeccomp) bool { return len(s.Syscalls) == 1 && len(s.Syscalls[0].Names) > 20 }},
 		{"t1", engineProfile(), ActionTightened, func(s *specs.LinuxSeccomp) bool { return len(s.Syscalls) == 2 && s.DefaultAction == specs.ActAllow }},

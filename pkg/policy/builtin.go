@@ -3,7 +3,6 @@ package policy
 import (
 	"encoding/json"
 
-	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -46,22 +45,21 @@ func strictProfile() *specs.LinuxSeccomp {
 // builtin returns a built-in profile. "default" is Docker's default profile as
 // moby/profiles ships it, so it tracks Docker's without copying it here.
 func builtin(name string) (*Profile, bool) {
-	var v any
+	p := &Profile{Name: name, Source: sourceBuiltin}
 	switch name {
 	case ProfileDefault:
-		v = mobyseccomp.DefaultProfile()
+		p.dockerDefault = true
 	case ProfileStrict:
-		v = strictProfile()
+		data, err := json.Marshal(strictProfile())
+		if err != nil {
+			panic("policy: built-in strict profile does not marshal: " + err.Error())
+		}
+		p.JSON = data
 	case ProfileUnconfined:
-		return &Profile{Name: name, Source: sourceBuiltin}, true
 	default:
 		return nil, false
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		panic("policy: built-in profile does not marshal: " + err.Error())
-	}
-	return &Profile{Name: name, Source: sourceBuiltin, JSON: data}, true
+	return p, true
 }
 
 // BuiltinNames lists the built-in profiles.

@@ -205,7 +205,7 @@ func (r *Rule) validate() error {
 	}
 	for _, n := range append([]string{r.Profile}, r.AllowedProfiles...) {
 		if !ValidName(n) {
-			errs = append(errs, fmt.Errorf("profile name %q: must match %s", n, profileName))
+			errs = append(errs, fmt.Errorf("profile name %q: must be %s", n, profileNameRule))
 		}
 		if n == ProfileUnconfined && !r.AllowUnconfined {
 			errs = append(errs, errors.New(`profile "unconfined" needs allow_unconfined = true`))

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,23 +26,49 @@ const sourceBuiltin = "built-in"
 // nor a file in the profiles directory.
 var ErrUnknownProfile = errors.New("unknown profile")
 
-// profileName keeps names usable as file names and never as paths: an
-// annotation must not be able to point the shim at an arbitrary file.
-var profileName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+// profileNameRule is what ValidName accepts, for error messages.
+const profileNameRule = "1-128 of [A-Za-z0-9._-], not starting with . _ or -"
 
 // Profile is a seccomp profile in Docker's JSON format. The JSON is kept, not
 // the decoded struct, because moby's resolver mutates what it is given.
 type Profile struct {
 	Name   string
 	Source string // the file it was read from, or sourceBuiltin
-	JSON   []byte // nil for unconfined
+	JSON   []byte // nil for unconfined and for Docker's default
+
+	// dockerDefault marks the built-in default, which moby builds in code:
+	// resolving it needs no JSON round trip at each container start.
+	dockerDefault bool
 }
 
 // Unconfined reports whether the profile means "no seccomp filter".
-func (p *Profile) Unconfined() bool { return p.JSON == nil }
+func (p *Profile) Unconfined() bool { return p.JSON == nil && !p.dockerDefault }
 
-// ValidName reports whether name may name a profile.
-func ValidName(name string) bool { return profileName.MatchString(name) }
+// Bytes returns the profile's JSON, nil for unconfined.
+func (p *Profile) Bytes() []byte {
+	if p.dockerDefault {
+		b, _ := json.Marshal(mobyseccomp.DefaultProfile())
+		return b
+	}
+	return p.JSON
+}
+
+// ValidName reports whether name may name a profile: names are usable as
+// file names and never as paths, so an annotation can't point the shim at an
+// arbitrary file. (Hand-written: a regexp costs every container start its
+// compilation.)
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > 128 {
+		return false
+	}
+	for i, c := range []byte(name) {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ParseProfile decodes a profile strictly: unknown fields are an error, since
 // a misspelt key would otherwise silently weaken the profile.
@@ -67,7 +92,7 @@ func ParseProfile(name, source string, data []byte) (*Profile, error) {
 // built-in of the same name, so an operator can pin or override "default".
 func LoadProfile(dir, name string) (*Profile, error) {
 	if !ValidName(name) {
-		return nil, fmt.Errorf("profile name %q: must match %s: %w", name, profileName, ErrUnknownProfile)
+		return nil, fmt.Errorf("profile name %q: must be %s: %w", name, profileNameRule, ErrUnknownProfile)
 	}
 	if dir != "" {
 		path := filepath.Join(dir, name+".json")
@@ -103,8 +128,8 @@ func (p *Profile) Resolve(spec *specs.Spec) (*specs.LinuxSeccomp, error) {
 	}
 	var sc *specs.LinuxSeccomp
 	var err error
-	if p.Source == sourceBuiltin && p.Name == ProfileDefault {
-		sc, err = mobyseccomp.GetDefaultProfile(&rs) // skips a JSON round trip at every start
+	if p.dockerDefault {
+		sc, err = mobyseccomp.GetDefaultProfile(&rs)
 	} else {
 		sc, err = mobyseccomp.LoadProfile(string(p.JSON), &rs)
 	}
@@ -130,7 +155,7 @@ type Origin struct {
 func (p *Profile) Origins(sc *specs.LinuxSeccomp) []Origin {
 	out := make([]Origin, len(sc.Syscalls))
 	var src mobyseccomp.Seccomp
-	if p.JSON == nil || json.Unmarshal(p.JSON, &src) != nil {
+	if data := p.Bytes(); data == nil || json.Unmarshal(data, &src) != nil {
 		for i := range out {
 			out[i] = Origin{Index: i}
 		}

@@ -132,6 +132,10 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 		bad(-1, nil, "defaultAction: SCMP_ACT_NOTIFY is refused by runc; list the syscalls to notify explicitly")
 	}
 	checkErrno(sc.DefaultAction, sc.DefaultErrnoRet, func(msg string) { bad(-1, nil, "defaultErrnoRet: %s", msg) })
+	// The built-in profiles' names are checked by this package's tests; at
+	// most they could warn, and asking libseccomp about 370 names costs a
+	// container start more than the rest of the shim's work.
+	checkNames := p.Source != sourceBuiltin || fullCheck
 	var arches []libseccomp.ScmpArch
 	for _, a := range sc.Architectures {
 		la, ok := libseccompArch[a]
@@ -139,15 +143,19 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 			bad(-1, nil, "architectures: unknown architecture %q", a)
 			continue
 		}
+		if !checkNames {
+			continue
+		}
 		if sa, err := libseccomp.GetArchFromString(la); err == nil {
 			arches = append(arches, sa)
 		}
 	}
-	if len(sc.Architectures) == 0 {
+	if len(sc.Architectures) == 0 && checkNames {
 		if native, err := libseccomp.GetNativeArch(); err == nil {
 			arches = append(arches, native)
 		}
 	}
+	checkNames = checkNames && len(arches) > 0
 	for _, f := range sc.Flags {
 		if !slices.Contains(knownFlags, f) {
 			bad(-1, nil, "flags: unknown flag %q", f)
@@ -161,10 +169,6 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 	}
 	byName := map[string][]seen{}
 	checked := map[string]struct{}{}
-	// The built-in profiles' names are checked by this package's tests; at
-	// most they could warn, and looking up 370 names costs a container start
-	// more than the rest of the shim's work.
-	checkNames := (p.Source != sourceBuiltin || fullCheck) && len(arches) > 0
 	for i, s := range sc.Syscalls {
 		if len(s.Names) == 0 {
 			bad(i, s.Names, "no syscall names")

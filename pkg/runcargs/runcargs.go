@@ -3,8 +3,8 @@
 // directory, and then pass the original argv on unchanged.
 //
 // The wrapper and runc must agree on which config.json runc is going to read,
-// so this follows runc 1.1's own parser (urfave/cli v1.22.1 on top of Go's
-// flag package) rather than getopt conventions:
+// so this follows runc 1.1's own parser (every 1.1.x release pins urfave/cli
+// v1.22.1, on top of Go's flag package) rather than getopt conventions:
 //
 //   - Global flags end at "--" or at the first non-flag token, which is the
 //     subcommand.
@@ -15,6 +15,12 @@
 //   - A value flag takes the next token whatever it looks like; a boolean
 //     flag only takes a value as "--flag=value".
 //   - "-name" and "--name" are the same flag, for long and short names alike.
+//
+// runc 1.2 moved to urfave/cli v1.22.14, which reorders only the flags it
+// knows and lets a value flag take a value starting with "-". The two agree
+// on what container engines generate, flags first, but not on odd lines such
+// as "create -d c1 -b", which runc 1.1 refuses (create has no -d) and runc
+// 1.2 runs with the bundle "-d".
 //
 // Parse is lenient: runc reports its own usage errors, and the wrapper must
 // never reject a command line that runc would accept.
@@ -106,7 +112,8 @@ var commandFlags = map[string]flagTable{
 // the runtime runs in; a relative or missing --bundle is resolved against it.
 func Parse(argv []string, cwd string) (*Args, error) {
 	a := &Args{}
-	// --help/-h and --version/-v are separate flags, each last one winning.
+	// Go's flag package keeps -h and --help apart, and urfave shows help if
+	// either is true; mixing them is a runc usage error, so one bool will do.
 	var help, version, commandHelp bool
 	n, err := scan(argv, globalFlags, true, func(name, value string) {
 		switch name {

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // writeConfig writes a shim config and returns its path. The runtime is
 // Debian's runc; a test's profiles go in dir/profiles.
-func writeConfig(t *testing.T, body string) (path, profiles string) {
+func writeConfig(t testing.TB, body string) (path, profiles string) {
 	t.Helper()
 	dir := t.TempDir()
 	profiles = filepath.Join(dir, "profiles")
@@ -59,7 +59,7 @@ func writeConfig(t *testing.T, body string) (path, profiles string) {
 	return path, profiles
 }
 
-func writeProfile(t *testing.T, dir, name, body string) {
+func writeProfile(t testing.TB, dir, name, body string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, name+".json"), []byte(body), 0o644); err != nil {
 		t.Fatal(err)

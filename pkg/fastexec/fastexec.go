@@ -1,0 +1,71 @@
+// Package fastexec lets seccomp-shim pass a command straight to the real
+// runtime before the Go runtime starts.
+//
+// Only create, run and restore need the shim's policy code; start, state,
+// kill, delete and the rest must reach runc unchanged, and containerd calls
+// them on every container start. Starting Go costs milliseconds on a small
+// VM, so a C constructor (the trick runc's nsexec uses) execs the runtime
+// directly for those commands, provided a cache written by the Go side says
+// which runtime this very config resolves to. Whenever anything is unsure
+// (no cache, another config, a changed config file or PATH, an unknown flag,
+// a failed exec) the constructor returns and the Go code does the work.
+package fastexec
+
+/*
+#cgo CFLAGS: -Wall -O2
+extern void seccomp_shim_fastexec(int, char **, char **);
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// CachePath is where the runtime choice is remembered. It is root's: only a
+// root-owned cache is trusted by the constructor.
+const CachePath = "/run/seccomp-shim/runtime.cache"
+
+// Entry renders a cache entry: which config (by path and file identity) and
+// PATH resolve to which runtime. The constructor compares it line by line.
+func Entry(configPath, pathEnv, runtime string) string {
+	id := "absent"
+	var st syscall.Stat_t
+	if err := syscall.Stat(configPath, &st); err == nil {
+		id = fmt.Sprintf("%d %d %d %d %d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec)
+	}
+	// PATH= keeps the line non-empty, which the C side's tokenizer needs.
+	return fmt.Sprintf("seccomp-shim-runtime-cache v1\n%s\n%s\nPATH=%s\n%s\n", configPath, id, pathEnv, runtime)
+}
+
+// Remember records the runtime for the config and PATH, if it is not already
+// recorded. It does nothing when not root: the constructor would not trust
+// the file anyway.
+func Remember(path, configPath, pathEnv, runtime string) error {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	entry := Entry(configPath, pathEnv, runtime)
+	if old, err := os.ReadFile(path); err == nil && string(old) == entry {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".runtime.cache-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(entry); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages seccomp-shim's build, tests and demo need, if
+# any is missing: runc (the real runtime), libseccomp-dev (cgo, the syscall
+# tables runc uses), busybox-static (the test rootfs), podman and conmon (the
+# hook tests). Needs root only when something is missing.
+set -euo pipefail
+pkgs=(runc libseccomp-dev pkg-config gcc busybox-static podman conmon uidmap)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing Debian packages: ${missing[*]}; run as root: apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkStart times create+start+wait+delete of /bin/true, as containerd
+// does it, for runc and for seccomp-shim, interleaved in each iteration so
+// that drift on the machine hits all variants alike. The baseline for the
+// shim is runc given the very profile the shim would inject, so the ratio is
+// the shim's own cost; runc without a profile shows what seccomp itself
+// costs. Run it with bench/start.sh.
+func BenchmarkStart(b *testing.B) {
+	harness.RequireRoot(b)
+	runcBin := harness.RequireBinary(b, "runc")
+	rootfs := harness.Rootfs(b)
+	cfgAll, _ := writeConfig(b, "")
+	cfgNative, _ := writeConfig(b, "[[rule]]\narchitectures = \"native\"\n")
+
+	type variant struct {
+		name   string
+		rt     *harness.Runtime
+		bundle string
+		reset  []byte // config.json to restore before each run
+		total  time.Duration
+	}
+	bare := func() (string, []byte) {
+		bundle := harness.NewBundle(b, rootfs, "/bin/true")
+		data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return bundle, data
+	}
+	// prepared is a bundle holding what the shim would write for cfg.
+	prepared := func(cfg string) string {
+		bundle, _ := bare()
+		sh := &harness.Runtime{Bin: bins.shim, Root: b.TempDir(), Env: []string{"SECCOMP_SHIM_CONFIG=" + cfg}}
+		// The shim writes it on create: create a throwaway container, then
+		// keep its config.json.
+		if err := sh.Create("prep", bundle); err != nil {
+			b.Fatal(err)
+		}
+		_ = sh.Delete("prep", bundle)
+		reapPidFile(bundle)
+		return bundle
+	}
+	runc := func() *harness.Runtime { return &harness.Runtime{Bin: runcBin, Root: b.TempDir()} }
+	shimRT := func(cfg string) *harness.Runtime {
+		return &harness.Runtime{Bin: bins.shim, Root: b.TempDir(), Env: []string{"SECCOMP_SHIM_CONFIG=" + cfg}}
+	}
+	bundleAll, bundleNative := prepared(cfgAll), prepared(cfgNative)
+	bareAll, dataAll := bare()
+	bareNative, dataNative := bare()
+	bareNone, _ := bare()
+	vs := []*variant{
+		{name: "runc-unconfined", rt: runc(), bundle: bareNone},
+		{name: "runc-default", rt: runc(), bundle: bundleAll},
+		{name: "shim-default", rt: shimRT(cfgAll), bundle: bareAll, reset: dataAll},
+		{name: "runc-native", rt: runc(), bundle: bundleNative},
+		{name: "shim-native", rt: shimRT(cfgNative), bundle: bareNative, reset: dataNative},
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, v := range vs {
+			if v.reset != nil {
+				if err := os.WriteFile(filepath.Join(v.bundle, "config.json"), v.reset, 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			id := v.name + "-" + strconv.Itoa(i)
+			t0 := time.Now()
+			if err := v.rt.Create(id, v.bundle); err != nil {
+				b.Fatal(err)
+			}
+			if err := v.rt.Start(id, v.bundle); err != nil {
+				b.Fatal(err)
+			}
+			reapPidFile(v.bundle)
+			if err := v.rt.Delete(id, v.bundle); err != nil {
+				b.Fatal(err)
+			}
+			v.total += time.Since(t0)
+		}
+	}
+	b.StopTimer()
+	ms := func(v *variant) float64 { return float64(v.total.Microseconds()) / 1000 / float64(b.N) }
+	for _, v := range vs {
+		b.ReportMetric(ms(v), v.name+"-ms")
+	}
+	b.ReportMetric(ms(vs[2])/ms(vs[1]), "shim/runc-default")
+	b.ReportMetric(ms(vs[4])/ms(vs[3]), "shim/runc-native")
+	b.ReportMetric(ms(vs[1])/ms(vs[0]), "default/unconfined")
+	b.ReportMetric(ms(vs[3])/ms(vs[0]), "native/unconfined")
+}
+
+// reapPidFile waits, blocking, for the init whose pid the bundle recorded:
+// the harness made us its subreaper.
+func reapPidFile(bundle string) {
+	data, err := os.ReadFile(filepath.Join(bundle, "init.pid"))
+	if err != nil {
+		return
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			return
+		}
+	}
+}

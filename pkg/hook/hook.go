@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
@@ -43,6 +44,8 @@ stages: precreate (spec on stdin, spec on stdout);
         createRuntime, createContainer, prestart (state on stdin: check);
         startContainer, poststart, poststop (state on stdin: record)`
 
+var stages = []string{"precreate", "createRuntime", "createContainer", "prestart", "startContainer", "poststart", "poststop"}
+
 // Run runs the hook and returns its exit code.
 func (h *Hook) Run() int {
 	args := h.Args[1:]
@@ -63,6 +66,12 @@ func (h *Hook) Run() int {
 		return 2
 	}
 	stage := args[0]
+	// Refuse a bad stage before reading stdin: `seccomp-hook --help` from a
+	// terminal would otherwise wait for EOF first.
+	if !slices.Contains(stages, stage) {
+		fmt.Fprintln(h.Stderr, usage)
+		return 2
+	}
 	cfg, err := policy.Load(getenv)
 	if err != nil {
 		return h.fail(nil, stage, "", err)
@@ -71,8 +80,7 @@ func (h *Hook) Run() int {
 	if err != nil {
 		return h.fail(cfg, stage, "", fmt.Errorf("reading stdin: %w", err))
 	}
-	switch stage {
-	case "precreate":
+	if stage == "precreate" {
 		out, res, err := inject.Spec(cfg, in, "", "spec on stdin")
 		if err != nil {
 			return h.fail(cfg, stage, "", err)
@@ -82,10 +90,6 @@ func (h *Hook) Run() int {
 		}
 		h.log(cfg, logline.Info, "seccomp profile "+res.Action, stage, "", res)
 		return 0
-	case "createRuntime", "createContainer", "prestart", "startContainer", "poststart", "poststop":
-	default:
-		fmt.Fprintln(h.Stderr, usage)
-		return 2
 	}
 	var state specs.State
 	if err := json.Unmarshal(in, &state); err != nil {

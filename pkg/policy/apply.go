@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"runtime"
 
@@ -92,6 +94,11 @@ func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
 		return res, nil
 	case existing == nil:
 		res.Action, opt = ActionInjected, WithSeccomp(ours)
+	case d.Existing == ExistingTighten && equalJSON(existing, ours):
+		// Ours, as an earlier run injected it: tightening it by itself would
+		// only regroup its rules, and change the spec on every run.
+		res.Action = ActionKept
+		return res, nil
 	case d.Existing == ExistingReplace:
 		res.Action, opt = ActionReplaced, WithSeccomp(ours)
 	default:
@@ -144,4 +151,10 @@ func nativeArch() specs.Arch {
 		"s390x": specs.ArchS390X, "riscv64": specs.ArchRISCV64, "loong64": specs.ArchLOONGARCH64,
 		"mips64le": specs.ArchMIPSEL64, "mips64": specs.ArchMIPS64,
 	}[runtime.GOARCH]
+}
+
+func equalJSON(a, b any) bool {
+	x, errA := json.Marshal(a)
+	y, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(x, y)
 }

@@ -10,12 +10,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-func equalJSON(a, b any) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return string(x) == string(y)
-}
-
 func mustConfig(t *testing.T, toml string) *Config {
 	t.Helper()
 	c, err := ParseConfig("test.toml", []byte(toml))

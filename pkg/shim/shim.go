@@ -68,15 +68,8 @@ func (s *Shim) Run() int {
 		if looksLikeCreate(s.Args[1:]) {
 			return s.fail(a, perr)
 		}
-	} else if a.ModifiesBundle() {
-		if cerr != nil {
-			return s.fail(a, cerr)
-		}
-		res, err := inject.File(cfg, filepath.Join(a.Bundle, "config.json"), a.ID)
-		if err != nil {
-			return s.fail(a, err)
-		}
-		s.record(cfg, a, res)
+	} else if a.ModifiesBundle() && cerr != nil {
+		return s.fail(a, cerr)
 	}
 	if cerr != nil {
 		// A broken config must not stop anyone from killing or deleting
@@ -84,9 +77,19 @@ func (s *Shim) Run() int {
 		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: %v; using the default runtime for %q\n", cerr, a.Command)
 		cfg = policy.DefaultConfig()
 	}
+	// Before the bundle is touched: a create that can't reach a runtime
+	// must leave config.json as the engine wrote it, like every other
+	// error before the exec.
 	rt, err := s.runtime(cfg)
 	if err != nil {
 		return s.fail(a, err)
+	}
+	if perr == nil && a.ModifiesBundle() {
+		res, err := inject.File(cfg, filepath.Join(a.Bundle, "config.json"), a.ID)
+		if err != nil {
+			return s.fail(a, err)
+		}
+		s.record(cfg, a, res)
 	}
 	argv := append([]string{rt}, s.Args[1:]...)
 	err = s.Exec(rt, argv, s.Env)

@@ -1,0 +1,253 @@
+package hook_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/hook"
+	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+)
+
+// spec is a podman-style spec with a field runtime-spec doesn't know.
+const spec = `{
+	"ociVersion": "1.0.2-dev",
+	"process": {
+		"args": [
+			"sh"
+		],
+		"cwd": "/",
+		"xFuture": 1.50
+	},
+	"root": {
+		"path": "rootfs"
+	},
+	"linux": {
+		"namespaces": [
+			{
+				"type": "pid"
+			}
+		]
+	}
+}
+`
+
+type env struct {
+	config, log string
+	cfg         *policy.Config
+}
+
+// setup writes a config that names its own log file and no profiles
+// directory, so nothing outside the test's directory is read.
+func setup(t *testing.T) env {
+	t.Helper()
+	dir := t.TempDir()
+	e := env{config: filepath.Join(dir, "config.toml"), log: filepath.Join(dir, "hook.log")}
+	data := "[profiles]\ndir = \"\"\n[log]\nfile = \"" + e.log + "\"\n"
+	if err := os.WriteFile(e.config, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.LoadFile(e.config, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cfg = cfg
+	return e
+}
+
+// noEnv is a hook's environment under podman and CRI-O: empty.
+func noEnv(string) string { return "" }
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(getenv func(string) string, stdin io.Reader, args ...string) result {
+	var stdout, stderr bytes.Buffer
+	h := &hook.Hook{
+		Args:   append([]string{"seccomp-hook"}, args...),
+		Getenv: getenv, Stdin: stdin, Stdout: &stdout, Stderr: &stderr,
+	}
+	code := h.Run()
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// logLines decodes the config's log file.
+func logLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestPrecreate(t *testing.T) {
+	e := setup(t)
+	want, _, err := inject.Spec(e.cfg, []byte(spec), "", "spec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) == spec {
+		t.Fatal("the policy changes nothing: the test proves nothing")
+	}
+	r := run(noEnv, strings.NewReader(spec), "--config", e.config, "precreate")
+	if r.code != 0 || r.stdout != string(want) || r.stderr != "" {
+		t.Errorf("precreate = %d, stdout equal: %v, stderr %q", r.code, r.stdout == string(want), r.stderr)
+	}
+	lines := logLines(t, e.log)
+	if len(lines) != 1 || lines[0]["stage"] != "precreate" || lines[0]["action"] != policy.ActionInjected || lines[0]["level"] != "info" {
+		t.Errorf("log: %v", lines)
+	}
+
+	// Its own output is what the policy wants already.
+	if r := run(noEnv, strings.NewReader(string(want)), "--config", e.config, "precreate"); r.code != 0 || r.stdout != string(want) {
+		t.Errorf("precreate of its output = %d, changed: %v, %q", r.code, r.stdout != string(want), r.stderr)
+	}
+
+	// Where an environment is passed, SECCOMP_SHIM_CONFIG works too.
+	getenv := func(k string) string {
+		if k == policy.ConfigEnv {
+			return e.config
+		}
+		return ""
+	}
+	if r := run(getenv, strings.NewReader(spec), "precreate"); r.code != 0 || r.stdout != string(want) {
+		t.Errorf("precreate with %s = %d, %q", policy.ConfigEnv, r.code, r.stderr)
+	}
+}
+
+func TestPrecreateErrors(t *testing.T) {
+	e := setup(t)
+	for name, tc := range map[string]struct {
+		args  []string
+		stdin string
+		want  []string
+	}{
+		"truncated spec": {[]string{"--config", e.config, "precreate"}, spec[:40], []string{"seccomp-hook precreate: spec on stdin: not a valid OCI spec", "unexpected end of JSON input"}},
+		"empty spec":     {[]string{"--config", e.config, "precreate"}, "", []string{"spec on stdin"}},
+		"missing config": {[]string{"--config", e.config + ".missing", "precreate"}, spec, []string{e.config + ".missing", "no such file"}},
+		"bad annotation": {[]string{"--config", e.config, "precreate"},
+			strings.Replace(spec, `"ociVersion"`, `"annotations": {"seccomp-shim.io/profile": "../../etc/passwd"}, "ociVersion"`, 1),
+			[]string{"../../etc/passwd", "not a profile name"}},
+	} {
+		r := run(noEnv, strings.NewReader(tc.stdin), tc.args...)
+		if r.code != 1 || r.stdout != "" {
+			t.Errorf("%s: code %d, stdout %q", name, r.code, r.stdout)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("%s: stderr %q lacks %q", name, r.stderr, w)
+			}
+		}
+	}
+	// Errors go to the log too: hook stderr is often swallowed.
+	for _, l := range logLines(t, e.log) {
+		if l["level"] != "error" || !strings.HasPrefix(l["msg"].(string), "seccomp-hook precreate: ") {
+			t.Errorf("log line %v", l)
+		}
+	}
+}
+
+// bundle writes a bundle holding config and returns its state on stdin.
+func bundle(t *testing.T, config []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), config, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := json.Marshal(map[string]any{
+		"ociVersion": "1.0.2", "id": "c1", "status": "creating", "pid": 4242, "bundle": dir,
+		"annotations": map[string]string{"x": "y"},
+	})
+	return string(state)
+}
+
+func TestCheckStages(t *testing.T) {
+	e := setup(t)
+	prepared, _, err := inject.Spec(e.cfg, []byte(spec), "c1", "spec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, bad := bundle(t, prepared), bundle(t, []byte(spec))
+	for _, stage := range []string{"createRuntime", "createContainer", "prestart"} {
+		if r := run(noEnv, strings.NewReader(good), "--config", e.config, stage); r.code != 0 || r.stderr != "" || r.stdout != "" {
+			t.Errorf("%s with the policy's profile = %d, %q", stage, r.code, r.stderr)
+		}
+		r := run(noEnv, strings.NewReader(bad), "--config", e.config, stage)
+		if r.code != 1 || !strings.Contains(r.stderr, hook.ErrPolicyMismatch.Error()) || !strings.Contains(r.stderr, "c1") {
+			t.Errorf("%s without seccomp = %d, %q", stage, r.code, r.stderr)
+		}
+	}
+
+	var st specs.State
+	if err := json.Unmarshal([]byte(bad), &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hook.Verify(e.cfg, st); !errors.Is(err, hook.ErrPolicyMismatch) {
+		t.Errorf("Verify = %v", err)
+	}
+
+	if r := run(noEnv, strings.NewReader("{"), "--config", e.config, "createRuntime"); r.code != 1 || !strings.Contains(r.stderr, "state on stdin") {
+		t.Errorf("createRuntime with a bad state = %d, %q", r.code, r.stderr)
+	}
+}
+
+func TestRecordStages(t *testing.T) {
+	e := setup(t)
+	// Recording needs no bundle: at poststop it may be gone.
+	state := `{"ociVersion":"1.0.2","id":"c9","status":"stopped","bundle":"/nonexistent"}`
+	for _, stage := range []string{"startContainer", "poststart", "poststop"} {
+		if r := run(noEnv, strings.NewReader(state), "--config", e.config, stage); r.code != 0 || r.stderr != "" {
+			t.Errorf("%s = %d, %q", stage, r.code, r.stderr)
+		}
+	}
+	lines := logLines(t, e.log)
+	if len(lines) != 3 {
+		t.Fatalf("log: %v", lines)
+	}
+	last := lines[2]
+	if last["stage"] != "poststop" || last["id"] != "c9" || last["component"] != "seccomp-hook" || last["msg"] != "container poststop" || last["time"] == nil {
+		t.Errorf("poststop log line: %v", last)
+	}
+}
+
+// failReader fails the test if anything reads it.
+type failReader struct{ t *testing.T }
+
+func (r failReader) Read([]byte) (int, error) {
+	r.t.Error("stdin read")
+	return 0, io.EOF
+}
+
+func TestUsage(t *testing.T) {
+	e := setup(t)
+	for _, args := range [][]string{
+		{"--config", e.config, "poststep"},
+		{"--help"},
+		{},
+		{"--config", e.config},
+		{"precreate", "extra"},
+	} {
+		r := run(noEnv, failReader{t}, args...)
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "usage: seccomp-hook") || r.stdout != "" {
+			t.Errorf("%q = %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/seccomp-shim/seccomp-shim/pkg/check"
+	"github.com/seccomp-shim/seccomp-shim/pkg/fastexec"
 	"github.com/seccomp-shim/seccomp-shim/pkg/shim"
 )
 
@@ -22,6 +23,7 @@ func main() {
 		Args: os.Args, Env: os.Environ(), Dir: dir,
 		Stdout: os.Stdout, Stderr: os.Stderr,
 		Exec: syscall.Exec, Self: "/proc/self/exe", Check: check.Run,
+		RuntimeCache: fastexec.CachePath,
 	}
 	os.Exit(s.Run())
 }

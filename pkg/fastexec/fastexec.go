@@ -1,21 +1,15 @@
-// Package fastexec lets seccomp-shim pass a command straight to the real
-// runtime before the Go runtime starts.
+// Package fastexec is the Go half of seccomp-shim's pass-through fast path:
+// the cache that tells the C half (cmd/shim/fastexec.c) which runtime to exec.
 //
 // Only create, run and restore need the shim's policy code; start, state,
 // kill, delete and the rest must reach runc unchanged, and containerd calls
 // them on every container start. Starting Go costs milliseconds on a small
-// VM, so a C constructor (the trick runc's nsexec uses) execs the runtime
-// directly for those commands, provided a cache written by the Go side says
-// which runtime this very config resolves to. Whenever anything is unsure
-// (no cache, another config, a changed config file or PATH, an unknown flag,
-// a failed exec) the constructor returns and the Go code does the work.
+// VM, so a C constructor in the seccomp-shim binary (the trick runc's nsexec
+// uses) execs the runtime directly for those commands, provided this cache
+// says which runtime this very config resolves to. Whenever anything is
+// unsure (no cache, another config, a changed config file or PATH, an unknown
+// flag, a failed exec) the constructor returns and the Go code does the work.
 package fastexec
-
-/*
-#cgo CFLAGS: -Wall -O2
-extern void seccomp_shim_fastexec(int, char **, char **);
-*/
-import "C"
 
 import (
 	"fmt"

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/seccomp-shim/seccomp-shim/pkg/fastexec"
 	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
 	"github.com/seccomp-shim/seccomp-shim/pkg/logline"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
@@ -34,6 +35,9 @@ type Shim struct {
 	Exec func(path string, argv, env []string) error
 	// Self is our own executable, never to be exec'd as the runtime.
 	Self string
+	// RuntimeCache is where to record the runtime this config resolves to,
+	// for pkg/fastexec's pass-through fast path; "" records nothing.
+	RuntimeCache string
 	// Check runs the operator's readiness check (seccomp-shim check).
 	Check func(cfg *policy.Config, stdout io.Writer) int
 }
@@ -84,6 +88,9 @@ func (s *Shim) Run() int {
 	if err != nil {
 		return s.fail(a, err)
 	}
+	if cerr == nil && s.RuntimeCache != "" {
+		s.remember(rt)
+	}
 	if perr == nil && a.ModifiesBundle() {
 		res, err := inject.File(cfg, filepath.Join(a.Bundle, "config.json"), a.ID)
 		if err != nil {
@@ -94,6 +101,18 @@ func (s *Shim) Run() int {
 	argv := append([]string{rt}, s.Args[1:]...)
 	err = s.Exec(rt, argv, s.Env)
 	return s.fail(a, fmt.Errorf("exec %s: %w", rt, err))
+}
+
+// remember records the runtime for the fast path. A failure only costs
+// speed, so it is a warning.
+func (s *Shim) remember(rt string) {
+	config := s.getenv(policy.ConfigEnv)
+	if config == "" {
+		config = policy.DefaultConfigPath
+	}
+	if err := fastexec.Remember(s.RuntimeCache, config, s.getenv("PATH"), rt); err != nil {
+		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: runtime cache: %v\n", err)
+	}
 }
 
 func looksLikeCreate(args []string) bool {

@@ -1,4 +1,4 @@
-// The pass-through fast path of seccomp-shim; see fastexec.go. It only ever
+// The pass-through fast path of seccomp-shim; see pkg/fastexec. It only ever
 // execs the runtime the Go side recorded for this exact config and PATH, or
 // returns and lets Go decide.
 #define _GNU_SOURCE
@@ -82,7 +82,7 @@ static int trusted_read(char *buf, size_t size) {
 	return 0;
 }
 
-void seccomp_shim_fastexec(int argc, char **argv, char **envp) {
+static void seccomp_shim_fastexec(int argc, char **argv, char **envp) {
 	if (argc < 2 || geteuid() != 0 || !is_passthrough(argc, argv))
 		return;
 	const char *config = getenv_in(envp, "SECCOMP_SHIM_CONFIG");

@@ -1,0 +1,9 @@
+package main
+
+// fastexec.c holds a constructor that runs before the Go runtime: see
+// pkg/fastexec. Being in package main, it is in the seccomp-shim binary only.
+
+/*
+#cgo CFLAGS: -Wall -O2
+*/
+import "C"

@@ -3,19 +3,23 @@ PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
 CONFDIR   ?= /etc/seccomp-shim
 GO        ?= go
-BINARIES  := bin/seccomp-shim bin/seccomp-hook
-GOFLAGS_BUILD := -trimpath
+BIN       ?= bin
+BINARIES  := $(BIN)/seccomp-shim $(BIN)/seccomp-hook
+# Static: no dynamic loader at every container start (about 1 ms on a small
+# VM), and no libseccomp.so needed on the node. libseccomp.a comes with
+# libseccomp-dev.
+GOFLAGS_BUILD := -trimpath -ldflags '-linkmode external -extldflags "-static"'
 
 .PHONY: help build test unit e2e lint fuzz bench demo install uninstall clean deps
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: $(BINARIES) ## build bin/seccomp-shim and bin/seccomp-hook
+build: $(BINARIES) ## build bin/seccomp-shim and bin/seccomp-hook (BIN=dir to build elsewhere)
 
-bin/seccomp-shim: FORCE
+$(BIN)/seccomp-shim: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/shim
-bin/seccomp-hook: FORCE
+$(BIN)/seccomp-hook: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/hook
 FORCE:
 

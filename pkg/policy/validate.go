@@ -169,6 +169,7 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 	}
 	byName := map[string][]seen{}
 	checked := map[string]struct{}{}
+	var skipped []string
 	for i, s := range sc.Syscalls {
 		if len(s.Names) == 0 {
 			bad(i, s.Names, "no syscall names")
@@ -196,7 +197,7 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 				switch known, real := resolves(n, arches); {
 				case known:
 				case real:
-					warnings = append(warnings, fmt.Sprintf("profile %q (%s): %q is unknown to libseccomp %s; runc will skip it", name, source, n, libseccompVersion()))
+					skipped = append(skipped, n)
 				default:
 					bad(i, []string{n}, "unknown syscall %q for architectures %v", n, archNames(sc.Architectures))
 				}
@@ -215,6 +216,9 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 			}
 			byName[n] = append(byName[n], seen{i, key, act})
 		}
+	}
+	if len(skipped) > 0 {
+		warnings = append(warnings, fmt.Sprintf("profile %q (%s): libseccomp %s does not know %s; runc will skip them", name, source, libseccompVersion(), strings.Join(skipped, ", ")))
 	}
 	if len(probs) > 0 {
 		return warnings, &ValidationError{Profile: name, Source: source, Problems: probs}

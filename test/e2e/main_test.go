@@ -28,11 +28,10 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			bins.shim, bins.hook = filepath.Join(dir, "seccomp-shim"), filepath.Join(dir, "seccomp-hook")
-			for out, pkg := range map[string]string{bins.shim: "../../cmd/shim", bins.hook: "../../cmd/hook"} {
-				if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-					fmt.Fprintf(os.Stderr, "e2e: building %s: %v\n%s", pkg, err, b)
-					return 1
-				}
+			// The Makefile's build, so the tests run what gets installed.
+			if b, err := exec.Command("make", "--no-print-directory", "-C", "../..", "build", "BIN="+dir).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: make build: %v\n%s", err, b)
+				return 1
 			}
 		}
 		defer harness.Cleanup()

@@ -71,8 +71,8 @@ func decode(data []byte) (*specs.Spec, error) {
 	var v struct {
 		Annotations map[string]string `json:"annotations"`
 		Process     *struct {
-			Args         []string                  `json:"args"`
-			Env          []string                  `json:"env"`
+			Args         []string                 `json:"args"`
+			Env          []string                 `json:"env"`
 			Capabilities *specs.LinuxCapabilities `json:"capabilities"`
 		} `json:"process"`
 		Linux *struct {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Podman runs Debian's podman with a private root, runroot and tmpdir, so
@@ -22,7 +24,32 @@ func NewPodman(t testing.TB) *Podman {
 	t.Helper()
 	RequireRoot(t)
 	RequireBinary(t, "conmon")
-	return &Podman{Bin: RequireBinary(t, "podman"), Dir: t.TempDir()}
+	p := &Podman{Bin: RequireBinary(t, "podman"), Dir: t.TempDir()}
+	// Registered after TempDir, so it runs before TempDir's removal: conmon
+	// starts `podman container cleanup` after a container exits, which can
+	// still be writing under Dir, and podman leaves shm mounts there.
+	t.Cleanup(func() {
+		_ = p.Command("rm", "--all", "--force", "--time", "0").Run()
+		unmountUnder(p.Dir)
+	})
+	return p
+}
+
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(dir string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		_ = unix.Unmount(points[i], unix.MNT_DETACH)
+	}
 }
 
 // Command returns podman with the private-state global flags prepended.

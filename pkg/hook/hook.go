@@ -147,6 +147,9 @@ func (h *Hook) log(cfg *policy.Config, level, msg, stage, id string, res *policy
 	}
 	if res != nil {
 		fields["rule"], fields["profile"], fields["action"] = res.Rule, res.Profile, res.Action
+		if res.Audit != "" {
+			fields["audit"] = res.Audit
+		}
 		if len(res.Warnings) > 0 {
 			fields["warnings"] = res.Warnings
 		}

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"reflect"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
@@ -39,6 +41,9 @@ func Spec(cfg *policy.Config, data []byte, id, source string) ([]byte, *policy.R
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
 	}
+	if err := audit(cfg, spec, res); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
 	var after *specs.LinuxSeccomp
 	if spec.Linux != nil {
 		after = spec.Linux.Seccomp
@@ -62,6 +67,56 @@ func Spec(cfg *policy.Config, data []byte, id, source string) ([]byte, *policy.R
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
 	}
 	return specfile.Format(data, out), res, nil
+}
+
+// ErrAgentUnreachable is returned when policy requires the audit and the
+// notify agent does not answer.
+var ErrAgentUnreachable = errors.New("notify agent unreachable")
+
+// audit routes the profile's denials through the notify agent when policy
+// asks for it and the agent answers. A profile that already names a listener
+// (ours from an earlier pass, or the engine's own agent) is left alone.
+func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result) error {
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return nil
+	}
+	sc := spec.Linux.Seccomp
+	switch {
+	case cfg.Audit.Mode == policy.AuditOff:
+		res.Audit = "off by policy"
+		return nil
+	case sc.ListenerPath != "":
+		res.Audit = "listener already set: " + sc.ListenerPath
+		return nil
+	}
+	if err := dialAgent(cfg.Audit.Socket); err != nil {
+		res.Audit = "degraded: " + err.Error()
+		if cfg.Audit.Mode != policy.AuditAlways {
+			return nil
+		}
+		if cfg.Audit.Unreachable == policy.AgentRefuse {
+			return fmt.Errorf("audit.socket %s: %w (audit.unreachable = refuse): %w", cfg.Audit.Socket, ErrAgentUnreachable, err)
+		}
+		res.Warnings = append(res.Warnings, "denials not audited, same protection: notify agent at "+cfg.Audit.Socket+": "+err.Error())
+		return nil
+	}
+	out, err := policy.Audit(sc, cfg.Audit.Socket, policy.AuditMeta{Rule: res.Rule, Profile: res.Profile})
+	if err != nil {
+		return err
+	}
+	spec.Linux.Seccomp = out
+	res.Audit = "audited"
+	return nil
+}
+
+// dialAgent checks that the agent accepts connections: runc will connect
+// during create and fail it if nobody answers.
+func dialAgent(socket string) error {
+	c, err := net.DialTimeout("unix", socket, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // decode reads what the policy looks at. Decoding all of specs.Spec would

@@ -51,6 +51,7 @@ const (
 type Result struct {
 	Decision
 	Action   string
+	Audit    string // "audited", why not, or "" when the container has no filter
 	Warnings []string
 }
 

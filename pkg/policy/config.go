@@ -42,7 +42,26 @@ type Config struct {
 	Runtime  RuntimeConfig  `toml:"runtime"`
 	Profiles ProfilesConfig `toml:"profiles"`
 	Log      LogConfig      `toml:"log"`
+	Audit    AuditConfig    `toml:"audit"`
 	Rules    []Rule         `toml:"rule"`
+}
+
+// Audit modes and what to do when the agent can't be reached.
+const (
+	AuditAuto     = "auto"   // audit when the agent's socket answers
+	AuditAlways   = "always" // audit; if the agent is down, see Unreachable
+	AuditOff      = "off"
+	AgentDegrade  = "degrade" // start without the audit, same protection
+	AgentRefuse   = "refuse"  // fail the create
+	DefaultSocket = "/run/seccomp-shim/agent.sock"
+)
+
+// AuditConfig routes denied syscalls through the notify agent, which answers
+// with the same errno and records each one.
+type AuditConfig struct {
+	Mode        string `toml:"mode"`
+	Socket      string `toml:"socket"`
+	Unreachable string `toml:"unreachable"`
 }
 
 // RuntimeConfig names the real runtime.
@@ -114,6 +133,7 @@ func DefaultConfig() *Config {
 		Runtime:  RuntimeConfig{Path: StringList{"runc", "crun"}},
 		Profiles: ProfilesConfig{Dir: DefaultProfilesDir},
 		Log:      LogConfig{Level: "info"},
+		Audit:    AuditConfig{Mode: AuditAuto, Socket: DefaultSocket, Unreachable: AgentDegrade},
 	}
 }
 
@@ -179,6 +199,15 @@ func (c *Config) validate() error {
 	}
 	if !slices.Contains([]string{"error", "warn", "info", "debug"}, c.Log.Level) {
 		errs = append(errs, fmt.Errorf("log.level %q: must be error, warn, info or debug", c.Log.Level))
+	}
+	if !slices.Contains([]string{AuditAuto, AuditAlways, AuditOff}, c.Audit.Mode) {
+		errs = append(errs, fmt.Errorf("audit.mode %q: must be auto, always or off", c.Audit.Mode))
+	}
+	if !filepath.IsAbs(c.Audit.Socket) {
+		errs = append(errs, fmt.Errorf("audit.socket %q: must be an absolute path", c.Audit.Socket))
+	}
+	if !slices.Contains([]string{AgentDegrade, AgentRefuse}, c.Audit.Unreachable) {
+		errs = append(errs, fmt.Errorf("audit.unreachable %q: must be degrade or refuse", c.Audit.Unreachable))
 	}
 	for i := range c.Rules {
 		r := &c.Rules[i]

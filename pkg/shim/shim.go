@@ -193,11 +193,17 @@ func (s *Shim) record(cfg *policy.Config, a *runcargs.Args, res *policy.Result) 
 	if cfg.Log.File == "" || !logline.Enabled(cfg.Log.Level, logline.Info) {
 		return
 	}
-	err := logline.Append(cfg.Log.File, "json", logline.Info, "seccomp profile "+res.Action, map[string]any{
-		"id": a.ID, "bundle": a.Bundle, "command": a.Command, "rule": res.Rule,
-		"profile": res.Profile, "requested": res.Requested, "action": res.Action,
-		"warnings": res.Warnings,
-	})
+	fields := map[string]any{
+		"component": "seccomp-shim", "id": a.ID, "bundle": a.Bundle, "command": a.Command,
+		"rule": res.Rule, "profile": res.Profile, "requested": res.Requested, "action": res.Action,
+	}
+	if res.Audit != "" {
+		fields["audit"] = res.Audit
+	}
+	if len(res.Warnings) > 0 {
+		fields["warnings"] = res.Warnings
+	}
+	err := logline.Append(cfg.Log.File, "json", logline.Info, "seccomp profile "+res.Action, fields)
 	if err != nil {
 		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: log.file: %v\n", err)
 	}

@@ -1,0 +1,133 @@
+package policy
+
+//go:generate go run ./internal/gensyscalls syscalls_gen.go
+
+import (
+	"encoding/json"
+	"fmt"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// AuditMeta travels to the notify agent as the profile's listenerMetadata.
+// It says how each syscall routed to the agent was answered before it was
+// routed, so the agent answers exactly that and the workload can't tell.
+type AuditMeta struct {
+	V       int    `json:"v"`
+	Rule    string `json:"rule,omitempty"`
+	Profile string `json:"profile,omitempty"`
+	// Errno answers every routed syscall not in Errnos: the profile's
+	// default errno, or 0 if its default is not a denial.
+	Errno  uint            `json:"errno"`
+	Errnos map[string]uint `json:"errnos,omitempty"`
+	// ENOSYSAbove holds, per architecture, the highest syscall number the
+	// original profile named: runc answers ENOSYS above it, not Errno.
+	ENOSYSAbove map[specs.Arch]int `json:"enosysAbove,omitempty"`
+}
+
+// ParseAuditMeta decodes listenerMetadata written by Audit.
+func ParseAuditMeta(s string) (*AuditMeta, error) {
+	var m AuditMeta
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("listener metadata: %w", err)
+	}
+	if m.V != 1 {
+		return nil, fmt.Errorf("listener metadata: version %d, want 1", m.V)
+	}
+	return &m, nil
+}
+
+// Audit returns sc with every syscall it denies with an errno routed to the
+// notify agent at listener: runc refuses SCMP_ACT_NOTIFY as the default
+// action, so the denied syscalls are listed one by one. What is not
+// converted, and so not audited: write (runc refuses to notify it), syscalls
+// with argument rules (their fall-through can't be notified), and kill, trap,
+// trace and log actions. The result denies exactly what sc denies, as long as
+// the agent answers; runc fails the create if it can't reach the agent.
+func Audit(sc *specs.LinuxSeccomp, listener string, meta AuditMeta) (*specs.LinuxSeccomp, error) {
+	meta.V = 1
+	def := verdict{sc.DefaultAction, sc.DefaultErrnoRet}
+	if def.Action == specs.ActErrno {
+		meta.Errno = errnoOrEPERM(def.Errno)
+	}
+	t := treatments(sc)
+	var routed []string
+	for _, n := range allSyscalls {
+		if n == "write" {
+			continue
+		}
+		v := def
+		if tr, ok := t[n]; ok {
+			if tr.Uncond == nil {
+				continue
+			}
+			v = *tr.Uncond
+		}
+		if v.Action != specs.ActErrno {
+			continue
+		}
+		if e := errnoOrEPERM(v.Errno); e != meta.Errno {
+			if meta.Errnos == nil {
+				meta.Errnos = map[string]uint{}
+			}
+			meta.Errnos[n] = e
+		}
+		routed = append(routed, n)
+	}
+	if len(routed) == 0 {
+		return sc, nil
+	}
+	meta.ENOSYSAbove = map[specs.Arch]int{}
+	numbers := syscallNumbers()
+	for _, a := range archesOrNative(sc.Architectures) {
+		table, ok := numbers[string(a)]
+		if !ok {
+			continue
+		}
+		highest := -1
+		for _, s := range sc.Syscalls {
+			for _, n := range s.Names {
+				if nr, ok := table[n]; ok && nr > highest {
+					highest = nr
+				}
+			}
+		}
+		meta.ENOSYSAbove[a] = highest
+	}
+	md, err := json.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	out := *sc
+	out.ListenerPath, out.ListenerMetadata = listener, string(md)
+	out.Syscalls = nil
+	isRouted := make(map[string]bool, len(routed))
+	for _, n := range routed {
+		isRouted[n] = true
+	}
+	for _, s := range sc.Syscalls {
+		// Unconditional errno rules give their names to the notify rule.
+		if len(s.Args) == 0 && s.Action == specs.ActErrno {
+			var keep []string
+			for _, n := range s.Names {
+				if !isRouted[n] {
+					keep = append(keep, n)
+				}
+			}
+			if len(keep) == 0 {
+				continue
+			}
+			s.Names = keep
+		}
+		out.Syscalls = append(out.Syscalls, s)
+	}
+	out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Names: routed, Action: specs.ActNotify})
+	return &out, nil
+}
+
+func errnoOrEPERM(e *uint) uint {
+	if e == nil {
+		return 1
+	}
+	return *e
+}

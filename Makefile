@@ -4,23 +4,25 @@ BINDIR    ?= $(PREFIX)/bin
 CONFDIR   ?= /etc/seccomp-shim
 GO        ?= go
 BIN       ?= bin
-BINARIES  := $(BIN)/seccomp-shim $(BIN)/seccomp-hook
+BINARIES  := $(BIN)/seccomp-shim $(BIN)/seccomp-hook $(BIN)/seccomp-agent
 # Static: no dynamic loader at every container start (about 1 ms on a small
 # VM), and no libseccomp.so needed on the node. libseccomp.a comes with
-# libseccomp-dev.
-GOFLAGS_BUILD := -trimpath -ldflags '-linkmode external -extldflags "-static"'
+# libseccomp-dev. netgo: the pure Go resolver, nothing of glibc's NSS in a static binary.
+GOFLAGS_BUILD := -trimpath -tags netgo,osusergo -ldflags '-linkmode external -extldflags "-static"'
 
 .PHONY: help build test unit e2e lint fuzz bench demo install uninstall clean deps
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: $(BINARIES) ## build bin/seccomp-shim and bin/seccomp-hook (BIN=dir to build elsewhere)
+build: $(BINARIES) ## build bin/seccomp-shim, bin/seccomp-hook and bin/seccomp-agent (BIN=dir to build elsewhere)
 
 $(BIN)/seccomp-shim: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/shim
 $(BIN)/seccomp-hook: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/hook
+$(BIN)/seccomp-agent: FORCE
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/agent
 FORCE:
 
 deps: ## install the Debian packages that building and the tests need (root)
@@ -48,11 +50,12 @@ demo: deps build ## run a container under the shim and show a denied syscall (ro
 install: build ## install the binaries, config and profiles under PREFIX and CONFDIR
 	install -D -m 0755 bin/seccomp-shim $(DESTDIR)$(BINDIR)/seccomp-shim
 	install -D -m 0755 bin/seccomp-hook $(DESTDIR)$(BINDIR)/seccomp-hook
+	install -D -m 0755 bin/seccomp-agent $(DESTDIR)$(BINDIR)/seccomp-agent
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)/profiles
 	test -e $(DESTDIR)$(CONFDIR)/config.toml || install -m 0644 examples/config.toml $(DESTDIR)$(CONFDIR)/config.toml
 
 uninstall: ## remove the installed binaries (config is kept)
-	rm -f $(DESTDIR)$(BINDIR)/seccomp-shim $(DESTDIR)$(BINDIR)/seccomp-hook
+	rm -f $(DESTDIR)$(BINDIR)/seccomp-shim $(DESTDIR)$(BINDIR)/seccomp-hook $(DESTDIR)$(BINDIR)/seccomp-agent
 
 clean: ## remove build outputs
 	rm -rf bin

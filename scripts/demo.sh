@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (containers need it): sudo make demo" >&2; exit 1; }
 shim=$PWD/bin/seccomp-shim
 work=$(mktemp -d /tmp/seccomp-shim-demo.XXXXXX)
-trap 'runc --root "$work/state" delete --force demo >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+cleanup() {
+	runc --root "$work/state" delete --force demo >/dev/null 2>&1 || true
+	[ -n "${agent:-}" ] && kill "$agent" 2>/dev/null && wait "$agent" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
 
 echo "== building a tiny rootfs (busybox-static and a syscall probe)"
 mkdir -p "$work/bundle/rootfs/bin" "$work/bundle/rootfs/proc" "$work/bundle/rootfs/dev" "$work/bundle/rootfs/sys"
@@ -22,11 +27,20 @@ CGO_ENABLED=0 go build -trimpath -o "$work/bundle/rootfs/bin/probe" ./test/e2e/p
 sed -i -e 's/"terminal": true/"terminal": false/' \
 	-e 's|"sh"$|"/bin/probe", "status", "call", "getpid", "call", "keyctl"|' "$work/bundle/config.json"
 
+# The notify agent: the shim routes every syscall the profile denies to it,
+# it answers with the same errno and writes the audit log.
+"$PWD/bin/seccomp-agent" --socket "$work/run/agent.sock" --audit-log "$work/audit.log" 2>"$work/agent.log" &
+agent=$!
+until [ -S "$work/run/agent.sock" ]; do sleep 0.05; done
+
 # The node's policy: no rules, so the built-in default applies (Docker's
-# default profile for a container without one), and decisions are logged.
+# default profile for a container without one, audited while the agent
+# answers), and decisions are logged.
 cat >"$work/config.toml" <<TOML
 [log]
 file = "$work/seccomp-shim.log"
+[audit]
+socket = "$work/run/agent.sock"
 TOML
 export SECCOMP_SHIM_CONFIG=$work/config.toml
 
@@ -42,11 +56,17 @@ echo
 echo "== plain runc: no filter, keyctl reaches the kernel"
 run runc
 echo
-echo "== seccomp-shim: Docker's default profile injected; keyctl denied with EPERM, getpid allowed"
+echo "== seccomp-shim: Docker's default profile injected; keyctl denied with EPERM and audited, getpid allowed"
 run "$shim"
 echo
 echo "== what the shim decided ($work/seccomp-shim.log)"
 cat "$work/seccomp-shim.log"
+echo
+sleep 1.2 # the agent's writer flushes every second
+echo "== the audit log ($work/audit.log)"
+cat "$work/audit.log"
+echo
+"$PWD/bin/seccomp-agent" summary "$work/audit.log"
 echo
 echo "== the profile now in the bundle's config.json (every other field is untouched)"
 grep -o '"defaultAction": *"[A-Z_]*"' "$work/bundle/config.json"

@@ -16,7 +16,7 @@ import (
 
 // bins holds the binaries TestMain builds from this checkout, so the tests
 // never run a stale bin/ or an installed copy.
-var bins struct{ shim, hook string }
+var bins struct{ shim, hook, agent string }
 
 func TestMain(m *testing.M) {
 	code := func() int {
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			defer os.RemoveAll(dir)
-			bins.shim, bins.hook = filepath.Join(dir, "seccomp-shim"), filepath.Join(dir, "seccomp-hook")
+			bins.shim, bins.hook, bins.agent = filepath.Join(dir, "seccomp-shim"), filepath.Join(dir, "seccomp-hook"), filepath.Join(dir, "seccomp-agent")
 			// The Makefile's build, so the tests run what gets installed.
 			if b, err := exec.Command("make", "--no-print-directory", "-C", "../..", "build", "BIN="+dir).CombinedOutput(); err != nil {
 				fmt.Fprintf(os.Stderr, "e2e: make build: %v\n%s", err, b)

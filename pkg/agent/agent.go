@@ -1,0 +1,159 @@
+// Package agent is the seccomp-agent command: flags, the listening socket,
+// signals, and the audit-log summary. The agent itself is pkg/notify.
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+)
+
+// Main runs seccomp-agent with args (os.Args[1:]) and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "summary" {
+		return summary(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("seccomp-agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", policy.DefaultSocket, "UNIX socket runc hands notify fds to (its directory is made root-only)")
+	auditLog := fs.String("audit-log", "/var/log/seccomp-shim/audit.log", "file the audit records are appended to")
+	toStdout := fs.Bool("audit-stdout", false, "also write audit records to stdout")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger := log.New(stderr, "seccomp-agent: ", log.LstdFlags)
+	if err := run(*socket, *auditLog, *toStdout, stdout, logger); err != nil {
+		logger.Print(err)
+		return 1
+	}
+	return 0
+}
+
+func run(socket, auditPath string, toStdout bool, stdout io.Writer, logger *log.Logger) error {
+	if err := os.MkdirAll(filepath.Dir(auditPath), 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(auditPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("--audit-log: %w", err)
+	}
+	defer f.Close()
+	var w io.Writer = f
+	if toStdout {
+		w = io.MultiWriter(f, stdout)
+	}
+	l, err := listen(socket)
+	if err != nil {
+		return err
+	}
+	audit := notify.NewAuditLog(w)
+	s := &notify.Server{Handler: notify.Replay, Audit: audit, Logf: logger.Printf}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	}()
+	logger.Printf("listening on %s, audit log %s", socket, auditPath)
+	err = s.Serve(l)
+	audit.Close()
+	os.Remove(socket)
+	if errors.Is(err, notify.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// listen makes the socket in a root-only directory, replacing a stale one.
+func listen(socket string) (*net.UnixListener, error) {
+	dir := filepath.Dir(socket)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if c, err := net.Dial("unix", socket); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("--socket %s: another agent is listening", socket)
+	}
+	os.Remove(socket)
+	return net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+}
+
+// summary prints denials per container and syscall from an audit log.
+func summary(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: seccomp-agent summary AUDIT-LOG")
+		return 2
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer f.Close()
+	type row struct {
+		container, syscall string
+		count              int
+		first, last        string
+	}
+	rows := map[[2]string]*row{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var r notify.Record
+		if json.Unmarshal(sc.Bytes(), &r) != nil {
+			continue
+		}
+		k := [2]string{r.Container, r.Syscall}
+		x := rows[k]
+		if x == nil {
+			x = &row{container: r.Container, syscall: r.Syscall, first: r.Time}
+			rows[k] = x
+		}
+		n, first := 1, r.Time
+		if r.Count > 0 {
+			n, first = r.Count, r.First
+		}
+		x.count += n
+		if first < x.first {
+			x.first = first
+		}
+		if r.Time > x.last {
+			x.last = r.Time
+		}
+	}
+	list := make([]*row, 0, len(rows))
+	for _, r := range rows {
+		list = append(list, r)
+	}
+	sort.Slice(list, func(i, j int) bool {
+		if list[i].container != list[j].container {
+			return list[i].container < list[j].container
+		}
+		return list[i].count > list[j].count
+	})
+	fmt.Fprintf(stdout, "%-24s %-20s %8s  %s\n", "CONTAINER", "SYSCALL", "DENIED", "FIRST .. LAST")
+	for _, r := range list {
+		fmt.Fprintf(stdout, "%-24s %-20s %8d  %s .. %s\n", r.container, r.syscall, r.count, r.first, r.last)
+	}
+	return 0
+}

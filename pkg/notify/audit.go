@@ -1,0 +1,162 @@
+package notify
+
+import (
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
+)
+
+// Record is one line of the audit log.
+type Record struct {
+	Time      string    `json:"time"`
+	Container string    `json:"container"`
+	Name      string    `json:"name,omitempty"`
+	Pod       string    `json:"pod,omitempty"`
+	Namespace string    `json:"namespace,omitempty"`
+	Image     string    `json:"image,omitempty"`
+	Pid       int       `json:"pid"`
+	Tid       int       `json:"tid"`
+	Comm      string    `json:"comm,omitempty"`
+	Exe       string    `json:"exe,omitempty"`
+	UID       int       `json:"uid"`
+	Arch      string    `json:"arch"`
+	Syscall   string    `json:"syscall"`
+	Nr        int32     `json:"nr"`
+	Args      [6]uint64 `json:"args"`
+	Action    string    `json:"action"`
+	Errno     uint      `json:"errno,omitempty"`
+	Rule      string    `json:"rule,omitempty"`
+	// Set on aggregate records: how many more denials of this syscall in
+	// this container, not written in full, between First and Last.
+	Count int    `json:"count,omitempty"`
+	First string `json:"first,omitempty"`
+	Last  string `json:"last,omitempty"`
+}
+
+// AuditLog writes records as JSON lines. A container that floods gets its
+// first PerKey records per Window written in full and the rest counted, then
+// one aggregate record per (container, syscall) at the end of the window: the
+// log's volume stays bounded. Writing happens on one goroutine behind a
+// bounded queue, so a slow disk never stalls a container; what the queue
+// can't take is counted in Dropped.
+type AuditLog struct {
+	PerKey int
+	Window time.Duration
+
+	mu      sync.Mutex
+	seen    map[key]*agg
+	q       chan []byte
+	done    chan struct{}
+	Dropped uint64
+}
+
+type key struct{ container, syscall string }
+
+type agg struct {
+	n, suppressed int
+	last          Record
+	first         time.Time
+}
+
+// NewAuditLog starts writing to w (a file, or stdout too through
+// io.MultiWriter).
+func NewAuditLog(w io.Writer) *AuditLog {
+	a := &AuditLog{PerKey: 10, Window: 10 * time.Second, seen: map[key]*agg{}, q: make(chan []byte, 4096), done: make(chan struct{})}
+	go a.write(w)
+	return a
+}
+
+func (a *AuditLog) write(w io.Writer) {
+	defer close(a.done)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case b, ok := <-a.q:
+			if !ok {
+				a.flush(w, true)
+				return
+			}
+			w.Write(b)
+		case <-t.C:
+			a.flush(w, false)
+		}
+	}
+}
+
+// flush writes aggregates of windows that ended (all of them at close).
+func (a *AuditLog) flush(w io.Writer, all bool) {
+	a.mu.Lock()
+	var out []Record
+	now := time.Now()
+	for k, g := range a.seen {
+		if !all && now.Sub(g.first) < a.Window {
+			continue
+		}
+		if g.suppressed > 0 {
+			r := g.last
+			r.Count, r.First, r.Last = g.suppressed, g.first.UTC().Format(time.RFC3339Nano), r.Time
+			r.Time = now.UTC().Format(time.RFC3339Nano)
+			out = append(out, r)
+		}
+		delete(a.seen, k)
+	}
+	a.mu.Unlock()
+	for _, r := range out {
+		b, _ := json.Marshal(r)
+		w.Write(append(b, '\n'))
+	}
+}
+
+// Record logs one denial.
+func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d Decision, now time.Time) {
+	k := key{c.ID, r.Syscall}
+	a.mu.Lock()
+	g := a.seen[k]
+	if g == nil {
+		g = &agg{first: now}
+		a.seen[k] = g
+	}
+	g.n++
+	full := g.n <= a.PerKey
+	if !full {
+		g.suppressed++
+	}
+	a.mu.Unlock()
+	rec := Record{
+		Time: now.UTC().Format(time.RFC3339Nano), Container: c.ID,
+		Name:      c.label("io.kubernetes.cri.container-name", "io.kubernetes.container.name"),
+		Pod:       c.label("io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"),
+		Namespace: c.label("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"),
+		Image:     c.label("io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"),
+		Tid:       int(n.Pid), Arch: r.Arch, Syscall: r.Syscall, Nr: n.Data.Nr, Args: n.Data.Args,
+		Action: "errno", Errno: d.Errno, Rule: d.Rule,
+	}
+	if !full {
+		a.mu.Lock()
+		g.last = rec
+		a.mu.Unlock()
+		return
+	}
+	rec.Pid, rec.Comm, rec.Exe, rec.UID = procInfo(fd, n)
+	a.mu.Lock()
+	g.last = rec
+	a.mu.Unlock()
+	b, _ := json.Marshal(rec)
+	select {
+	case a.q <- append(b, '\n'):
+	default:
+		a.mu.Lock()
+		a.Dropped++
+		a.mu.Unlock()
+	}
+}
+
+// Close writes what is pending, aggregates included.
+func (a *AuditLog) Close() {
+	close(a.q)
+	<-a.done
+}

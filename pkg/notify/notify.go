@@ -1,0 +1,277 @@
+// Package notify is the seccomp notify agent: it receives each container's
+// seccomp user-notification fd from runc over the OCI listenerPath hand-off,
+// answers every notified syscall by policy, and writes the audit log of
+// denied syscalls with the container they came from.
+//
+// Its shape is net/http's: a Server serves a listener, a Handler decides,
+// Shutdown stops it. Each container is served by its own goroutine, so a
+// flood from one never delays another.
+package notify
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
+	"golang.org/x/sys/unix"
+)
+
+// Container is what the agent knows of a container, from the hand-off.
+type Container struct {
+	ID, Bundle  string
+	Annotations map[string]string
+	Meta        *policy.AuditMeta // nil if the shim did not route this container
+}
+
+// Name, Pod, Namespace and Image come from the CRI annotations, if any.
+func (c *Container) label(keys ...string) string {
+	for _, k := range keys {
+		if v, ok := c.Annotations[k]; ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Request is one notified syscall.
+type Request struct {
+	Container *Container
+	Notif     *unotify.Notif
+	Syscall   string // decoded by (arch, nr)
+	Arch      string
+}
+
+// Decision is the answer to a Request.
+type Decision struct {
+	Continue bool   // let the syscall run (only where sound: see DESIGN-NOTES §2)
+	Errno    uint   // else fail it with this errno
+	Rule     string // what decided, for the audit record
+}
+
+// Handler decides notified syscalls. It runs on the container's goroutine:
+// it must not block for long.
+type Handler interface {
+	Decide(*Request) Decision
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(*Request) Decision
+
+// Decide calls f.
+func (f HandlerFunc) Decide(r *Request) Decision { return f(r) }
+
+// Replay answers what the profile answered before the shim routed the
+// syscall to the agent, so the workload can't tell the difference. A
+// container the shim did not describe gets EPERM: fail closed.
+var Replay = HandlerFunc(func(r *Request) Decision {
+	m := r.Container.Meta
+	if m == nil {
+		return Decision{Errno: uint(unix.EPERM), Rule: "no policy metadata: deny"}
+	}
+	if e, ok := m.Errnos[r.Syscall]; ok {
+		return Decision{Errno: e, Rule: "profile " + m.Profile}
+	}
+	if above, ok := m.ENOSYSAbove[archSpec(r.Arch)]; ok && int(r.Notif.Data.Nr) > above {
+		return Decision{Errno: uint(unix.ENOSYS), Rule: "profile " + m.Profile + " (newer than the profile)"}
+	}
+	return Decision{Errno: m.Errno, Rule: "profile " + m.Profile}
+})
+
+// Server is the agent.
+type Server struct {
+	Handler Handler
+	Audit   *AuditLog
+	// Logf reports the agent's own events (hand-offs, containers ending).
+	Logf func(format string, args ...any)
+	// AllowPeer decides who may hand off fds; nil means root only.
+	AllowPeer func(unix.Ucred) bool
+
+	mu       sync.Mutex
+	stop     int // eventfd that wakes every container loop on Shutdown
+	wg       sync.WaitGroup
+	listener net.Listener
+	closed   bool
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.Logf != nil {
+		s.Logf(format, args...)
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("notify: server closed")
+
+// Serve accepts hand-offs on l until Shutdown.
+func (s *Server) Serve(l *net.UnixListener) error {
+	s.mu.Lock()
+	if s.stop == 0 {
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		s.stop = fd
+	}
+	s.listener = l
+	s.mu.Unlock()
+	for {
+		conn, err := l.AcceptUnix()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.accept(conn)
+		}()
+	}
+}
+
+// accept takes one hand-off and serves the container until it ends.
+func (s *Server) accept(conn *net.UnixConn) {
+	allow := s.AllowPeer
+	if allow == nil {
+		allow = func(c unix.Ucred) bool { return c.Uid == 0 }
+	}
+	h, err := handoff.ReceiveFrom(conn, time.Now().Add(5*time.Second), allow)
+	conn.Close()
+	if err != nil {
+		// A liveness probe (the shim dialling) sends nothing: not worth a line.
+		if !errors.Is(err, handoff.ErrMalformed) || !strings.Contains(err.Error(), "EOF") {
+			s.logf("hand-off refused: %v", err)
+		}
+		return
+	}
+	c := &Container{ID: h.State.State.ID, Bundle: h.State.State.Bundle, Annotations: h.State.State.Annotations}
+	if h.State.Metadata != "" {
+		if c.Meta, err = policy.ParseAuditMeta(h.State.Metadata); err != nil {
+			s.logf("container %s: %v; denying its notified syscalls with EPERM", c.ID, err)
+		}
+	}
+	s.logf("container %s (pid %d): watching", c.ID, h.State.Pid)
+	s.serveContainer(c, h.SeccompFd)
+	unix.Close(h.SeccompFd)
+	s.logf("container %s: no task uses its filter any more", c.ID)
+}
+
+// serveContainer answers c's notifications until no task uses the filter
+// (POLLHUP) or the server shuts down.
+func (s *Server) serveContainer(c *Container, fd int) {
+	_ = unotify.SetSyncWakeUp(fd) // faster where the kernel has it (6.6+)
+	var n unotify.Notif
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(s.stop), Events: unix.POLLIN}}
+	for {
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			s.logf("container %s: poll: %v", c.ID, err)
+			return
+		}
+		if fds[1].Revents != 0 || fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 && fds[0].Revents&unix.POLLIN == 0 {
+			return
+		}
+		if err := unotify.Receive(fd, &n); err != nil {
+			if err == unix.ENOENT {
+				continue // the target was interrupted by a signal; the container goes on
+			}
+			s.logf("container %s: receive: %v", c.ID, err)
+			return
+		}
+		s.answer(c, fd, &n)
+	}
+}
+
+func (s *Server) answer(c *Container, fd int, n *unotify.Notif) {
+	start := time.Now()
+	r := Request{Container: c, Notif: n, Arch: unotify.ArchName(n.Data.Arch), Syscall: unotify.SyscallName(n.Data.Arch, n.Data.Nr)}
+	d := s.Handler.Decide(&r)
+	var resp unotify.Resp
+	if d.Continue {
+		resp = unotify.Continue(n.ID)
+	} else {
+		resp = unotify.Deny(n.ID, unix.Errno(d.Errno))
+	}
+	if !d.Continue && s.Audit != nil {
+		// The record is built before the answer frees the task, while its
+		// pid still names it; IDValid in procInfo guards against reuse.
+		s.Audit.Record(c, fd, n, &r, d, start)
+	}
+	if err := unotify.Send(fd, &resp); err != nil && err != unix.ENOENT {
+		s.logf("container %s: send: %v", c.ID, err)
+	}
+}
+
+// Shutdown stops accepting hand-offs and stops every container loop,
+// closing the fds it holds: their notified syscalls then fail with ENOSYS.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	if s.stop != 0 {
+		unix.Write(s.stop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func archSpec(a string) specs.Arch {
+	return map[string]specs.Arch{"x86_64": "SCMP_ARCH_X86_64", "x86": "SCMP_ARCH_X86", "x32": "SCMP_ARCH_X32", "aarch64": "SCMP_ARCH_AARCH64", "arm": "SCMP_ARCH_ARM"}[a]
+}
+
+// procInfo reads who made the call. It checks the notification is still
+// pending after reading, so a recycled pid can't put another process's name
+// in the record.
+func procInfo(fd int, n *unotify.Notif) (pid int, comm, exe string, uid int) {
+	tid := int(n.Pid)
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	exe, _ = os.Readlink("/proc/" + strconv.Itoa(tid) + "/exe")
+	if err != nil || unotify.IDValid(fd, n.ID) != nil {
+		return 0, "", "", -1
+	}
+	uid = -1
+	for _, line := range strings.Split(string(status), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "Name":
+			comm = v
+		case "Tgid":
+			pid, _ = strconv.Atoi(v)
+		case "Uid":
+			if f := strings.Fields(v); len(f) > 0 {
+				uid, _ = strconv.Atoi(f[0])
+			}
+		}
+	}
+	return pid, comm, exe, uid
+}

@@ -33,10 +33,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	socket := fs.String("socket", policy.DefaultSocket, "UNIX socket runc hands notify fds to (its directory is made root-only)")
 	auditLog := fs.String("audit-log", "/var/log/seccomp-shim/audit.log", "file the audit records are appended to")
 	toStdout := fs.Bool("audit-stdout", false, "also write audit records to stdout")
+	config := fs.String("config", "", "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or "+policy.DefaultConfigPath)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	logger := log.New(stderr, "seccomp-agent: ", log.LstdFlags)
+	if *config != "" {
+		os.Setenv(policy.ConfigEnv, *config)
+	}
 	if err := run(*socket, *auditLog, *toStdout, stdout, logger); err != nil {
 		logger.Print(err)
 		return 1
@@ -57,19 +61,49 @@ func run(socket, auditPath string, toStdout bool, stdout io.Writer, logger *log.
 	if toStdout {
 		w = io.MultiWriter(f, stdout)
 	}
+	cfg, err := policy.Load(os.Getenv)
+	if err != nil {
+		return err
+	}
 	l, err := listen(socket)
 	if err != nil {
 		return err
 	}
 	audit := notify.NewAuditLog(w)
-	s := &notify.Server{Handler: notify.Replay, Audit: audit, Logf: logger.Printf}
+	pol := notify.NewPolicy(cfg)
+	s := &notify.Server{Handler: pol, Audit: audit, Logf: logger.Printf}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		<-sigs
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		stamp := configStamp(cfg.Source)
+		for {
+			select {
+			case sig := <-sigs:
+				if sig != syscall.SIGHUP {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					_ = s.Shutdown(ctx)
+					return
+				}
+			case <-tick.C:
+				if configStamp(cfg.Source) == stamp {
+					continue
+				}
+			}
+			// SIGHUP or a changed file: a new policy for running
+			// containers too, but only if it validates.
+			stamp = configStamp(cfg.Source)
+			next, err := policy.Load(os.Getenv)
+			if err != nil {
+				logger.Printf("new policy rejected, the old one stays in force: %v", err)
+				continue
+			}
+			cfg = next
+			pol.Store(next)
+			logger.Printf("policy reloaded from %s: %d notify rules", next.Source, len(next.Notify.Rules))
+		}
 	}()
 	logger.Printf("listening on %s, audit log %s", socket, auditPath)
 	err = s.Serve(l)
@@ -79,6 +113,15 @@ func run(socket, auditPath string, toStdout bool, stdout io.Writer, logger *log.
 		return nil
 	}
 	return err
+}
+
+// configStamp identifies the config file's content cheaply.
+func configStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "absent"
+	}
+	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 }
 
 // listen makes the socket in a root-only directory, replacing a stale one.

@@ -135,6 +135,9 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 		Tid:       int(n.Pid), Arch: r.Arch, Syscall: r.Syscall, Nr: n.Data.Nr, Args: n.Data.Args,
 		Action: "errno", Errno: d.Errno, Rule: d.Rule,
 	}
+	if d.Kill {
+		rec.Action = "kill"
+	}
 	if !full {
 		a.mu.Lock()
 		g.last = rec

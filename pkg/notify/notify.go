@@ -48,11 +48,13 @@ type Request struct {
 	Notif     *unotify.Notif
 	Syscall   string // decoded by (arch, nr)
 	Arch      string
+	Fd        int // the notify fd, to check the notification is still valid
 }
 
 // Decision is the answer to a Request.
 type Decision struct {
 	Continue bool   // let the syscall run (only where sound: see DESIGN-NOTES §2)
+	Kill     bool   // kill the calling process (the syscall fails with Errno meanwhile)
 	Errno    uint   // else fail it with this errno
 	Rule     string // what decided, for the audit record
 }
@@ -192,6 +194,9 @@ func (s *Server) serveContainer(c *Container, fd int) {
 			return
 		}
 		if err := unotify.Receive(fd, &n); err != nil {
+			if errors.Is(err, unotify.ErrNoTasks) {
+				return
+			}
 			if err == unix.ENOENT {
 				continue // the target was interrupted by a signal; the container goes on
 			}
@@ -204,18 +209,20 @@ func (s *Server) serveContainer(c *Container, fd int) {
 
 func (s *Server) answer(c *Container, fd int, n *unotify.Notif) {
 	start := time.Now()
-	r := Request{Container: c, Notif: n, Arch: unotify.ArchName(n.Data.Arch), Syscall: unotify.SyscallName(n.Data.Arch, n.Data.Nr)}
+	r := Request{Container: c, Notif: n, Fd: fd, Arch: n.Data.ArchName(), Syscall: unotify.SyscallName(n.Data.Arch, n.Data.Nr)}
 	d := s.Handler.Decide(&r)
-	var resp unotify.Resp
+	resp := unotify.Deny(n.ID, unix.Errno(d.Errno))
 	if d.Continue {
 		resp = unotify.Continue(n.ID)
-	} else {
-		resp = unotify.Deny(n.ID, unix.Errno(d.Errno))
-	}
-	if !d.Continue && s.Audit != nil {
-		// The record is built before the answer frees the task, while its
-		// pid still names it; IDValid in procInfo guards against reuse.
+	} else if s.Audit != nil {
+		// Recorded before the answer frees the caller (or the kill ends
+		// it), while its pid still names it; procInfo checks IDValid.
 		s.Audit.Record(c, fd, n, &r, d, start)
+	}
+	if d.Kill {
+		if err := kill(fd, n); err != nil {
+			s.logf("container %s: kill after %s: %v", c.ID, r.Syscall, err)
+		}
 	}
 	if err := unotify.Send(fd, &resp); err != nil && err != unix.ENOENT {
 		s.logf("container %s: send: %v", c.ID, err)

@@ -43,6 +43,7 @@ type Config struct {
 	Profiles ProfilesConfig `toml:"profiles"`
 	Log      LogConfig      `toml:"log"`
 	Audit    AuditConfig    `toml:"audit"`
+	Notify   NotifyConfig   `toml:"notify"`
 	Rules    []Rule         `toml:"rule"`
 }
 
@@ -208,6 +209,15 @@ func (c *Config) validate() error {
 	}
 	if !slices.Contains([]string{AgentDegrade, AgentRefuse}, c.Audit.Unreachable) {
 		errs = append(errs, fmt.Errorf("audit.unreachable %q: must be degrade or refuse", c.Audit.Unreachable))
+	}
+	for i := range c.Notify.Rules {
+		r := &c.Notify.Rules[i]
+		if r.Name == "" {
+			r.Name = fmt.Sprintf("notify.rule[%d]", i)
+		}
+		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("notify.rule[%d] (%s): %w", i, r.Name, err))
+		}
 	}
 	for i := range c.Rules {
 		r := &c.Rules[i]

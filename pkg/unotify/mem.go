@@ -24,10 +24,11 @@ var ErrTruncated = errors.New("unotify: string not NUL-terminated within limit")
 // justify a CONTINUE.
 //
 // n.Pid may be recycled once the target dies, so the notification is checked
-// with IDValid after opening /proc/<pid>/mem (the file is then known to belong
-// to the target, which cannot die while its syscall is pending) and again
-// after reading (the bytes were read while it was still pending). If either
-// check fails the result is ErrStale and nothing read is returned.
+// with IDValid after opening /proc/<pid>/mem (still pending means the target
+// was alive when the file was opened, so the file is its memory) and again
+// after reading (the bytes are the target's, not those of a new image after
+// another of its threads exec'd). If either check fails the result is
+// ErrStale and nothing read is returned.
 func ReadString(fd int, n *Notif, addr uint64, max int) (string, error) {
 	if max <= 0 {
 		return "", fmt.Errorf("unotify: ReadString: max %d must be positive", max)

@@ -6,9 +6,10 @@
 // Documentation/userspace-api/seccomp_filter.rst.
 //
 // It talks to the kernel with raw ioctls rather than libseccomp-golang's
-// NotifReceive/NotifRespond, which negate the errno a second time (a negative
-// Error there turns a deny into success), cannot be cancelled, and have no
-// SET_FLAGS. libseccomp-golang is only used to name syscalls.
+// NotifReceive/NotifRespond: NotifRespond expects a positive Error and negates
+// it, so the kernel's own convention (negative) turns a deny into success;
+// NotifReceive cannot be cancelled; neither has ADDFD or SET_FLAGS.
+// libseccomp-golang is only used to name syscalls.
 //
 // Receive, Send, Deny, Continue and IDValid do not allocate, so an agent loop
 // built on them runs without garbage.
@@ -119,9 +120,9 @@ var checkSizes = sync.OnceValue(func() error {
 })
 
 // ioctl retries EINTR: the seccomp notify ioctls wait interruptibly only
-// before they change any state (RECV for a notification, SEND and ID_VALID for
-// the notify_lock), so a retry cannot act twice. Go's runtime interrupts threads with SIGURG,
-// which would otherwise surface here.
+// before they change any state (RECV for a notification, SEND and ID_VALID
+// for the notify_lock), so a retry cannot act twice. Go's runtime interrupts
+// threads with SIGURG, which would otherwise surface here.
 func ioctl(fd int, req uint, arg uintptr) error {
 	for {
 		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(req), arg)
@@ -141,9 +142,11 @@ func ioctl(fd int, req uint, arg uintptr) error {
 // in *n. See the package comment for how to stop waiting.
 //
 // unix.ENOENT is returned as is when the target was interrupted by a signal
-// (or killed) between the kernel queueing the notification and this call. It
-// is not the end of the container: call Receive again. ErrNoTasks means no
-// task uses the filter any more: nothing will ever arrive on fd again.
+// (or killed) between the kernel queueing the notification and this call;
+// the kernel still counts the withdrawn notification, so the ENOENT can also
+// come one call later, while poll reports nothing to read. It is not the end
+// of the container: call Receive again. ErrNoTasks means no task uses the
+// filter any more: nothing will ever arrive on fd again.
 func Receive(fd int, n *Notif) error {
 	if err := checkSizes(); err != nil {
 		return err
@@ -221,6 +224,7 @@ func IDValid(fd int, id uint64) error {
 // (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6+), which roughly halves the
 // round trip when agent and target are not pinned to one CPU. On older
 // kernels it returns an error wrapping ErrNotSupported; the fd still works.
+// An fd that is not a seccomp listener (ENOTTY) gets ErrNotSupported too.
 func SetSyncWakeUp(fd int) error {
 	// The flags travel by value in the ioctl argument, not by pointer
 	// (seccomp_notify_set_flags in kernel/seccomp.c).

@@ -1,0 +1,101 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Notify rule actions.
+const (
+	NotifyContinue = "continue" // let the syscall run: only on values the container can't change
+	NotifyErrno    = "errno"    // fail it with Errno
+	NotifyKill     = "kill"     // kill the process that made it
+)
+
+// NotifyConfig is the agent's runtime policy, in the same config file.
+type NotifyConfig struct {
+	Rules []NotifyRule `toml:"rule"`
+}
+
+// NotifyRule decides syscalls the shim routed to the agent, that is,
+// syscalls the container's profile denies. Rules are tried in order; the
+// first that matches decides; no match keeps the profile's own answer.
+type NotifyRule struct {
+	Name     string    `toml:"name"`
+	Match    Match     `toml:"match"`    // which containers, as for [[rule]]
+	Syscalls []string  `toml:"syscalls"` // empty: any
+	Args     []ArgCond `toml:"args"`     // all must hold
+	Comm     []string  `toml:"comm"`     // globs on the thread's comm (the process can set its own: never trust it to allow)
+	Exe      []string  `toml:"exe"`      // globs on /proc/<pid>/exe
+	UIDs     []int     `toml:"uids"`     // real uid
+	Path     *PathCond `toml:"path"`     // a path argument: deny or kill only
+	Action   string    `toml:"action"`
+	Errno    uint      `toml:"errno"`
+}
+
+// ArgCond compares a scalar syscall argument.
+type ArgCond struct {
+	Index uint   `toml:"index"`
+	Op    string `toml:"op"` // eq, ne, lt, le, gt, ge, mask (value & mask == value2... see docs)
+	Value uint64 `toml:"value"`
+	Mask  uint64 `toml:"mask"` // for op = "mask": (arg & mask) == value
+}
+
+// PathCond matches a string argument read from the caller's memory.
+type PathCond struct {
+	Arg  uint   `toml:"arg"`
+	Glob string `toml:"glob"`
+}
+
+var argOps = []string{"eq", "ne", "lt", "le", "gt", "ge", "mask"}
+
+func (r *NotifyRule) validate() error {
+	var errs []error
+	switch r.Action {
+	case NotifyContinue, NotifyKill:
+	case NotifyErrno:
+		if r.Errno == 0 || r.Errno > maxErrno {
+			errs = append(errs, fmt.Errorf("errno %d: must be 1-%d", r.Errno, maxErrno))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("action %q: must be continue, errno or kill", r.Action))
+	}
+	if r.Path != nil && r.Action == NotifyContinue {
+		// The container can rewrite the path after the agent read it.
+		errs = append(errs, errors.New("path: a path read from the container may only lead to errno or kill, never continue (the container could change it after the check)"))
+	}
+	if r.Path != nil && (r.Path.Arg > 5 || r.Path.Glob == "") {
+		errs = append(errs, fmt.Errorf("path: arg %d must be 0-5 and glob set", r.Path.Arg))
+	}
+	for i, a := range r.Args {
+		if a.Index > 5 || !slices.Contains(argOps, a.Op) {
+			errs = append(errs, fmt.Errorf("args[%d]: index must be 0-5 and op one of %v", i, argOps))
+		}
+	}
+	if err := r.Match.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Holds reports whether the condition is true of the argument.
+func (a ArgCond) Holds(v uint64) bool {
+	switch a.Op {
+	case "eq":
+		return v == a.Value
+	case "ne":
+		return v != a.Value
+	case "lt":
+		return v < a.Value
+	case "le":
+		return v <= a.Value
+	case "gt":
+		return v > a.Value
+	case "ge":
+		return v >= a.Value
+	case "mask":
+		return v&a.Mask == a.Value
+	}
+	return false
+}

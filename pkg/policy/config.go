@@ -219,6 +219,7 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("notify.rule[%d] (%s): %w", i, r.Name, err))
 		}
 	}
+	errs = append(errs, racyContinues(c.Notify.Rules)...)
 	for i := range c.Rules {
 		r := &c.Rules[i]
 		if r.Name == "" {

@@ -116,3 +116,39 @@ func FuzzParseProfile(f *testing.F) {
 		}
 	})
 }
+
+func TestNotifyRules(t *testing.T) {
+	c, err := ParseConfig("t", []byte(`
+[[notify.rule]]
+name = "secrets"
+syscalls = ["mount"]
+path = { arg = 1, glob = "/etc/*" }
+action = "errno"
+errno = 13
+[[notify.rule]]
+name = "ci"
+match.ids = ["ci-*"]
+syscalls = ["keyctl"]
+args = [{ index = 0, op = "eq", value = 0 }]
+action = "continue"
+`))
+	if err != nil || len(c.Notify.Rules) != 2 || c.Notify.Rules[0].Path.Glob != "/etc/*" || !c.Notify.Rules[1].Args[0].Holds(0) {
+		t.Fatalf("%v %+v", err, c)
+	}
+	for _, tc := range []struct{ toml, want string }{
+		{"[[notify.rule]]\naction = \"allow\"", `action "allow"`},
+		{"[[notify.rule]]\naction = \"errno\"", `errno 0: must be 1-4095`},
+		{"[[notify.rule]]\naction = \"continue\"\npath = { arg = 0, glob = \"/x\" }", `never continue`},
+		{"[[notify.rule]]\naction = \"kill\"\nargs = [{ index = 7, op = \"eq\" }]", `args[0]: index must be 0-5`},
+		{"[[notify.rule]]\nname = \"p\"\naction = \"kill\"\npath = { arg = 0, glob = \"/x\" }\n[[notify.rule]]\nname = \"c\"\naction = \"continue\"", `notify.rule[1] (c): continue after the path rule notify.rule[0] (p)`},
+	} {
+		if _, err := ParseConfig("t", []byte(tc.toml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.toml, err, tc.want)
+		}
+	}
+	for v, want := range map[uint64]bool{0: false, 5: true, 4: false} {
+		if (ArgCond{Op: "mask", Mask: 1, Value: 1}).Holds(v) != want {
+			t.Errorf("mask %d", v)
+		}
+	}
+}

@@ -99,3 +99,25 @@ func (a ArgCond) Holds(v uint64) bool {
 	}
 	return false
 }
+
+// racyContinues finds continue rules that could take a call an earlier path
+// rule looked at: the container could show the path rule one string, be let
+// through by the continue, and have the kernel act on another.
+func racyContinues(rules []NotifyRule) []error {
+	var errs []error
+	for i, p := range rules {
+		if p.Path == nil {
+			continue
+		}
+		for j := i + 1; j < len(rules); j++ {
+			c := rules[j]
+			if c.Action != NotifyContinue {
+				continue
+			}
+			if len(p.Syscalls) == 0 || len(c.Syscalls) == 0 || slices.ContainsFunc(c.Syscalls, func(s string) bool { return slices.Contains(p.Syscalls, s) }) {
+				errs = append(errs, fmt.Errorf("notify.rule[%d] (%s): continue after the path rule notify.rule[%d] (%s) for the same syscalls would allow whatever path the container swaps in after the check", j, c.Name, i, p.Name))
+			}
+		}
+	}
+	return errs
+}

@@ -17,12 +17,16 @@ import (
 
 // startAgent runs seccomp-agent on a private socket and returns the socket
 // and the audit log's path. It stops the agent when the test ends.
-func startAgent(t *testing.T) (socket, auditLog string) {
+func startAgent(t *testing.T, config ...string) (socket, auditLog string) {
 	t.Helper()
 	harness.RequireRoot(t)
 	dir := t.TempDir()
 	socket, auditLog = filepath.Join(dir, "run", "agent.sock"), filepath.Join(dir, "audit.log")
-	cmd := exec.Command(bins.agent, "--socket", socket, "--audit-log", auditLog)
+	args := []string{"--socket", socket, "--audit-log", auditLog}
+	if len(config) > 0 {
+		args = append(args, "--config", config[0])
+	}
+	cmd := exec.Command(bins.agent, args...)
 	out, _ := os.Create(filepath.Join(dir, "agent.out"))
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -116,4 +120,101 @@ func TestAgentUnreachable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "notify agent unreachable") {
 		t.Fatalf("want a refusal, got %v\n%s", err, res.Stdout)
 	}
+}
+
+// agentShim starts an agent and a shim sharing one policy file whose audit
+// section points the shim at the agent; body adds rules.
+func agentShim(t *testing.T, body string) (rt *harness.Runtime, cfg, auditLog string) {
+	t.Helper()
+	harness.RequireRoot(t)
+	socket := filepath.Join(t.TempDir(), "agent.sock")
+	full := "[audit]\nmode = \"always\"\nsocket = \"" + socket + "\"\nunreachable = \"refuse\"\n" + body
+	rt, _ = shim(t, full)
+	cfg = strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
+	dir := t.TempDir()
+	auditLog = filepath.Join(dir, "audit.log")
+	cmd := exec.Command(bins.agent, "--socket", socket, "--audit-log", auditLog, "--config", cfg)
+	out, _ := os.Create(filepath.Join(dir, "agent.out"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(out.Name())
+			t.Logf("agent output:\n%s", b)
+		}
+	})
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("unix", socket); err == nil {
+			c.Close()
+			return rt, cfg, auditLog
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("agent did not start listening")
+	return
+}
+
+// TestAgentRules: a rule lets keyctl through for one container while
+// another still gets the profile's EPERM.
+func TestAgentRules(t *testing.T) {
+	rt, _, _ := agentShim(t, `
+[[notify.rule]]
+name = "ci may use keyrings"
+match.ids = ["allowed-*"]
+syscalls = ["keyctl"]
+action = "continue"
+`)
+	// Allowed: keyctl reaches the kernel, which rejects its zero arguments.
+	want(t, run(t, rt, "allowed-1", probe(t, "call", "keyctl")), "keyctl errno EINVAL 22")
+	want(t, run(t, rt, "other-1", probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
+}
+
+// TestLivePolicy: changing the agent's rules flips the outcome for a
+// container that is already running; an invalid change is rejected and the
+// old policy stays.
+func TestLivePolicy(t *testing.T) {
+	rt, cfg, _ := agentShim(t, `
+[[notify.rule]]
+name = "deny keyctl with EACCES"
+syscalls = ["keyctl"]
+action = "errno"
+errno = 13
+`)
+	bundle := harness.NewBundle(t, harness.Rootfs(t), "/bin/sh", "-c", "while true; do /bin/probe call keyctl; sleep 0.2; done")
+	if err := rt.Create("live-1", bundle); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rt.Delete("live-1", bundle); _, _ = harness.Wait(bundle) }()
+	if err := rt.Start("live-1", bundle); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(line string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
+			if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); lines[len(lines)-1] == line {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
+		t.Fatalf("the running container never printed %q:\n%s", line, b)
+	}
+	waitFor("keyctl errno EACCES 13")
+	edit := func(from, to string) {
+		b, _ := os.ReadFile(cfg)
+		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), from, to, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(`action = "errno"`+"\nerrno = 13", `action = "errno"`+"\nerrno = 22222")
+	time.Sleep(3 * time.Second) // past the agent's 2 s poll: the bad policy was seen and rejected
+	waitFor("keyctl errno EACCES 13")
+	edit(`action = "errno"`+"\nerrno = 22222", `action = "continue"`)
+	waitFor("keyctl errno EINVAL 22")
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,6 +34,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	socket := fs.String("socket", policy.DefaultSocket, "UNIX socket runc hands notify fds to (its directory is made root-only)")
 	auditLog := fs.String("audit-log", "/var/log/seccomp-shim/audit.log", "file the audit records are appended to")
 	toStdout := fs.Bool("audit-stdout", false, "also write audit records to stdout")
+	metricsAddr := fs.String("metrics", "127.0.0.1:9646", "address for Prometheus metrics at /metrics; empty turns them off")
 	config := fs.String("config", "", "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or "+policy.DefaultConfigPath)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -41,14 +43,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if *config != "" {
 		os.Setenv(policy.ConfigEnv, *config)
 	}
-	if err := run(*socket, *auditLog, *toStdout, stdout, logger); err != nil {
+	if err := run(*socket, *auditLog, *metricsAddr, *toStdout, stdout, logger); err != nil {
 		logger.Print(err)
 		return 1
 	}
 	return 0
 }
 
-func run(socket, auditPath string, toStdout bool, stdout io.Writer, logger *log.Logger) error {
+func run(socket, auditPath, metricsAddr string, toStdout bool, stdout io.Writer, logger *log.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(auditPath), 0o750); err != nil {
 		return err
 	}
@@ -71,7 +73,19 @@ func run(socket, auditPath string, toStdout bool, stdout io.Writer, logger *log.
 	}
 	audit := notify.NewAuditLog(w)
 	pol := notify.NewPolicy(cfg)
-	s := &notify.Server{Handler: pol, Audit: audit, Logf: logger.Printf}
+	metrics := notify.NewMetrics()
+	metrics.AuditDropped = audit.DroppedCount
+	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Logf: logger.Printf}
+	if metricsAddr != "" {
+		ml, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics %s: %w", metricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics)
+		go http.Serve(ml, mux)
+		defer ml.Close()
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {

@@ -158,6 +158,13 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 	}
 }
 
+// DroppedCount returns how many records the queue could not take.
+func (a *AuditLog) DroppedCount() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.Dropped
+}
+
 // Close writes what is pending, aggregates included.
 func (a *AuditLog) Close() {
 	close(a.q)

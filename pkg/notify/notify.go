@@ -92,6 +92,7 @@ var Replay = HandlerFunc(func(r *Request) Decision {
 type Server struct {
 	Handler Handler
 	Audit   *AuditLog
+	Metrics *Metrics // nil counts nothing
 	// Logf reports the agent's own events (hand-offs, containers ending).
 	Logf func(format string, args ...any)
 	// AllowPeer decides who may hand off fds; nil means root only.
@@ -156,12 +157,19 @@ func (s *Server) accept(conn *net.UnixConn) {
 	}
 	h, err := handoff.ReceiveFrom(conn, time.Now().Add(5*time.Second), allow)
 	conn.Close()
+	if err != nil && s.Metrics != nil && !isProbe(err) {
+		s.Metrics.HandoffFailures.Add(1)
+	}
 	if err != nil {
 		// A liveness probe (the shim dialling) sends nothing: not worth a line.
-		if !errors.Is(err, handoff.ErrMalformed) || !strings.Contains(err.Error(), "EOF") {
+		if !isProbe(err) {
 			s.logf("hand-off refused: %v", err)
 		}
 		return
+	}
+	if s.Metrics != nil {
+		s.Metrics.Containers.Add(1)
+		defer s.Metrics.Containers.Add(-1)
 	}
 	c := &Container{ID: h.State.State.ID, Bundle: h.State.State.Bundle, Annotations: h.State.State.Annotations}
 	if h.State.Metadata != "" {
@@ -173,6 +181,12 @@ func (s *Server) accept(conn *net.UnixConn) {
 	s.serveContainer(c, h.SeccompFd)
 	unix.Close(h.SeccompFd)
 	s.logf("container %s: no task uses its filter any more", c.ID)
+}
+
+// isProbe tells the shim's liveness check (connect, send nothing, close)
+// from a broken hand-off.
+func isProbe(err error) bool {
+	return errors.Is(err, handoff.ErrMalformed) && strings.Contains(err.Error(), "EOF")
 }
 
 // serveContainer answers c's notifications until no task uses the filter
@@ -209,6 +223,10 @@ func (s *Server) serveContainer(c *Container, fd int) {
 
 func (s *Server) answer(c *Container, fd int, n *unotify.Notif) {
 	start := time.Now()
+	if s.Metrics != nil {
+		s.Metrics.InFlight.Add(1)
+		defer s.Metrics.InFlight.Add(-1)
+	}
 	r := Request{Container: c, Notif: n, Fd: fd, Arch: n.Data.ArchName(), Syscall: unotify.SyscallName(n.Data.Arch, n.Data.Nr)}
 	d := s.Handler.Decide(&r)
 	resp := unotify.Deny(n.ID, unix.Errno(d.Errno))
@@ -227,6 +245,14 @@ func (s *Server) answer(c *Container, fd int, n *unotify.Notif) {
 	if err := unotify.Send(fd, &resp); err != nil && err != unix.ENOENT {
 		s.logf("container %s: send: %v", c.ID, err)
 	}
+	action := "errno"
+	switch {
+	case d.Continue:
+		action = "continue"
+	case d.Kill:
+		action = "kill"
+	}
+	s.Metrics.decided(r.Syscall, action, time.Since(start))
 }
 
 // Shutdown stops accepting hand-offs and stops every container loop,

@@ -3,6 +3,7 @@
 // Command probe runs inside test containers and reports what the seccomp
 // filter lets through:
 //
+//	probe bench NAME N                 NAME N times, then mean ns/op and failures
 //	probe status [call ...]            Seccomp: and Seccomp_filters: of /proc/self/status, then the calls
 //	probe arch                         GOARCH (amd64 or 386)
 //	probe call NAME [ARG...] [call ...] one line per call: "NAME ok" or "NAME errno EPERM 1"
@@ -20,6 +21,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -99,7 +101,7 @@ var fixedArgs = map[string]func() [6]uintptr{
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: probe status [call ...] | probe arch | probe call NAME [ARG...] [call NAME [ARG...]]...")
+	fmt.Fprintln(os.Stderr, "usage: probe status [call ...] | probe bench NAME N | probe arch | probe call NAME [ARG...] [call NAME [ARG...]]...")
 	os.Exit(2)
 }
 
@@ -117,9 +119,32 @@ func main() {
 		}
 	case "call":
 		call(os.Args[1:])
+	case "bench":
+		bench(os.Args[2:])
 	default:
 		usage()
 	}
+}
+
+// bench makes syscall NAME N times and prints the mean ns per call and how
+// many failed: the other end of the notify round-trip benchmark.
+func bench(args []string) {
+	if len(args) != 2 {
+		usage()
+	}
+	nr, ok := syscalls[args[0]]
+	n, err := strconv.Atoi(args[1])
+	if !ok || err != nil || n <= 0 {
+		usage()
+	}
+	failed := 0
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if _, _, e := unix.RawSyscall(nr, 0, 0, 0); e != 0 {
+			failed++
+		}
+	}
+	fmt.Printf("%s %d calls %.0f ns/op %d failed\n", args[0], n, float64(time.Since(start).Nanoseconds())/float64(n), failed)
 }
 
 func status() {

@@ -116,4 +116,3 @@ func kill(fd int, n *unotify.Notif) error {
 	}
 	return unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 }
-

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/seccomp-shim/seccomp-shim/pkg/holder"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
@@ -29,12 +30,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "summary" {
 		return summary(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "hold" {
+		return hold(args[1:], stderr)
+	}
 	fs := flag.NewFlagSet("seccomp-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	socket := fs.String("socket", policy.DefaultSocket, "UNIX socket runc hands notify fds to (its directory is made root-only)")
 	auditLog := fs.String("audit-log", "/var/log/seccomp-shim/audit.log", "file the audit records are appended to")
 	toStdout := fs.Bool("audit-stdout", false, "also write audit records to stdout")
 	metricsAddr := fs.String("metrics", "127.0.0.1:9646", "address for Prometheus metrics at /metrics; empty turns them off")
+	holderCtl := fs.String("holder", "", "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts")
 	config := fs.String("config", "", "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or "+policy.DefaultConfigPath)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -43,14 +48,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if *config != "" {
 		os.Setenv(policy.ConfigEnv, *config)
 	}
-	if err := run(*socket, *auditLog, *metricsAddr, *toStdout, stdout, logger); err != nil {
+	if err := run(*socket, *auditLog, *metricsAddr, *holderCtl, *toStdout, stdout, logger); err != nil {
 		logger.Print(err)
 		return 1
 	}
 	return 0
 }
 
-func run(socket, auditPath, metricsAddr string, toStdout bool, stdout io.Writer, logger *log.Logger) error {
+func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout io.Writer, logger *log.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(auditPath), 0o750); err != nil {
 		return err
 	}
@@ -120,6 +125,16 @@ func run(socket, auditPath, metricsAddr string, toStdout bool, stdout io.Writer,
 		}
 	}()
 	logger.Printf("listening on %s, audit log %s", socket, auditPath)
+	if holderCtl != "" {
+		// Listening already, so the fds the holder forwards at once land.
+		// The connection stays open for our lifetime: its end tells the
+		// holder to answer in our place.
+		ctl, err := net.Dial("unix", holderCtl)
+		if err != nil {
+			return fmt.Errorf("--holder %s: %w", holderCtl, err)
+		}
+		defer ctl.Close()
+	}
 	err = s.Serve(l)
 	audit.Close()
 	os.Remove(socket)
@@ -127,6 +142,42 @@ func run(socket, auditPath, metricsAddr string, toStdout bool, stdout io.Writer,
 		return nil
 	}
 	return err
+}
+
+// hold runs the fd holder: see pkg/holder.
+func hold(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("seccomp-agent hold", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", policy.DefaultSocket, "the socket runc hands notify fds to ([audit] socket)")
+	agentSock := fs.String("agent", "/run/seccomp-shim/agent.private.sock", "the agent's --socket, where fds are passed on")
+	control := fs.String("control", "/run/seccomp-shim/holder.ctl", "the socket agents connect to (--holder)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger := log.New(stderr, "seccomp-agent hold: ", log.LstdFlags)
+	rl, err := listen(*socket)
+	if err != nil {
+		logger.Print(err)
+		return 1
+	}
+	cl, err := listen(*control)
+	if err != nil {
+		logger.Print(err)
+		return 1
+	}
+	h := &holder.Holder{Agent: *agentSock, Logf: logger.Printf}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() { <-sigs; rl.Close(); cl.Close() }()
+	logger.Printf("holding fds handed to %s; agent at %s, control %s", *socket, *agentSock, *control)
+	err = h.Serve(rl, cl)
+	os.Remove(*socket)
+	os.Remove(*control)
+	if errors.Is(err, net.ErrClosed) {
+		return 0
+	}
+	logger.Print(err)
+	return 1
 }
 
 // configStamp identifies the config file's content cheaply.

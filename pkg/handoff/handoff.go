@@ -195,3 +195,30 @@ func Parse(payload []byte, fds []int) (*Handoff, error) {
 	}
 	return &Handoff{State: s, SeccompFd: fds[idx]}, nil
 }
+
+// Send makes a hand-off as runc does: it dials path and sends the JSON of st
+// with fd as SCM_RIGHTS in one message. st.Fds must name fd ("seccompFd").
+// The seccomp-agent holder uses it to pass fds it keeps on to the agent.
+func Send(path string, st *specs.ContainerProcessState, fd int, timeout time.Duration) error {
+	payload, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	c, err := net.DialTimeout("unix", path, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	conn := c.(*net.UnixConn)
+	if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	n, oobn, err := conn.WriteMsgUnix(payload, unix.UnixRights(fd), nil)
+	if err != nil {
+		return err
+	}
+	if n != len(payload) || oobn == 0 {
+		return fmt.Errorf("handoff: short send to %s (%d of %d bytes)", path, n, len(payload))
+	}
+	return nil
+}

@@ -117,13 +117,9 @@ var ErrServerClosed = errors.New("notify: server closed")
 // Serve accepts hand-offs on l until Shutdown.
 func (s *Server) Serve(l *net.UnixListener) error {
 	s.mu.Lock()
-	if s.stop == 0 {
-		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-		if err != nil {
-			s.mu.Unlock()
-			return err
-		}
-		s.stop = fd
+	if err := s.initStop(); err != nil {
+		s.mu.Unlock()
+		return err
 	}
 	s.listener = l
 	s.mu.Unlock()
@@ -149,6 +145,40 @@ func (s *Server) Serve(l *net.UnixListener) error {
 	}
 }
 
+// Adopt serves a container whose hand-off arrived some other way (the
+// holder serving fds while the agent is away), until it ends or Shutdown.
+// The server owns fd from here on, and closes it.
+func (s *Server) Adopt(st *specs.ContainerProcessState, fd int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		unix.Close(fd)
+		return ErrServerClosed
+	}
+	if err := s.initStop(); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serve(st, fd)
+	}()
+	return nil
+}
+
+func (s *Server) initStop() error {
+	if s.stop != 0 {
+		return nil
+	}
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return err
+	}
+	s.stop = fd
+	return nil
+}
+
 // accept takes one hand-off and serves the container until it ends.
 func (s *Server) accept(conn *net.UnixConn) {
 	allow := s.AllowPeer
@@ -167,20 +197,26 @@ func (s *Server) accept(conn *net.UnixConn) {
 		}
 		return
 	}
+	s.serve(&h.State, h.SeccompFd)
+}
+
+// serve serves one container's fd until it ends, then closes the fd.
+func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
+	c := &Container{ID: st.State.ID, Bundle: st.State.Bundle, Annotations: st.State.Annotations}
+	if st.Metadata != "" {
+		var err error
+		if c.Meta, err = policy.ParseAuditMeta(st.Metadata); err != nil {
+			s.logf("container %s: %v; denying its notified syscalls with EPERM", c.ID, err)
+		}
+	}
 	if s.Metrics != nil {
 		s.Metrics.Containers.Add(1)
 		defer s.Metrics.Containers.Add(-1)
 	}
-	c := &Container{ID: h.State.State.ID, Bundle: h.State.State.Bundle, Annotations: h.State.State.Annotations}
-	if h.State.Metadata != "" {
-		if c.Meta, err = policy.ParseAuditMeta(h.State.Metadata); err != nil {
-			s.logf("container %s: %v; denying its notified syscalls with EPERM", c.ID, err)
-		}
-	}
-	s.logf("container %s (pid %d): watching", c.ID, h.State.Pid)
-	s.serveContainer(c, h.SeccompFd)
-	unix.Close(h.SeccompFd)
-	s.logf("container %s: no task uses its filter any more", c.ID)
+	s.logf("container %s (pid %d): watching", c.ID, st.Pid)
+	s.serveContainer(c, fd)
+	unix.Close(fd)
+	s.logf("container %s: released", c.ID)
 }
 
 // isProbe tells the shim's liveness check (connect, send nothing, close)

@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
+)
+
+// daemon starts a long-running seccomp-agent command and returns a stop
+// function; kill -9 shows a crash.
+func daemon(t *testing.T, name string, args ...string) (stop func(sig os.Signal)) {
+	t.Helper()
+	cmd := exec.Command(bins.agent, args...)
+	out, _ := os.Create(filepath.Join(t.TempDir(), name+".out"))
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	stop = func(sig os.Signal) {
+		if done {
+			return
+		}
+		done = true
+		cmd.Process.Signal(sig)
+		cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(out.Name())
+			t.Logf("%s output:\n%s", name, b)
+		}
+	}
+	t.Cleanup(func() { stop(os.Interrupt) })
+	return stop
+}
+
+func waitSocket(t *testing.T, path string) {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", path)
+}
+
+// TestAgentRestart: with the holder keeping the notify fds, a running
+// container gets the agent's decisions, then while the agent is down its
+// routed syscalls fail closed with the profile's own errno, then a new agent
+// decides for it again. Without the holder the fd would die with the agent,
+// and the container's routed syscalls would fail with ENOSYS for good.
+func TestAgentRestart(t *testing.T) {
+	harness.RequireRoot(t)
+	dir := t.TempDir()
+	sock, private, ctl := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "agent.private.sock"), filepath.Join(dir, "holder.ctl")
+	rt, _ := shim(t, `
+[audit]
+mode = "always"
+socket = "`+sock+`"
+unreachable = "refuse"
+[[notify.rule]]
+syscalls = ["keyctl"]
+action = "continue"
+`)
+	cfg := strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
+	daemon(t, "holder", "hold", "--socket", sock, "--agent", private, "--control", ctl)
+	waitSocket(t, sock)
+	waitSocket(t, ctl)
+	agent := func() func(os.Signal) {
+		stop := daemon(t, "agent", "--socket", private, "--holder", ctl, "--config", cfg, "--metrics", "", "--audit-log", filepath.Join(dir, "audit.log"))
+		waitSocket(t, private)
+		return stop
+	}
+	stop := agent()
+
+	bundle := harness.NewBundle(t, harness.Rootfs(t), "/bin/sh", "-c", "while true; do /bin/probe call keyctl; sleep 0.1; done")
+	if err := rt.Create("restart-1", bundle); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rt.Delete("restart-1", bundle); _, _ = harness.Wait(bundle) }()
+	if err := rt.Start("restart-1", bundle); err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(line string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
+			if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); lines[len(lines)-1] == line {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
+		t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(string(b), 5))
+	}
+	waitFor("keyctl errno EINVAL 22") // the agent lets it through; the kernel rejects zero args
+	stop(os.Kill)                     // a crash, not a clean stop
+	waitFor("keyctl errno EPERM 1")   // the holder: the profile's own denial
+	stop = agent()
+	waitFor("keyctl errno EINVAL 22") // a new agent decides again
+	stop(os.Interrupt)
+	waitFor("keyctl errno EPERM 1")
+	b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
+	if strings.Contains(string(b), "ENOSYS") {
+		t.Errorf("a routed syscall got ENOSYS: the notify fd was lost:\n%s", tail(string(b), 20))
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

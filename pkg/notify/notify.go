@@ -228,6 +228,14 @@ func isProbe(err error) bool {
 // serveContainer answers c's notifications until no task uses the filter
 // (POLLHUP) or the server shuts down.
 func (s *Server) serveContainer(c *Container, fd int) {
+	defer func() {
+		// A bug in a decision must not take every container down with the
+		// agent: this one's fd closes (its routed syscalls fail with
+		// ENOSYS, closed) and the rest go on.
+		if p := recover(); p != nil {
+			s.logf("container %s: panic while deciding, no longer served: %v", c.ID, p)
+		}
+	}()
 	_ = unotify.SetSyncWakeUp(fd) // faster where the kernel has it (6.6+)
 	var n unotify.Notif
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(s.stop), Events: unix.POLLIN}}

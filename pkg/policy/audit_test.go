@@ -79,3 +79,18 @@ func TestAuditNothingToRoute(t *testing.T) {
 		t.Fatal("a profile that denies nothing with an errno must stay as it is")
 	}
 }
+
+func FuzzParseAuditMeta(f *testing.F) {
+	p, _ := LoadProfile("", ProfileDefault)
+	sc, _ := p.Resolve(nil)
+	out, _ := Audit(sc, "/s", AuditMeta{Rule: "r"})
+	f.Add(out.ListenerMetadata)
+	f.Add(`{"v":1,"errno":1,"errnos":{"keyctl":13},"enosysAbove":{"SCMP_ARCH_X86_64":334}}`)
+	f.Add(`{"v":2}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseAuditMeta(s)
+		if err == nil && m.V != 1 {
+			t.Fatalf("accepted version %d", m.V)
+		}
+	})
+}

@@ -54,26 +54,44 @@ func (s *Shim) getenv(key string) string {
 // Run does the work and returns the exit code; it only returns on failure,
 // or after seccomp-shim's own commands.
 func (s *Shim) Run() int {
+	if len(s.Args) > 1 && s.Args[1] == "check" {
+		cfg, err := policy.Load(s.getenv)
+		if err != nil {
+			fmt.Fprintf(s.Stderr, "seccomp-shim check: %v\n", err)
+			return 1
+		}
+		return s.Check(cfg, s.Stdout)
+	}
+	a, rt, err := s.prepare()
+	if err != nil {
+		return s.fail(a, err)
+	}
+	err = s.Exec(rt, append([]string{rt}, s.Args[1:]...), s.Env)
+	return s.fail(a, fmt.Errorf("exec %s: %w", rt, err))
+}
+
+// Prepare does what Run does before the exec, and reports nothing: it is
+// for the agent, which does it for the C fast path of a create (see
+// pkg/fastexec). It returns the runtime to exec.
+func (s *Shim) Prepare() (string, error) {
+	_, rt, err := s.prepare()
+	return rt, err
+}
+
+func (s *Shim) prepare() (*runcargs.Args, string, error) {
 	a, perr := runcargs.Parse(s.Args[1:], s.Dir)
 	if perr != nil {
 		a = &runcargs.Args{}
 	}
 	cfg, cerr := policy.Load(s.getenv)
-	if len(s.Args) > 1 && s.Args[1] == "check" {
-		if cerr != nil {
-			fmt.Fprintf(s.Stderr, "seccomp-shim check: %v\n", cerr)
-			return 1
-		}
-		return s.Check(cfg, s.Stdout)
-	}
 	if perr != nil {
 		// runc will refuse this command line itself, but we can't know which
 		// config.json it would read: if it could be a create, stop here.
 		if looksLikeCreate(s.Args[1:]) {
-			return s.fail(a, perr)
+			return a, "", perr
 		}
 	} else if a.ModifiesBundle() && cerr != nil {
-		return s.fail(a, cerr)
+		return a, "", cerr
 	}
 	if cerr != nil {
 		// A broken config must not stop anyone from killing or deleting
@@ -86,7 +104,7 @@ func (s *Shim) Run() int {
 	// error before the exec.
 	rt, err := s.runtime(cfg)
 	if err != nil {
-		return s.fail(a, err)
+		return a, "", err
 	}
 	if cerr == nil && s.RuntimeCache != "" {
 		s.remember(rt)
@@ -94,13 +112,11 @@ func (s *Shim) Run() int {
 	if perr == nil && a.ModifiesBundle() {
 		res, err := inject.File(cfg, filepath.Join(a.Bundle, "config.json"), a.ID)
 		if err != nil {
-			return s.fail(a, err)
+			return a, "", err
 		}
 		s.record(cfg, a, res)
 	}
-	argv := append([]string{rt}, s.Args[1:]...)
-	err = s.Exec(rt, argv, s.Env)
-	return s.fail(a, fmt.Errorf("exec %s: %w", rt, err))
+	return a, rt, nil
 }
 
 // remember records the runtime for the fast path. A failure only costs

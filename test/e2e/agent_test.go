@@ -22,7 +22,7 @@ func startAgent(t *testing.T, config ...string) (socket, auditLog string) {
 	harness.RequireRoot(t)
 	dir := t.TempDir()
 	socket, auditLog = filepath.Join(dir, "run", "agent.sock"), filepath.Join(dir, "audit.log")
-	args := []string{"--socket", socket, "--audit-log", auditLog}
+	args := []string{"--socket", socket, "--audit-log", auditLog, "--metrics", "", "--shim-socket", ""}
 	if len(config) > 0 {
 		args = append(args, "--config", config[0])
 	}
@@ -133,7 +133,7 @@ func agentShim(t *testing.T, body string) (rt *harness.Runtime, cfg, auditLog st
 	cfg = strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
 	dir := t.TempDir()
 	auditLog = filepath.Join(dir, "audit.log")
-	cmd := exec.Command(bins.agent, "--socket", socket, "--audit-log", auditLog, "--config", cfg)
+	cmd := exec.Command(bins.agent, "--socket", socket, "--audit-log", auditLog, "--config", cfg, "--metrics", "", "--shim-socket", "")
 	out, _ := os.Create(filepath.Join(dir, "agent.out"))
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

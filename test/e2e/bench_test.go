@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,17 +27,49 @@ import (
 func BenchmarkStart(b *testing.B) {
 	harness.RequireRoot(b)
 	for _, where := range []string{"tmpfs", "disk"} {
-		b.Run(where, func(b *testing.B) {
-			dir := b.TempDir()
-			if where == "tmpfs" {
-				if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700"); err != nil {
-					b.Fatal(err)
-				}
-				defer unix.Unmount(dir, unix.MNT_DETACH)
+		for _, agent := range []bool{false, true} {
+			name := where
+			if agent {
+				name += "-agent"
 			}
-			benchmarkStart(b, dir)
-		})
+			b.Run(name, func(b *testing.B) {
+				dir := b.TempDir()
+				if where == "tmpfs" {
+					if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700"); err != nil {
+						b.Fatal(err)
+					}
+					defer unix.Unmount(dir, unix.MNT_DETACH)
+				}
+				if agent {
+					startCreateAgent(b)
+				}
+				benchmarkStart(b, dir)
+			})
+		}
 	}
+}
+
+// startCreateAgent runs an agent serving the shim's create fast path, as on
+// a node where seccomp-agent runs; the C side only knows the fixed socket.
+func startCreateAgent(b *testing.B) {
+	const createSocket = "/run/seccomp-shim/shim.sock"
+	if c, err := net.Dial("unix", createSocket); err == nil {
+		c.Close()
+		return // the node's own agent serves it
+	}
+	cmd := exec.Command(bins.agent, "--socket", filepath.Join(b.TempDir(), "agent.sock"), "--audit-log", filepath.Join(b.TempDir(), "audit.log"), "--metrics", "")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	for i := 0; i < 300; i++ {
+		if c, err := net.Dial("unix", createSocket); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatal("agent did not serve " + createSocket)
 }
 
 func benchmarkStart(b *testing.B, dir string) {

@@ -96,6 +96,7 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	stopped := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
@@ -107,6 +108,7 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					defer cancel()
 					_ = s.Shutdown(ctx)
+					close(stopped)
 					return
 				}
 			case <-tick.C:
@@ -148,6 +150,9 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 		defer ctl.Close()
 	}
 	err = s.Serve(l)
+	if errors.Is(err, notify.ErrServerClosed) {
+		<-stopped // the containers' goroutines may still be recording
+	}
 	audit.Close()
 	os.Remove(socket)
 	if errors.Is(err, notify.ErrServerClosed) {
@@ -229,6 +234,17 @@ func listen(socket string) (*net.UnixListener, error) {
 	return net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
 }
 
+// before compares RFC 3339 times as times: as strings, 06:00:00Z would sort
+// after 06:00:00.5Z.
+func before(a, b string) bool {
+	ta, errA := time.Parse(time.RFC3339Nano, a)
+	tb, errB := time.Parse(time.RFC3339Nano, b)
+	if errA != nil || errB != nil {
+		return a < b
+	}
+	return ta.Before(tb)
+}
+
 // summary prints denials per container and syscall from an audit log.
 func summary(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 1 {
@@ -260,16 +276,16 @@ func summary(args []string, stdout, stderr io.Writer) int {
 			x = &row{container: r.Container, syscall: r.Syscall, first: r.Time}
 			rows[k] = x
 		}
-		n, first := 1, r.Time
+		n, first, last := 1, r.Time, r.Time
 		if r.Count > 0 {
-			n, first = r.Count, r.First
+			n, first, last = r.Count, r.First, r.Last
 		}
 		x.count += n
-		if first < x.first {
+		if before(first, x.first) {
 			x.first = first
 		}
-		if r.Time > x.last {
-			x.last = r.Time
+		if x.last == "" || before(x.last, last) {
+			x.last = last
 		}
 	}
 	list := make([]*row, 0, len(rows))

@@ -50,6 +50,7 @@ type AuditLog struct {
 	seen    map[key]*agg
 	q       chan []byte
 	done    chan struct{}
+	closed  bool
 	Dropped uint64
 }
 
@@ -139,6 +140,7 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 		rec.Action = "kill"
 	}
 	if !full {
+		rec.UID = -1 // not read: pid 0 and uid -1 say unknown, not root
 		a.mu.Lock()
 		g.last = rec
 		a.mu.Unlock()
@@ -149,12 +151,16 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 	g.last = rec
 	a.mu.Unlock()
 	b, _ := json.Marshal(rec)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		a.Dropped++ // a container answered while the agent stops
+		return
+	}
 	select {
 	case a.q <- append(b, '\n'):
 	default:
-		a.mu.Lock()
 		a.Dropped++
-		a.mu.Unlock()
 	}
 }
 
@@ -167,6 +173,9 @@ func (a *AuditLog) DroppedCount() uint64 {
 
 // Close writes what is pending, aggregates included.
 func (a *AuditLog) Close() {
+	a.mu.Lock()
+	a.closed = true
 	close(a.q)
+	a.mu.Unlock()
 	<-a.done
 }

@@ -30,6 +30,18 @@ type Container struct {
 	ID, Bundle  string
 	Annotations map[string]string
 	Meta        *policy.AuditMeta // nil if the shim did not route this container
+
+	// Rule names for Replay, made once: a decision must not allocate.
+	// Only the container's own goroutine touches them.
+	replayRule, newerRule string
+}
+
+func (c *Container) replayRules() (string, string) {
+	if c.replayRule == "" {
+		c.replayRule = "profile " + c.Meta.Profile
+		c.newerRule = c.replayRule + " (newer than the profile)"
+	}
+	return c.replayRule, c.newerRule
 }
 
 // Name, Pod, Namespace and Image come from the CRI annotations, if any.
@@ -79,13 +91,14 @@ var Replay = HandlerFunc(func(r *Request) Decision {
 	if m == nil {
 		return Decision{Errno: uint(unix.EPERM), Rule: "no policy metadata: deny"}
 	}
+	rule, newer := r.Container.replayRules()
 	if e, ok := m.Errnos[r.Syscall]; ok {
-		return Decision{Errno: e, Rule: "profile " + m.Profile}
+		return Decision{Errno: e, Rule: rule}
 	}
-	if above, ok := m.ENOSYSAbove[archSpec(r.Arch)]; ok && int(r.Notif.Data.Nr) > above {
-		return Decision{Errno: uint(unix.ENOSYS), Rule: "profile " + m.Profile + " (newer than the profile)"}
+	if above, ok := m.ENOSYSAbove[archSpecs[r.Arch]]; ok && int(r.Notif.Data.Nr) > above {
+		return Decision{Errno: uint(unix.ENOSYS), Rule: newer}
 	}
-	return Decision{Errno: m.Errno, Rule: "profile " + m.Profile}
+	return Decision{Errno: m.Errno, Rule: rule}
 })
 
 // Server is the agent.
@@ -103,6 +116,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	listener net.Listener
 	closed   bool
+	pending  map[*net.UnixConn]struct{} // hand-offs being received
 }
 
 func (s *Server) logf(format string, args ...any) {
@@ -117,6 +131,11 @@ var ErrServerClosed = errors.New("notify: server closed")
 // Serve accepts hand-offs on l until Shutdown.
 func (s *Server) Serve(l *net.UnixListener) error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
 	if err := s.initStop(); err != nil {
 		s.mu.Unlock()
 		return err
@@ -185,7 +204,16 @@ func (s *Server) accept(conn *net.UnixConn) {
 	if allow == nil {
 		allow = func(c unix.Ucred) bool { return c.Uid == 0 }
 	}
+	s.mu.Lock()
+	if s.pending == nil {
+		s.pending = map[*net.UnixConn]struct{}{}
+	}
+	s.pending[conn] = struct{}{}
+	s.mu.Unlock()
 	h, err := handoff.ReceiveFrom(conn, time.Now().Add(5*time.Second), allow)
+	s.mu.Lock()
+	delete(s.pending, conn)
+	s.mu.Unlock()
 	conn.Close()
 	if err != nil && s.Metrics != nil && !isProbe(err) {
 		s.Metrics.HandoffFailures.Add(1)
@@ -222,7 +250,7 @@ func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
 // isProbe tells the shim's liveness check (connect, send nothing, close)
 // from a broken hand-off.
 func isProbe(err error) bool {
-	return errors.Is(err, handoff.ErrMalformed) && strings.Contains(err.Error(), "EOF")
+	return errors.Is(err, handoff.ErrMalformed) && strings.HasSuffix(err.Error(), ": EOF")
 }
 
 // serveContainer answers c's notifications until no task uses the filter
@@ -310,19 +338,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stop != 0 {
 		unix.Write(s.stop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	}
+	for c := range s.pending {
+		c.SetReadDeadline(time.Now()) // a silent sender must not hold us up
+	}
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.mu.Lock()
+		if s.stop > 0 {
+			unix.Close(s.stop)
+			s.stop = -1
+		}
+		s.mu.Unlock()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-func archSpec(a string) specs.Arch {
-	return map[string]specs.Arch{"x86_64": "SCMP_ARCH_X86_64", "x86": "SCMP_ARCH_X86", "x32": "SCMP_ARCH_X32", "aarch64": "SCMP_ARCH_AARCH64", "arm": "SCMP_ARCH_ARM"}[a]
+// archSpecs maps unotify's architecture names to the spec's.
+var archSpecs = map[string]specs.Arch{
+	"x86_64": specs.ArchX86_64, "x86": specs.ArchX86, "x32": specs.ArchX32,
+	"aarch64": specs.ArchAARCH64, "arm": specs.ArchARM,
 }
 
 // procInfo reads who made the call. It checks the notification is still

@@ -137,7 +137,7 @@ action = "continue"
 	}
 	for _, tc := range []struct{ toml, want string }{
 		{"[[notify.rule]]\naction = \"allow\"", `action "allow"`},
-		{"[[notify.rule]]\naction = \"errno\"", `errno 0: must be 1-4095`},
+		{"[[notify.rule]]\naction = \"errno\"", `errno 0: must be 1-4094`},
 		{"[[notify.rule]]\naction = \"continue\"\npath = { arg = 0, glob = \"/x\" }", `never continue`},
 		{"[[notify.rule]]\naction = \"kill\"\nargs = [{ index = 7, op = \"eq\" }]", `args[0]: index must be 0-5`},
 		{"[[notify.rule]]\nname = \"p\"\naction = \"kill\"\npath = { arg = 0, glob = \"/x\" }\n[[notify.rule]]\nname = \"c\"\naction = \"continue\"", `notify.rule[1] (c): continue after the path rule notify.rule[0] (p)`},

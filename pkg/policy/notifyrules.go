@@ -55,8 +55,9 @@ func (r *NotifyRule) validate() error {
 	switch r.Action {
 	case NotifyContinue, NotifyKill:
 	case NotifyErrno:
-		if r.Errno == 0 || r.Errno > maxErrno {
-			errs = append(errs, fmt.Errorf("errno %d: must be 1-%d", r.Errno, maxErrno))
+		// 4095 is MAX_ERRNO, but Go reads -4095 as a successful return.
+		if r.Errno == 0 || r.Errno > maxErrno-1 {
+			errs = append(errs, fmt.Errorf("errno %d: must be 1-%d", r.Errno, maxErrno-1))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("action %q: must be continue, errno or kill", r.Action))

@@ -1,0 +1,327 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+)
+
+type summaryRow struct {
+	count       int
+	first, last string
+}
+
+// parseSummary reads summary's table back, checking its header and order.
+func parseSummary(t *testing.T, out string) (map[[2]string]summaryRow, [][2]string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != "CONTAINER SYSCALL DENIED FIRST .. LAST" {
+		t.Fatalf("summary header: %q", out)
+	}
+	rows := map[[2]string]summaryRow{}
+	var order [][2]string
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) != 6 || f[4] != ".." {
+			t.Fatalf("summary line %q", l)
+		}
+		n, err := strconv.Atoi(f[2])
+		if err != nil {
+			t.Fatalf("summary line %q: %v", l, err)
+		}
+		k := [2]string{f[0], f[1]}
+		if _, dup := rows[k]; dup {
+			t.Errorf("%v listed twice", k)
+		}
+		rows[k] = summaryRow{n, f[3], f[5]}
+		order = append(order, k)
+	}
+	return rows, order
+}
+
+func runMain(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = Main(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func TestSummary(t *testing.T) {
+	code, out, errOut := runMain("summary", "testdata/audit.log")
+	if code != 0 {
+		t.Fatalf("summary exit %d: %s", code, errOut)
+	}
+	rows, order := parseSummary(t, out)
+	// Full records count one each, aggregates their count; the line that is
+	// not JSON is skipped.
+	want := map[[2]string]int{
+		{"web", "keyctl"}: 3 + 7 + 1,
+		{"web", "mount"}:  1,
+		{"db", "keyctl"}:  2,
+		{"db", "ptrace"}:  5,
+	}
+	if len(rows) != len(want) {
+		t.Errorf("%d rows, want %d:\n%s", len(rows), len(want), out)
+	}
+	for k, n := range want {
+		if rows[k].count != n {
+			t.Errorf("%s/%s: %d denied, want %d", k[0], k[1], rows[k].count, n)
+		}
+	}
+	// By container, then the most denied first.
+	wantOrder := [][2]string{{"db", "ptrace"}, {"db", "keyctl"}, {"web", "keyctl"}, {"web", "mount"}}
+	if fmt.Sprint(order) != fmt.Sprint(wantOrder) {
+		t.Errorf("order %v, want %v", order, wantOrder)
+	}
+	for k, w := range map[[2]string]summaryRow{
+		// An aggregate's own first reaches back to its window's start.
+		{"web", "keyctl"}: {11, "2026-11-27T05:00:00.100000001Z", "2026-11-27T05:00:20.700000007Z"},
+		{"web", "mount"}:  {1, "2026-11-27T05:00:01.400000004Z", "2026-11-27T05:00:01.400000004Z"},
+		{"db", "keyctl"}:  {2, "2026-11-27T05:01:00.100000001Z", "2026-11-27T05:01:00.200000002Z"},
+	} {
+		if rows[k] != w {
+			t.Errorf("%s/%s = %+v, want %+v", k[0], k[1], rows[k], w)
+		}
+	}
+
+	t.Run("last of an aggregate", func(t *testing.T) {
+		got := rows[[2]string{"db", "ptrace"}]
+		if got.first != "2026-11-27T05:02:00.100000001Z" {
+			t.Errorf("db/ptrace first %s, want the aggregate's first", got.first)
+		}
+		const last, written = "2026-11-27T05:02:01.200000002Z", "2026-11-27T05:02:10.900000009Z"
+		if got.last == written {
+			t.Fatal("regression: agent.go summary takes an aggregate record's time (when it was written, up to a window later) as its last denial; use r.Last when r.Count > 0")
+		}
+		if got.last != last {
+			t.Errorf("db/ptrace last %s, want the aggregate's last %s", got.last, last)
+		}
+	})
+	t.Run("whole seconds", func(t *testing.T) {
+		code, out, errOut := runMain("summary", "testdata/whole-seconds.log")
+		if code != 0 {
+			t.Fatalf("summary exit %d: %s", code, errOut)
+		}
+		rows, _ := parseSummary(t, out)
+		got := rows[[2]string{"c", "keyctl"}]
+		want := summaryRow{2, "2026-11-27T06:00:00Z", "2026-11-27T06:00:00.5Z"}
+		if got == (summaryRow{2, want.last, want.first}) {
+			t.Fatal(`regression: agent.go summary orders times as strings, but RFC3339Nano drops trailing zeros, so "06:00:00Z" sorts after "06:00:00.5Z"; parse them with time.Parse(time.RFC3339Nano, ...) and compare time.Time`)
+		}
+		if got != want {
+			t.Errorf("c/keyctl = %+v, want %+v", got, want)
+		}
+	})
+}
+
+func TestSummaryUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"summary"}, 2, "usage: seccomp-agent summary AUDIT-LOG"},
+		{[]string{"summary", "a", "b"}, 2, "usage:"},
+		{[]string{"summary", filepath.Join(t.TempDir(), "missing.log")}, 1, "no such file"},
+	} {
+		code, out, errOut := runMain(tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.msg) || out != "" {
+			t.Errorf("Main(%q) = %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out, errOut, tc.code, tc.msg)
+		}
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--no-such-flag"},
+		{"-socket"}, // a value is missing
+		{"--audit-stdout=maybe"},
+		{"hold", "--no-such-flag"},
+	} {
+		code, out, errOut := runMain(args...)
+		if code != 2 {
+			t.Errorf("Main(%q) = %d, want 2", args, code)
+		}
+		if out != "" || errOut == "" {
+			t.Errorf("Main(%q): stdout %q, stderr %q; want the problem on stderr only", args, out, errOut)
+		}
+	}
+	// -h is not an error of the flags, but it must not start an agent either.
+	if code, _, errOut := runMain("-h"); code != 2 || !strings.Contains(errOut, "-socket") {
+		t.Errorf("Main(-h) = %d, stderr %q; want 2 and the usage", code, errOut)
+	}
+}
+
+// writeConfig writes a config with n notify rules and names it the config
+// to load, for this test only.
+func writeConfig(t *testing.T, path string, n int) {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "[[notify.rule]]\nname = \"r%d\"\nsyscalls = [\"keyctl\"]\naction = \"errno\"\nerrno = %d\n\n", i, i+1)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRefusesSecondAgent(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "run", "agent.sock")
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	live, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	cfg := filepath.Join(dir, "config.toml")
+	writeConfig(t, cfg, 1)
+	t.Setenv(policy.ConfigEnv, "") // Main sets it from --config; restore it after
+
+	done := make(chan int, 1)
+	var out, errOut bytes.Buffer
+	go func() {
+		done <- Main([]string{"--socket", sock, "--shim-socket", filepath.Join(dir, "run", "shim.sock"), "--audit-log", filepath.Join(dir, "log", "audit.log"), "--metrics", "", "--config", cfg}, &out, &errOut)
+	}()
+	var code int
+	select {
+	case code = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second agent started serving instead of refusing")
+	}
+	if code != 1 || !strings.Contains(errOut.String(), "another agent is listening") {
+		t.Errorf("Main = %d, stderr %q; want 1 and \"another agent is listening\"", code, errOut.String())
+	}
+	// The live agent keeps its socket: nothing was removed or replaced.
+	live.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := live.Accept()
+	if err != nil {
+		t.Fatalf("the live agent no longer gets connections: %v", err)
+	}
+	c.Close()
+}
+
+// lockedBuffer lets the test read what the agent's logger writes meanwhile.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func waitLog(t *testing.T, l *lockedBuffer, s string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(l.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the agent's log:\n%s", s, l.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRunLifecycle runs the agent for real: it replaces a stale socket,
+// reloads its policy on SIGHUP and on a changed file, keeps the old policy
+// when the new one is invalid, and stops on SIGTERM. The signals go to this
+// test process, which run has subscribed to them by the time it logs
+// "listening".
+func TestRunLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "run", "agent.sock")
+	if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A stale socket file, as a crashed agent leaves it.
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	cfg := filepath.Join(dir, "config.toml")
+	writeConfig(t, cfg, 1)
+	t.Setenv(policy.ConfigEnv, "")
+	auditLog := filepath.Join(dir, "log", "audit.log")
+
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	// Every path is the test's own: the defaults are the host's /run and
+	// /var/log.
+	shimSock := filepath.Join(dir, "run", "shim.sock")
+	go func() {
+		done <- Main([]string{"--socket", sock, "--shim-socket", shimSock, "--audit-log", auditLog, "--metrics", "", "--config", cfg}, &bytes.Buffer{}, logs)
+	}()
+	waitLog(t, logs, "listening on "+sock, 10*time.Second)
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("the stale socket was not replaced: %v", err)
+	}
+	c.Close()
+	if c, err := net.Dial("unix", shimSock); err != nil {
+		t.Errorf("no --shim-socket listener: %v", err)
+	} else {
+		c.Close()
+	}
+	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("socket directory mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	if _, err := os.Stat(auditLog); err != nil {
+		t.Errorf("audit log not created: %v", err)
+	}
+
+	if err := os.WriteFile(cfg, []byte("[[notify.rule]]\naction = \"sometimes\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(t, logs, "new policy rejected, the old one stays in force", 5*time.Second)
+
+	writeConfig(t, cfg, 2)
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitLog(t, logs, "policy reloaded from "+cfg+": 2 notify rules", 5*time.Second)
+
+	// No signal this time: the agent notices the file changed (checked every
+	// 2 s).
+	writeConfig(t, cfg, 3)
+	waitLog(t, logs, "policy reloaded from "+cfg+": 3 notify rules", 6*time.Second)
+
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("Main after SIGTERM = %d, want 0; log:\n%s", code, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the agent did not stop on SIGTERM; log:\n%s", logs.String())
+	}
+	for _, p := range []string{sock, shimSock} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("socket %s left behind after SIGTERM: %v", p, err)
+		}
+	}
+}

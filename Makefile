@@ -4,7 +4,7 @@ BINDIR    ?= $(PREFIX)/bin
 CONFDIR   ?= /etc/seccomp-shim
 GO        ?= go
 BIN       ?= bin
-BINARIES  := $(BIN)/seccomp-shim $(BIN)/seccomp-hook $(BIN)/seccomp-agent
+BINARIES  := $(BIN)/seccomp-shim $(BIN)/seccomp-hook $(BIN)/seccomp-agent $(BIN)/seccomp-install
 # Static: no dynamic loader at every container start (about 1 ms on a small
 # VM), and no libseccomp.so needed on the node. libseccomp.a comes with
 # libseccomp-dev. netgo: the pure Go resolver, nothing of glibc's NSS in a static binary.
@@ -15,7 +15,7 @@ GOFLAGS_BUILD := -trimpath -tags netgo,osusergo -ldflags '-linkmode external -ex
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build: $(BINARIES) ## build bin/seccomp-shim, bin/seccomp-hook and bin/seccomp-agent (BIN=dir to build elsewhere)
+build: $(BINARIES) ## build bin/seccomp-shim, -hook, -agent and -install (BIN=dir to build elsewhere)
 
 $(BIN)/seccomp-shim: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/shim
@@ -23,6 +23,8 @@ $(BIN)/seccomp-hook: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/hook
 $(BIN)/seccomp-agent: FORCE
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/agent
+$(BIN)/seccomp-install: FORCE
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/install
 FORCE:
 
 deps: ## install the Debian packages that building and the tests need (root)

@@ -152,3 +152,12 @@ action = "continue"
 		}
 	}
 }
+
+// The reference page shows the example config whole; keep them one text.
+func TestDocsShowExample(t *testing.T) {
+	example, _ := os.ReadFile("../../examples/config.toml")
+	doc, _ := os.ReadFile("../../docs/config.md")
+	if len(example) == 0 || !strings.Contains(string(doc), "```toml\n"+string(example)+"```") {
+		t.Fatal("docs/config.md does not show examples/config.toml verbatim")
+	}
+}

@@ -39,6 +39,12 @@ func (c Container) annotation(keys []string) (string, bool) {
 	return "", false
 }
 
+// sandbox reports whether this is a pod's pause container.
+func (c Container) sandbox() bool {
+	return c.Annotations["io.kubernetes.cri.container-type"] == "sandbox" ||
+		c.Annotations["io.kubernetes.cri-o.ContainerType"] == "sandbox"
+}
+
 // Match selects containers. Every field that is set must match; a list
 // matches if any of its patterns does. Patterns are globs where * matches any
 // run of characters (slashes too) and ? any one character.
@@ -153,7 +159,9 @@ func (c *Config) Decide(ctr Container) (Decision, error) {
 		AllowUnconfined: r.AllowUnconfined, Architectures: r.Architectures,
 	}
 	want, ok := ctr.Annotations[AnnotationProfile]
-	if !ok || want == r.Profile {
+	if !ok || want == r.Profile || ctr.sandbox() {
+		// CRI copies a pod's annotations to its pause container too: a pod
+		// asking for its containers' profile must not change the sandbox's.
 		return d, nil
 	}
 	if !ValidName(want) {

@@ -122,3 +122,17 @@ allowed_profiles = ["strict"]
 		}
 	}
 }
+
+func TestDecideSandboxIgnoresRequest(t *testing.T) {
+	c := mustConfig(t, "[[rule]]\nallowed_profiles = [\"strict\"]\n")
+	for _, key := range []string{"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"} {
+		d, err := c.Decide(Container{Annotations: map[string]string{key: "sandbox", AnnotationProfile: "strict"}})
+		if err != nil || d.Profile != ProfileDefault || d.Requested {
+			t.Errorf("%s: %+v %v", key, d, err)
+		}
+	}
+	d, err := c.Decide(Container{Annotations: map[string]string{"io.kubernetes.cri.container-type": "container", AnnotationProfile: "strict"}})
+	if err != nil || d.Profile != ProfileStrict {
+		t.Errorf("container: %+v %v", d, err)
+	}
+}

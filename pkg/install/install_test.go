@@ -1,0 +1,408 @@
+package install
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// snapshot is every file, directory and link under root, with content and
+// mode, keyed by host path.
+func snapshot(t *testing.T, root string) map[string]string { return snap(t, root, false) }
+
+// snapshotTimes adds files' mtimes: an idempotent run doesn't even rewrite
+// equal bytes.
+func snapshotTimes(t *testing.T, root string) map[string]string { return snap(t, root, true) }
+
+func snap(t *testing.T, root string, times bool) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			m["/"+rel] = "link " + target
+		case d.IsDir():
+			m["/"+rel] = "dir " + fi.Mode().String()
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			m["/"+rel] = fi.Mode().String() + "\n" + string(data)
+			if times {
+				m["/"+rel] = fi.ModTime().String() + " " + m["/"+rel]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func diffSnapshots(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	for p, w := range want {
+		if g, ok := got[p]; !ok {
+			t.Errorf("%s: %s is gone", what, p)
+		} else if g != w {
+			t.Errorf("%s: %s changed:\n%s\nwas:\n%s", what, p, g, w)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: %s is new", what, p)
+		}
+	}
+}
+
+// nodeRoot is a node with all four engines and realistic configs.
+func nodeRoot(t *testing.T, containerdFixture string) string {
+	t.Helper()
+	root := t.TempDir()
+	writeTestFile(t, filepath.Join(root, dockerConfig), readFixture(t, "docker/full.json"))
+	if err := os.Chmod(filepath.Join(root, dockerConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeTestFile(t, filepath.Join(root, containerdConfig), readFixture(t, "containerd/"+containerdFixture))
+	writeTestFile(t, filepath.Join(root, "/etc/containers/containers.conf"), readFixture(t, "podman/containers.conf"))
+	writeTestFile(t, filepath.Join(root, "/usr/bin/podman"), []byte("podman"))
+	writeTestFile(t, filepath.Join(root, "/etc/crio/crio.conf"), []byte("[crio.runtime]\ndefault_runtime = \"runc\"\n"))
+	writeTestFile(t, filepath.Join(root, "/etc/systemd/system/multi-user.target.wants/ssh.service"), []byte("[Unit]\n"))
+	// Old enough that a rewrite, even of the same bytes, shows in the mtime.
+	old := time.Now().Add(-time.Hour)
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		os.Chtimes(p, old, old)
+		return nil
+	})
+	return root
+}
+
+func testBins(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, b := range binaries {
+		writeTestFile(t, filepath.Join(dir, b), []byte("#!/bin/sh\necho "+b+"\n"))
+	}
+	return dir
+}
+
+func run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return out.String() + errb.String(), code
+}
+
+// install, install again, uninstall: the second install changes no byte and
+// no mtime, and uninstall leaves the node as it was, but for the policy it
+// keeps.
+func TestInstallIdempotentAndReversible(t *testing.T) {
+	for _, fixture := range []string{"v2-default.toml", "v3-default.toml", "v2-imports.toml"} {
+		t.Run(fixture, func(t *testing.T) {
+			root := nodeRoot(t, fixture)
+			bins := testBins(t)
+			before := snapshot(t, root)
+			out, code := run(t, "--root", root, "--bin", bins, "install")
+			if code != 0 {
+				t.Fatalf("install: %d\n%s", code, out)
+			}
+			t.Logf("install:\n%s", out)
+			for _, want := range []string{"docker", "containerd", "podman", "crio"} {
+				if !strings.Contains(snapshot(t, root)[statePath], `"`+want+`"`) {
+					t.Errorf("engine %s not detected", want)
+				}
+			}
+			first := snapshotTimes(t, root)
+			if got := snapshot(t, root)[dockerConfig]; !strings.HasPrefix(got, "-rw-------") {
+				t.Errorf("daemon.json lost its mode: %.20s", got)
+			}
+			out, code = run(t, "--root", root, "--bin", bins, "install")
+			if code != 0 {
+				t.Fatalf("second install: %d\n%s", code, out)
+			}
+			if strings.Contains(out, "created") || strings.Contains(out, "updated") {
+				t.Errorf("second install changed something:\n%s", out)
+			}
+			diffSnapshots(t, "second install", snapshotTimes(t, root), first)
+
+			out, code = run(t, "--root", root, "--bin", bins, "status")
+			if code != 0 {
+				t.Errorf("status after install: %d\n%s", code, out)
+			}
+			t.Logf("status:\n%s", out)
+
+			// Enabled units leave links that uninstall must not leave dangling.
+			wants := filepath.Join(root, unitDir, "multi-user.target.wants")
+			if err := os.Symlink("/etc/systemd/system/seccomp-agent.service", filepath.Join(wants, "seccomp-agent.service")); err != nil {
+				t.Fatal(err)
+			}
+			out, code = run(t, "--root", root, "uninstall")
+			if code != 0 {
+				t.Fatalf("uninstall: %d\n%s", code, out)
+			}
+			t.Logf("uninstall:\n%s", out)
+			after := snapshot(t, root)
+			for p := range after {
+				if p == confDir || strings.HasPrefix(p, confDir+"/") {
+					if p != confDir && p != configPath && p != profilesDir {
+						t.Errorf("left behind: %s", p)
+					}
+					delete(after, p)
+				}
+			}
+			diffSnapshots(t, "uninstall", after, before)
+			if out, code := run(t, "--root", root, "status"); code == 0 {
+				t.Errorf("status after uninstall says all is well:\n%s", out)
+			}
+		})
+	}
+}
+
+// With nothing there, install creates what it needs, and uninstall removes
+// all of it, directories included.
+func TestInstallBareNode(t *testing.T) {
+	root := t.TempDir()
+	bins := testBins(t)
+	out, code := run(t, "--root", root, "--bin", bins, "--engines", "docker,containerd,podman,crio", "install")
+	if code != 0 {
+		t.Fatalf("install: %d\n%s", code, out)
+	}
+	for _, p := range []string{dockerConfig, containerdConfig, containerdDropIn, podmanDropIn, podmanHook, crioDropIn, "/usr/local/bin/seccomp-agent", "/etc/systemd/system/seccomp-agent.service"} {
+		if !exists(filepath.Join(root, p)) {
+			t.Errorf("%s not created", p)
+		}
+	}
+	out, code = run(t, "--root", root, "uninstall")
+	if code != 0 {
+		t.Fatalf("uninstall: %d\n%s", code, out)
+	}
+	left := snapshot(t, root)
+	for _, keep := range []string{"/", "/etc", confDir, configPath, profilesDir} {
+		delete(left, filepath.Clean(keep))
+	}
+	delete(left, "/.")
+	if len(left) > 0 {
+		t.Errorf("left behind: %v\n%s", left, out)
+	}
+}
+
+func TestInstallPrefixAndNoSystemd(t *testing.T) {
+	root := t.TempDir()
+	out, code := run(t, "--root", root, "--bin", testBins(t), "--prefix", "/opt/seccomp", "--engines", "podman,docker", "--systemd=false", "install")
+	if code != 0 {
+		t.Fatalf("install: %d\n%s", code, out)
+	}
+	hook, _ := os.ReadFile(filepath.Join(root, podmanHook))
+	if !strings.Contains(string(hook), `"path": "/opt/seccomp/bin/seccomp-hook"`) || strings.Contains(string(hook), "/usr/local") {
+		t.Errorf("hook:\n%s", hook)
+	}
+	if exists(filepath.Join(root, unitDir)) {
+		t.Errorf("units installed with --systemd=false")
+	}
+	if doc, _ := os.ReadFile(filepath.Join(root, dockerConfig)); !strings.Contains(string(doc), `"/opt/seccomp/bin/seccomp-shim"`) {
+		t.Errorf("daemon.json:\n%s", doc)
+	}
+	// Moving the prefix needs an uninstall first.
+	out, code = run(t, "--root", root, "--bin", testBins(t), "--engines", "podman", "install")
+	if code != 1 || !strings.Contains(out, "--prefix /opt/seccomp") {
+		t.Errorf("install with another prefix: %d\n%s", code, out)
+	}
+}
+
+func TestUnitsWithPrefix(t *testing.T) {
+	got := string(withPrefix(agentUnit, "/opt/x"))
+	if !strings.Contains(got, "ExecStart=/opt/x/bin/seccomp-agent ") || strings.Contains(got, "/usr/local/bin") {
+		t.Errorf("unit:\n%s", got)
+	}
+	if string(withPrefix(agentUnit, "/usr/local")) != string(agentUnit) {
+		t.Errorf("default prefix changed the unit")
+	}
+}
+
+func TestInstallKeepsPolicy(t *testing.T) {
+	root := t.TempDir()
+	mine := []byte("[runtime]\npath = \"crun\"\n")
+	writeTestFile(t, filepath.Join(root, configPath), mine)
+	out, code := run(t, "--root", root, "--bin", testBins(t), "--engines", "podman", "install")
+	if code != 0 || !strings.Contains(out, "kept             /etc/seccomp-shim/config.toml") {
+		t.Errorf("install: %d\n%s", code, out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, configPath)); !bytes.Equal(got, mine) {
+		t.Errorf("policy overwritten:\n%s", got)
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	root := nodeRoot(t, "v2-default.toml")
+	before := snapshotTimes(t, root)
+	out, code := run(t, "--root", root, "--bin", testBins(t), "--dry-run", "install")
+	if code != 0 || !strings.Contains(out, "would update     /etc/docker/daemon.json") || strings.Count(out, "would create     /usr/local/bin/\n") != 1 {
+		t.Errorf("dry run: %d\n%s", code, out)
+	}
+	diffSnapshots(t, "dry run", snapshotTimes(t, root), before)
+}
+
+// A daemon.json dockerd can't read stops the install before anything is
+// written, and the error names the file and the reason.
+func TestInstallRefusesBrokenDaemonJSON(t *testing.T) {
+	root := nodeRoot(t, "v2-default.toml")
+	writeTestFile(t, filepath.Join(root, dockerConfig), readFixture(t, "docker/invalid.json"))
+	before := snapshot(t, root)
+	out, code := run(t, "--root", root, "--bin", testBins(t), "install")
+	if code != 1 || !strings.Contains(out, "/etc/docker/daemon.json: invalid character '}'") {
+		t.Errorf("install: %d\n%s", code, out)
+	}
+	diffSnapshots(t, "refused install", snapshot(t, root), before)
+}
+
+func TestUninstallRefusesDefaultRuntime(t *testing.T) {
+	root := nodeRoot(t, "v2-default.toml")
+	bins := testBins(t)
+	if out, code := run(t, "--root", root, "--bin", bins, "--engines", "docker", "install"); code != 0 {
+		t.Fatal(out)
+	}
+	p := filepath.Join(root, dockerConfig)
+	doc, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(doc, []byte(`"default-runtime": "runc"`), []byte(`"default-runtime": "seccomp-shim"`), 1), 0o600)
+	out, code := run(t, "--root", root, "uninstall")
+	if code != 1 || !strings.Contains(out, "default-runtime is seccomp-shim") {
+		t.Errorf("uninstall: %d\n%s", code, out)
+	}
+	if !exists(filepath.Join(root, "/usr/local/bin/seccomp-shim")) {
+		t.Errorf("a refused uninstall removed the binary")
+	}
+}
+
+// Unregistering one engine leaves the others and the binaries.
+func TestUninstallOneEngine(t *testing.T) {
+	root := nodeRoot(t, "v2-default.toml")
+	bins := testBins(t)
+	if out, code := run(t, "--root", root, "--bin", bins, "install"); code != 0 {
+		t.Fatal(out)
+	}
+	out, code := run(t, "--root", root, "--engines", "podman", "uninstall")
+	if code != 0 {
+		t.Fatalf("%d\n%s", code, out)
+	}
+	if exists(filepath.Join(root, podmanDropIn)) || exists(filepath.Join(root, podmanHook)) {
+		t.Errorf("podman files left")
+	}
+	for _, p := range []string{containerdDropIn, crioDropIn, "/usr/local/bin/seccomp-shim", statePath} {
+		if !exists(filepath.Join(root, p)) {
+			t.Errorf("%s removed", p)
+		}
+	}
+	st, _, _ := loadState(root)
+	if strings.Join(st.Engines, ",") != "docker,containerd,crio" {
+		t.Errorf("state engines %v", st.Engines)
+	}
+}
+
+func TestConfigCommand(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(t.TempDir(), "config.toml")
+	writeTestFile(t, src, []byte("[[rule]]\nprofle = \"strict\"\n"))
+	out, code := run(t, "--root", root, "config", "--from", src)
+	if code != 1 || !strings.Contains(out, "unknown keys rule.profle") || exists(filepath.Join(root, configPath)) {
+		t.Errorf("bad config: %d\n%s", code, out)
+	}
+	writeTestFile(t, src, defaultConfig)
+	out, code = run(t, "--root", root, "config", "--from", src)
+	if code != 0 {
+		t.Fatalf("%d\n%s", code, out)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, configPath)); !bytes.Equal(got, defaultConfig) {
+		t.Errorf("config not installed")
+	}
+}
+
+func TestDetect(t *testing.T) {
+	root := t.TempDir()
+	if got := Detect(root); len(got) != 0 {
+		t.Errorf("empty root: %v", got)
+	}
+	writeTestFile(t, filepath.Join(root, "/usr/sbin/dockerd"), nil)
+	writeTestFile(t, filepath.Join(root, "/etc/containers/registries.conf"), nil)
+	os.MkdirAll(filepath.Join(root, "/etc/crio"), 0o755)
+	if got := strings.Join(Detect(root), ","); got != "docker,crio" {
+		t.Errorf("got %s", got)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"--engines", "lxc", "install"}, {"install", "extra"}} {
+		if out, code := run(t, args...); code != 2 {
+			t.Errorf("%v: %d\n%s", args, code, out)
+		}
+	}
+}
+
+// On containerd 1.x the drop-in copies config.toml's CRI section: a later
+// change there makes it stale, status says so, and install refreshes it.
+func TestContainerdStaleCopy(t *testing.T) {
+	root := nodeRoot(t, "v2-default.toml")
+	bins := testBins(t)
+	if out, code := run(t, "--root", root, "--bin", bins, "--engines", "containerd", "install"); code != 0 {
+		t.Fatal(out)
+	}
+	p := filepath.Join(root, containerdConfig)
+	cfg, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(cfg, []byte(`sandbox_image = "registry.k8s.io/pause:3.6"`), []byte(`sandbox_image = "registry.k8s.io/pause:3.9"`), 1), 0o644)
+	out, code := run(t, "--root", root, "--bin", bins, "--engines", "containerd", "status")
+	if code != 1 || !strings.Contains(out, "stale    containerd") {
+		t.Errorf("status: %d\n%s", code, out)
+	}
+	out, code = run(t, "--root", root, "--bin", bins, "--engines", "containerd", "install")
+	if code != 0 || !strings.Contains(out, "updated          "+containerdDropIn) {
+		t.Errorf("install: %d\n%s", code, out)
+	}
+	if cri, _ := lookup(effectiveConfig(t, root), criV2); cri["sandbox_image"] != "registry.k8s.io/pause:3.9" {
+		t.Errorf("sandbox_image %v", cri["sandbox_image"])
+	}
+}
+
+// A config install can't use stops it before anything is written.
+func TestInstallRefusesV1Containerd(t *testing.T) {
+	root := nodeRoot(t, "v1.toml")
+	before := snapshot(t, root)
+	out, code := run(t, "--root", root, "--bin", testBins(t), "install")
+	if code != 1 || !strings.Contains(out, "version 1 config") {
+		t.Errorf("install: %d\n%s", code, out)
+	}
+	diffSnapshots(t, "refused install", snapshot(t, root), before)
+}
+
+// What the owner adds to daemon.json after install stays on uninstall.
+func TestUninstallKeepsLaterEdits(t *testing.T) {
+	root := nodeRoot(t, "v2-default.toml")
+	if out, code := run(t, "--root", root, "--bin", testBins(t), "--engines", "docker", "install"); code != 0 {
+		t.Fatal(out)
+	}
+	p := filepath.Join(root, dockerConfig)
+	doc, _ := os.ReadFile(p)
+	doc = bytes.Replace(doc, []byte(`"storage-driver": "overlay2"`), []byte(`"storage-driver": "overlay2",`+"\n"+`  "debug": true`), 1)
+	os.WriteFile(p, doc, 0o600)
+	if out, code := run(t, "--root", root, "uninstall"); code != 0 {
+		t.Fatal(out)
+	}
+	got, _ := os.ReadFile(p)
+	want := bytes.Replace(readFixture(t, "docker/full.json"), []byte(`"storage-driver": "overlay2"`), []byte(`"storage-driver": "overlay2",`+"\n"+`  "debug": true`), 1)
+	if !bytes.Equal(got, want) {
+		t.Errorf("got\n%s", got)
+	}
+}

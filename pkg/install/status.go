@@ -1,0 +1,123 @@
+package install
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+)
+
+// Status prints what is installed, one line per item, and returns whether
+// everything it looked at is as install would leave it.
+func (in *Installer) Status() (bool, error) {
+	st, found, err := loadState(in.Root)
+	if err != nil {
+		return false, err
+	}
+	ok := true
+	line := func(state, what, detail string) {
+		if state != "ok" {
+			ok = false
+		}
+		fmt.Fprintf(in.Out, "%-8s %-11s %s\n", state, what, detail)
+	}
+	engines := in.Engines
+	if found {
+		in.Prefix = st.Prefix
+		fmt.Fprintf(in.Out, "installed with --prefix %s for: %v (%s)\n", st.Prefix, st.Engines, statePath)
+		if !in.EnginesNamed {
+			engines = st.Engines
+		}
+	} else {
+		fmt.Fprintf(in.Out, "not installed (no %s)\n", statePath)
+	}
+	for _, b := range binaries {
+		p := path.Join(in.Prefix, "bin", b)
+		state := "missing"
+		if exists(in.host(p)) {
+			state = "ok"
+			if src, err := os.ReadFile(path.Join(in.BinDir, b)); err == nil {
+				if cur, err := os.ReadFile(in.host(p)); err == nil && !bytes.Equal(src, cur) {
+					state = "differs"
+					p += " (from " + path.Join(in.BinDir, b) + ")"
+				}
+			}
+		}
+		line(state, "binary", p)
+	}
+	if exists(in.host(configPath)) {
+		line("ok", "policy", configPath)
+	} else {
+		line("missing", "policy", configPath+" (the built-in defaults apply)")
+	}
+	// A DaemonSet installs with --systemd=false: the record says whether
+	// units belong to this install.
+	if in.Systemd && (!found || slices.Contains(st.Files[ownerBase], path.Join(unitDir, units[0].name))) {
+		for _, u := range units {
+			p := path.Join(unitDir, u.name)
+			line(fileState(in.host(p), withPrefix(u.data, in.Prefix)), "unit", p)
+		}
+	}
+	for _, e := range allEngines {
+		if !slices.Contains(engines, e) {
+			continue
+		}
+		switch e {
+		case "docker":
+			doc, exists, err := readRegular(in.host(dockerConfig))
+			switch p, reg := dockerRegistered(doc); {
+			case err != nil:
+				line("error", e, err.Error())
+			case !exists || !reg:
+				line("missing", e, dockerConfig+": no runtimes."+runtimeName)
+			case p != in.shim():
+				line("differs", e, fmt.Sprintf("%s: runtimes.%s.path is %s, not %s", dockerConfig, runtimeName, p, in.shim()))
+			default:
+				line("ok", e, dockerConfig+": runtimes."+runtimeName+" -> "+p)
+			}
+		case "containerd":
+			v, err := loadContainerd(in.Root)
+			if err != nil {
+				line("error", e, err.Error())
+				continue
+			}
+			content, _ := v.dropIn(in.shim())
+			want, err := renderDropIn(content)
+			if err != nil {
+				line("error", e, err.Error())
+				continue
+			}
+			switch s := fileState(in.host(containerdDropIn), want); {
+			case s == "differs" && v.version == 2:
+				line("stale", e, containerdDropIn+": config.toml's CRI section changed since install; run install again")
+			default:
+				line(s, e, fmt.Sprintf("%s (config version %d)", containerdDropIn, v.version))
+			}
+			if v.covered {
+				line("ok", e, containerdConfig+" imports it")
+			} else {
+				line("missing", e, containerdConfig+" does not import "+containerdDropIn)
+			}
+		case "podman":
+			line(fileState(in.host(podmanDropIn), podmanConf(in.shim())), e, podmanDropIn)
+			line(fileState(in.host(podmanHook), withPrefix(hookJSON, in.Prefix)), e, podmanHook)
+		case "crio":
+			line(fileState(in.host(crioDropIn), crioConf(in.shim())), e, crioDropIn)
+		}
+	}
+	return ok, nil
+}
+
+func fileState(p string, want []byte) string {
+	cur, exists, err := readRegular(p)
+	switch {
+	case err != nil:
+		return "error"
+	case !exists:
+		return "missing"
+	case !bytes.Equal(cur, want):
+		return "differs"
+	}
+	return "ok"
+}

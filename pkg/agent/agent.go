@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"syscall"
 	"time"
@@ -83,7 +84,12 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 	pol := notify.NewPolicy(cfg)
 	metrics := notify.NewMetrics()
 	metrics.AuditDropped = audit.DroppedCount
-	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Logf: logger.Printf}
+	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Logf: logger.Printf, BlockingReceive: notify.BlockingOK()}
+	if runtime.GOMAXPROCS(0) < 2 {
+		// Pinned to one CPU, a thread blocked in RECV must not leave the
+		// rest of the agent without a P to run on.
+		runtime.GOMAXPROCS(2)
+	}
 	if metricsAddr != "" {
 		ml, err := net.Listen("tcp", metricsAddr)
 		if err != nil {

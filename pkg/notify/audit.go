@@ -58,8 +58,13 @@ type key struct{ container, syscall string }
 
 type agg struct {
 	n, suppressed int
-	last          Record
 	first         time.Time
+	// The last suppressed denial, formatted only into the aggregate.
+	lastC    *Container
+	lastN    unotify.Notif
+	lastD    Decision
+	lastArch string
+	lastTime time.Time
 }
 
 // NewAuditLog starts writing to w (a file, or stdout too through
@@ -98,7 +103,7 @@ func (a *AuditLog) flush(w io.Writer, all bool) {
 			continue
 		}
 		if g.suppressed > 0 {
-			r := g.last
+			r := record(g.lastC, &g.lastN, g.lastArch, k.syscall, g.lastD, g.lastTime)
 			r.Count, r.First, r.Last = g.suppressed, g.first.UTC().Format(time.RFC3339Nano), r.Time
 			r.Time = now.UTC().Format(time.RFC3339Nano)
 			out = append(out, r)
@@ -122,34 +127,16 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 		a.seen[k] = g
 	}
 	g.n++
-	full := g.n <= a.PerKey
-	if !full {
+	if g.n > a.PerKey {
+		// Counted, not formatted: a flood costs the container a counter.
 		g.suppressed++
-	}
-	a.mu.Unlock()
-	rec := Record{
-		Time: now.UTC().Format(time.RFC3339Nano), Container: c.ID,
-		Name:      c.label("io.kubernetes.cri.container-name", "io.kubernetes.container.name"),
-		Pod:       c.label("io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"),
-		Namespace: c.label("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"),
-		Image:     c.label("io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"),
-		Tid:       int(n.Pid), Arch: r.Arch, Syscall: r.Syscall, Nr: n.Data.Nr, Args: n.Data.Args,
-		Action: "errno", Errno: d.Errno, Rule: d.Rule,
-	}
-	if d.Kill {
-		rec.Action = "kill"
-	}
-	if !full {
-		rec.UID = -1 // not read: pid 0 and uid -1 say unknown, not root
-		a.mu.Lock()
-		g.last = rec
+		g.lastC, g.lastN, g.lastD, g.lastArch, g.lastTime = c, *n, d, r.Arch, now
 		a.mu.Unlock()
 		return
 	}
-	rec.Pid, rec.Comm, rec.Exe, rec.UID = procInfo(fd, n)
-	a.mu.Lock()
-	g.last = rec
 	a.mu.Unlock()
+	rec := record(c, n, r.Arch, r.Syscall, d, now)
+	rec.Pid, rec.Comm, rec.Exe, rec.UID = procInfo(fd, n)
 	b, _ := json.Marshal(rec)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -162,6 +149,22 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 	default:
 		a.Dropped++
 	}
+}
+
+func record(c *Container, n *unotify.Notif, arch, syscall string, d Decision, now time.Time) Record {
+	rec := Record{
+		Time: now.UTC().Format(time.RFC3339Nano), Container: c.ID,
+		Name:      c.label("io.kubernetes.cri.container-name", "io.kubernetes.container.name"),
+		Pod:       c.label("io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"),
+		Namespace: c.label("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"),
+		Image:     c.label("io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"),
+		Tid:       int(n.Pid), Arch: arch, Syscall: syscall, Nr: n.Data.Nr, Args: n.Data.Args,
+		Action: "errno", Errno: d.Errno, Rule: d.Rule, UID: -1, // -1: not read, not root
+	}
+	if d.Kill {
+		rec.Action = "kill"
+	}
+	return rec
 }
 
 // DroppedCount returns how many records the queue could not take.

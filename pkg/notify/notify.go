@@ -11,11 +11,11 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
-	"strconv"
-	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"

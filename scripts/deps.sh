@@ -2,9 +2,10 @@
 # Installs the Debian packages seccomp-shim's build, tests and demo need, if
 # any is missing: runc (the real runtime), libseccomp-dev (cgo, the syscall
 # tables runc uses; gcc and libc6-dev for the static cgo build), busybox-static (the test rootfs), podman and conmon (the
-# hook tests). Needs root only when something is missing.
+# hook tests), docker.io and containerd (the engine tests). Needs root only when
+# something is missing.
 set -euo pipefail
-pkgs=(runc libseccomp-dev pkg-config gcc libc6-dev busybox-static podman conmon uidmap)
+pkgs=(runc libseccomp-dev pkg-config gcc libc6-dev busybox-static podman conmon uidmap docker.io containerd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

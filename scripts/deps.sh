@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages seccomp-shim's build, tests and demo need, if
-# any is missing: runc (the real runtime), libseccomp-dev (cgo, the syscall
-# tables runc uses; gcc and libc6-dev for the static cgo build), busybox-static (the test rootfs), podman and conmon (the
-# hook tests), docker.io and containerd (the engine tests). Needs root only when
-# something is missing.
+# any is missing: runc (the real runtime); libseccomp-dev, gcc and libc6-dev
+# (cgo with the syscall tables runc uses, linked statically); busybox-static
+# (the test rootfs); podman, conmon and uidmap (the hook tests); docker.io
+# and containerd (the engine tests). Needs root only when something is
+# missing.
 set -euo pipefail
 pkgs=(runc libseccomp-dev pkg-config gcc libc6-dev busybox-static podman conmon uidmap docker.io containerd)
 missing=()

@@ -24,13 +24,20 @@ func NewPodman(t testing.TB) *Podman {
 	t.Helper()
 	RequireRoot(t)
 	RequireBinary(t, "conmon")
-	p := &Podman{Bin: RequireBinary(t, "podman"), Dir: t.TempDir()}
-	// Registered after TempDir, so it runs before TempDir's removal: conmon
-	// starts `podman container cleanup` after a container exits, which can
-	// still be writing under Dir, and podman leaves shm mounts there.
+	// Not t.TempDir(): podman refuses a runroot longer than 50 characters,
+	// and test names make long paths.
+	dir, err := os.MkdirTemp("", "pm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Podman{Bin: RequireBinary(t, "podman"), Dir: dir}
+	// conmon starts `podman container cleanup` after a container exits,
+	// which can still be writing under Dir, and podman leaves shm mounts
+	// there: stop all that before removing it.
 	t.Cleanup(func() {
 		_ = p.Command("rm", "--all", "--force", "--time", "0").Run()
 		unmountUnder(p.Dir)
+		os.RemoveAll(p.Dir)
 	})
 	return p
 }

@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
+)
+
+// TestPodmanRuntimeAndHookAgree: podman running seccomp-shim as its runtime
+// and podman running runc with the precreate hook give a container the same
+// profile, for the same policy.
+func TestPodmanRuntimeAndHookAgree(t *testing.T) {
+	pm := harness.NewPodman(t)
+	image := "localhost/seccomp-shim-e2e:latest"
+	pm.Import(t, harness.Rootfs(t), image)
+	cfg, profiles := writeConfig(t, `
+[[rule]]
+match.annotations = { "team" = "pay*" }
+profile = "eacces"
+existing = "replace"
+`)
+	writeProfile(t, profiles, "eacces", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`)
+	// podman passes no environment to its runtime: on a node the shim reads
+	// /etc/seccomp-shim/config.toml; here a wrapper names the test's config.
+	wrapper := filepath.Join(t.TempDir(), "seccomp-shim")
+	script := fmt.Sprintf("#!/bin/sh\nSECCOMP_SHIM_CONFIG=%s exec %s \"$@\"\n", cfg, bins.shim)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hooks := hooksDir(t, cfg, "precreate")
+	probeArgs := []string{image, "/bin/probe", "status", "call", "keyctl", "call", "getpid"}
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unconfined", []string{"--security-opt", "seccomp=unconfined"}, []string{"Seccomp:\t2", "keyctl errno EPERM 1", "getpid ok"}},
+		{"annotated", []string{"--annotation", "team=payments"}, []string{"Seccomp:\t2", "keyctl errno EACCES 13", "getpid ok"}},
+	} {
+		viaRuntime, err := pm.Run(append(append([]string{"--runtime", wrapper}, c.args...), probeArgs...)...)
+		if err != nil {
+			t.Fatalf("%s, --runtime: %v\n%s", c.name, err, viaRuntime)
+		}
+		viaHook, err := pm.Run(append(append([]string{"--hooks-dir", hooks}, c.args...), probeArgs...)...)
+		if err != nil {
+			t.Fatalf("%s, hook: %v\n%s", c.name, err, viaHook)
+		}
+		want(t, viaRuntime, c.want...)
+		if strings.TrimSpace(viaRuntime) != strings.TrimSpace(viaHook) {
+			t.Errorf("%s: the runtime and the hook disagree:\n--runtime:\n%s\n--hooks-dir:\n%s", c.name, viaRuntime, viaHook)
+		}
+	}
+}

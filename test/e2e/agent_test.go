@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,30 +24,9 @@ func startAgent(t *testing.T, config ...string) (socket, auditLog string) {
 	if len(config) > 0 {
 		args = append(args, "--config", config[0])
 	}
-	cmd := exec.Command(bins.agent, args...)
-	out, _ := os.Create(filepath.Join(dir, "agent.out"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		out.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(out.Name())
-			t.Logf("agent output:\n%s", b)
-		}
-	})
-	for i := 0; i < 200; i++ {
-		if c, err := net.Dial("unix", socket); err == nil {
-			c.Close()
-			return socket, auditLog
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("agent did not start listening")
-	return
+	daemon(t, "agent", args...)
+	waitSocket(t, socket)
+	return socket, auditLog
 }
 
 func readAudit(t *testing.T, path string) []map[string]any {
@@ -133,29 +110,9 @@ func agentShim(t *testing.T, body string) (rt *harness.Runtime, cfg, auditLog st
 	cfg = strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
 	dir := t.TempDir()
 	auditLog = filepath.Join(dir, "audit.log")
-	cmd := exec.Command(bins.agent, "--socket", socket, "--audit-log", auditLog, "--config", cfg, "--metrics", "", "--shim-socket", "")
-	out, _ := os.Create(filepath.Join(dir, "agent.out"))
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(out.Name())
-			t.Logf("agent output:\n%s", b)
-		}
-	})
-	for i := 0; i < 200; i++ {
-		if c, err := net.Dial("unix", socket); err == nil {
-			c.Close()
-			return rt, cfg, auditLog
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("agent did not start listening")
-	return
+	daemon(t, "agent", "--socket", socket, "--audit-log", auditLog, "--config", cfg, "--metrics", "", "--shim-socket", "")
+	waitSocket(t, socket)
+	return rt, cfg, auditLog
 }
 
 // TestAgentRules: a rule lets keyctl through for one container while
@@ -192,19 +149,7 @@ errno = 13
 	if err := rt.Start("live-1", bundle); err != nil {
 		t.Fatal(err)
 	}
-	waitFor := func(line string) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
-			if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); lines[len(lines)-1] == line {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
-		t.Fatalf("the running container never printed %q:\n%s", line, b)
-	}
+	waitFor := func(line string) { t.Helper(); waitLastLine(t, bundle, line) }
 	waitFor("keyctl errno EACCES 13")
 	edit := func(from, to string) {
 		b, _ := os.ReadFile(cfg)

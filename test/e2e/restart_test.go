@@ -88,19 +88,7 @@ action = "continue"
 	if err := rt.Start("restart-1", bundle); err != nil {
 		t.Fatal(err)
 	}
-	waitFor := func(line string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
-			if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); lines[len(lines)-1] == line {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
-		t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(string(b), 5))
-	}
+	waitFor := func(line string) { t.Helper(); waitLastLine(t, bundle, line) }
 	waitFor("keyctl errno EINVAL 22") // the agent lets it through; the kernel rejects zero args
 	stop(os.Kill)                     // a crash, not a clean stop
 	waitFor("keyctl errno EPERM 1")   // the holder: the profile's own denial
@@ -112,6 +100,21 @@ action = "continue"
 	if strings.Contains(string(b), "ENOSYS") {
 		t.Errorf("a routed syscall got ENOSYS: the notify fd was lost:\n%s", tail(string(b), 20))
 	}
+}
+
+// waitLastLine waits until the container's last line of output is line.
+func waitLastLine(t *testing.T, bundle, line string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
+		if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); lines[len(lines)-1] == line {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
+	t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(string(b), 5))
 }
 
 func tail(s string, n int) string {

@@ -1,0 +1,333 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
+)
+
+// ctdImage is the test rootfs as an image; its Cmd sleeps, so it also
+// serves as the CRI sandbox (pause) image.
+const ctdImage = "docker.io/library/seccomp-shim-e2e:latest"
+
+const eaccesProfile = `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`
+
+// shimWrapper writes an executable that runs the shim with config cfg:
+// containerd's runc shim passes no environment and no extra argv to its
+// BinaryName, so on a node the shim reads /etc/seccomp-shim/config.toml,
+// and here a wrapper names the test's config.
+func shimWrapper(t *testing.T, cfg string) string {
+	t.Helper()
+	wrapper := filepath.Join(t.TempDir(), "seccomp-shim")
+	script := fmt.Sprintf("#!/bin/sh\nSECCOMP_SHIM_CONFIG=%s exec %s \"$@\"\n", cfg, bins.shim)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper
+}
+
+// shimDecisions reads the shim's decision log (next to the config) by
+// container id.
+func shimDecisions(t *testing.T, cfg string) map[string]map[string]any {
+	t.Helper()
+	f, err := os.Open(filepath.Join(filepath.Dir(cfg), "shim.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m := map[string]map[string]any{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["id"] != nil && rec["profile"] != nil {
+			m[fmt.Sprint(rec["id"])] = rec
+		}
+	}
+	return m
+}
+
+// TestContainerdCtr: `ctr run --runc-binary WRAPPER` runs the shim with no
+// CRI at all. ctr sets no seccomp profile without --seccomp, so the default
+// rule injects Docker's default; a rule on the container id picks another.
+func TestContainerdCtr(t *testing.T) {
+	harness.RequireRoot(t)
+	cfg, profiles := writeConfig(t, `
+[[rule]]
+match.ids = ["eacces-*"]
+profile = "eacces"
+existing = "replace"
+`)
+	writeProfile(t, profiles, "eacces", eaccesProfile)
+	wrapper := shimWrapper(t, cfg)
+	ctd := harness.NewContainerd(t, harness.ContainerdOptions{})
+	ctd.Import(t, "", harness.Rootfs(t), ctdImage, []string{"/bin/sleep", "100000"})
+
+	for _, c := range []struct {
+		id, errno   string
+		seccompFlag bool
+	}{
+		{"plain-1", "keyctl errno EPERM 1", false},
+		{"eacces-1", "keyctl errno EACCES 13", false},
+		{"seccomp-1", "keyctl errno EPERM 1", true}, // ctr's --seccomp: containerd's default, kept
+	} {
+		args := []string{"run", "--rm", "--runc-binary", wrapper, "--runc-root", ctd.RuncRoot()}
+		if c.seccompFlag {
+			args = append(args, "--seccomp")
+		}
+		args = append(args, ctdImage, c.id, "/bin/probe", "status", "call", "keyctl", "call", "getpid")
+		out, err := ctd.Ctr("", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: ctr run: %v\n%s", c.id, err, out)
+		}
+		want(t, string(out), "Seccomp:\t2", c.errno, "getpid ok")
+	}
+	d := shimDecisions(t, cfg)
+	for id, action := range map[string]string{"plain-1": "injected", "eacces-1": "injected", "seccomp-1": "kept"} {
+		if d[id] == nil || d[id]["action"] != action {
+			t.Errorf("%s: decision %v, want action %q", id, d[id], action)
+		}
+	}
+}
+
+// criClient dials the private containerd's CRI services.
+func criClient(t *testing.T, socket string) (cri.RuntimeServiceClient, cri.ImageServiceClient) {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return cri.NewRuntimeServiceClient(conn), cri.NewImageServiceClient(conn)
+}
+
+// TestContainerdCRI drives containerd's CRI plugin as the kubelet does, with
+// a RuntimeClass handler "seccomp-shim" whose BinaryName is the shim.
+func TestContainerdCRI(t *testing.T) {
+	harness.RequireRoot(t)
+	cfg, profiles := writeConfig(t, `
+[[rule]]
+name = "pause"
+match.annotations = { "io.kubernetes.cri.container-type" = "sandbox" }
+profile = "default"
+existing = "replace"
+
+[[rule]]
+name = "named"
+match.containers = ["special-*"]
+profile = "enoent"
+existing = "replace"
+
+[[rule]]
+name = "tenants"
+match.namespaces = ["team-*"]
+profile = "eacces"
+existing = "replace"
+allowed_profiles = ["enoent"]
+`)
+	writeProfile(t, profiles, "eacces", eaccesProfile)
+	writeProfile(t, profiles, "enoent", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":2}]}`)
+	wrapper := shimWrapper(t, cfg)
+	// A Localhost profile is a file on the node, read by containerd.
+	localhost := filepath.Join(t.TempDir(), "localhost-eacces.json")
+	if err := os.WriteFile(localhost, []byte(eaccesProfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	criConf := fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.seccomp-shim]
+  runtime_type = "io.containerd.runc.v2"
+  pod_annotations = ["seccomp-shim.io/*"]
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.seccomp-shim.options]
+  BinaryName = %q
+  Root = "{{DIR}}/runc"
+`, wrapper)
+	ctd := harness.NewContainerd(t, harness.ContainerdOptions{SandboxImage: ctdImage, CRI: criConf})
+	ctd.Import(t, "k8s.io", harness.Rootfs(t), ctdImage, []string{"/bin/sleep", "100000"})
+	rs, is := criClient(t, ctd.Socket)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The CRI plugin learns of imported images from events: wait for it.
+	for i := 0; ; i++ {
+		st, err := is.ImageStatus(ctx, &cri.ImageStatusRequest{Image: &cri.ImageSpec{Image: ctdImage}})
+		if err == nil && st.Image != nil {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("CRI does not see %s: %v", ctdImage, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	type pod struct {
+		id, logDir string
+		cfg        *cri.PodSandboxConfig
+	}
+	var pods []*pod
+	t.Cleanup(func() {
+		c, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, p := range pods {
+			if _, err := rs.StopPodSandbox(c, &cri.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
+				t.Errorf("StopPodSandbox %s: %v", p.id, err)
+			}
+			if _, err := rs.RemovePodSandbox(c, &cri.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
+				t.Errorf("RemovePodSandbox %s: %v", p.id, err)
+			}
+		}
+	})
+	runPod := func(name, namespace string, annotations map[string]string) *pod {
+		t.Helper()
+		p := &pod{logDir: t.TempDir()}
+		p.cfg = &cri.PodSandboxConfig{
+			Metadata: &cri.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: name + "-uid"},
+			// No Hostname: a host-network pod has no UTS namespace, and
+			// runc refuses "unable to set hostname without a private UTS
+			// namespace" (the kubelet leaves it empty too).
+			LogDirectory: p.logDir,
+			Annotations:  annotations,
+			Linux: &cri.LinuxPodSandboxConfig{SecurityContext: &cri.LinuxSandboxSecurityContext{
+				NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE},
+			}},
+		}
+		resp, err := rs.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: p.cfg, RuntimeHandler: "seccomp-shim"})
+		if err != nil {
+			t.Fatalf("RunPodSandbox %s/%s: %v", namespace, name, err)
+		}
+		p.id = resp.PodSandboxId
+		pods = append(pods, p)
+		return p
+	}
+	// runContainer runs the probe in p and returns its log.
+	runContainer := func(p *pod, name string, seccomp *cri.SecurityProfile) (id, log string) {
+		t.Helper()
+		cc := &cri.ContainerConfig{
+			Metadata: &cri.ContainerMetadata{Name: name},
+			Image:    &cri.ImageSpec{Image: ctdImage},
+			Command:  []string{"/bin/probe", "status", "call", "keyctl", "call", "getpid"},
+			LogPath:  name + ".log",
+			Linux:    &cri.LinuxContainerConfig{SecurityContext: &cri.LinuxContainerSecurityContext{Seccomp: seccomp}},
+		}
+		cr, err := rs.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: p.id, Config: cc, SandboxConfig: p.cfg})
+		if err != nil {
+			t.Fatalf("CreateContainer %s: %v", name, err)
+		}
+		if _, err := rs.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
+			t.Fatalf("StartContainer %s: %v", name, err)
+		}
+		for {
+			st, err := rs.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: cr.ContainerId})
+			if err != nil {
+				t.Fatalf("ContainerStatus %s: %v", name, err)
+			}
+			if st.Status.State == cri.ContainerState_CONTAINER_EXITED {
+				if st.Status.ExitCode != 0 {
+					t.Errorf("%s exited %d: %s", name, st.Status.ExitCode, st.Status.Message)
+				}
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b, err := os.ReadFile(filepath.Join(p.logDir, name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// CRI log lines: "TIME stdout F text".
+		var sb strings.Builder
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if f := strings.SplitN(line, " ", 4); len(f) == 4 {
+				sb.WriteString(f[3] + "\n")
+			}
+		}
+		return cr.ContainerId, sb.String()
+	}
+
+	teamA := runPod("pay", "team-a", nil)
+	teamAnn := runPod("pay-ann", "team-a", map[string]string{"seccomp-shim.io/profile": "enoent"})
+	other := runPod("web", "other", nil)
+
+	type check struct {
+		name, id, errno, rule, profile, action string
+	}
+	var checks []check
+	add := func(p *pod, name string, sp *cri.SecurityProfile, errno, rule, profile, action string) {
+		id, log := runContainer(p, name, sp)
+		want(t, log, "Seccomp:\t2", "keyctl errno "+errno, "getpid ok")
+		checks = append(checks, check{p.cfg.Metadata.Namespace + "/" + p.cfg.Metadata.Name + "/" + name, id, errno, rule, profile, action})
+	}
+	unconfined := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
+	// By namespace, pod annotation and container name.
+	add(teamA, "probe", unconfined, "EACCES 13", "tenants", "eacces", "injected")
+	add(teamAnn, "probe", unconfined, "ENOENT 2", "tenants", "enoent", "injected")
+	add(other, "special-1", unconfined, "ENOENT 2", "named", "enoent", "injected")
+	// Kubernetes' seccompProfile types, under the default rule (keep).
+	add(other, "runtime-default", &cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault}, "EPERM 1", "", "default", "kept")
+	add(other, "unconfined", unconfined, "EPERM 1", "", "default", "injected")
+	add(other, "localhost", &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Localhost, LocalhostRef: localhost}, "EACCES 13", "", "default", "kept")
+
+	// A profile the rule does not allow fails the start, and the shim's
+	// error reaches the CRI client (through runc's --log JSON).
+	bad := runPod("pay-bad", "team-a", map[string]string{"seccomp-shim.io/profile": "strict"})
+	cr, err := rs.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: bad.id, SandboxConfig: bad.cfg, Config: &cri.ContainerConfig{
+		Metadata: &cri.ContainerMetadata{Name: "probe"}, Image: &cri.ImageSpec{Image: ctdImage},
+		Command: []string{"/bin/probe", "status"}, LogPath: "probe.log",
+	}})
+	if err != nil {
+		t.Fatalf("CreateContainer pay-bad: %v", err)
+	}
+	_, err = rs.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: cr.ContainerId})
+	if err == nil || !strings.Contains(err.Error(), `rule "tenants" allows only ["eacces" "enoent"]: not allowed by policy`) {
+		t.Errorf("StartContainer with a profile not allowed: %v", err)
+	} else {
+		t.Logf("not allowed: %v", err)
+	}
+
+	d := shimDecisions(t, cfg)
+	for _, c := range checks {
+		rec := d[c.id]
+		if rec == nil {
+			t.Errorf("%s: no shim decision for %s", c.name, c.id)
+			continue
+		}
+		t.Logf("%s: rule %v, profile %v, %v", c.name, rec["rule"], rec["profile"], rec["action"])
+		if c.rule != "" && rec["rule"] != c.rule || rec["profile"] != c.profile || rec["action"] != c.action {
+			t.Errorf("%s: decision %v; want rule %q profile %q action %q", c.name, rec, c.rule, c.profile, c.action)
+		}
+	}
+	// The pause containers went through the shim too, and got the default
+	// (the annotated pod's pause ignores seccomp-shim.io/profile).
+	for _, p := range pods {
+		rec := d[p.id]
+		if rec == nil || rec["rule"] != "pause" || rec["profile"] != "default" {
+			t.Errorf("sandbox %s/%s: decision %v, want rule pause, profile default", p.cfg.Metadata.Namespace, p.cfg.Metadata.Name, rec)
+		}
+		st, err := rs.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id})
+		if err != nil || st.Status.State != cri.PodSandboxState_SANDBOX_READY {
+			t.Errorf("sandbox %s: %v %v", p.id, st, err)
+		}
+	}
+	if t.Failed() {
+		b, _ := os.ReadFile(filepath.Join(filepath.Dir(cfg), "shim.log"))
+		t.Logf("shim log:\n%s", b)
+	}
+}

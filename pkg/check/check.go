@@ -127,21 +127,8 @@ func (h Host) kernelConfig() (map[string]string, string, error) {
 // Runtime finds the runtime the shim would exec and asks it for its version
 // and features.
 func (h Host) Runtime(cfg *policy.Config) []Finding {
-	var rt string
-	for _, c := range cfg.Runtime.Path {
-		p := c
-		if !filepath.IsAbs(c) {
-			var err error
-			if p, err = lookPath(c, h.Path); err != nil {
-				continue
-			}
-		}
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			rt = p
-			break
-		}
-	}
-	if rt == "" {
+	rt, err := cfg.FindRuntime(h.Path, nil)
+	if err != nil {
 		return []Finding{{Fail, "runtime", fmt.Sprintf("none of %q found (runtime.path in %s)", []string(cfg.Runtime.Path), cfg.Source)}}
 	}
 	out := []Finding{}
@@ -174,16 +161,6 @@ func (h Host) Runtime(cfg *policy.Config) []Finding {
 		st, detail = Warn, detail+" (no SCMP_ACT_NOTIFY: no audit through the agent)"
 	}
 	return append(out, Finding{st, "runtime", detail})
-}
-
-func lookPath(name, path string) (string, error) {
-	for _, dir := range filepath.SplitList(path) {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", os.ErrNotExist
 }
 
 func run(name string, args ...string) (string, error) {

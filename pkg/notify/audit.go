@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
 
@@ -154,13 +155,10 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 func record(c *Container, n *unotify.Notif, arch, syscall string, d Decision, now time.Time) Record {
 	rec := Record{
 		Time: now.UTC().Format(time.RFC3339Nano), Container: c.ID,
-		Name:      c.label("io.kubernetes.cri.container-name", "io.kubernetes.container.name"),
-		Pod:       c.label("io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"),
-		Namespace: c.label("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"),
-		Image:     c.label("io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"),
-		Tid:       int(n.Pid), Arch: arch, Syscall: syscall, Nr: n.Data.Nr, Args: n.Data.Args,
+		Tid: int(n.Pid), Arch: arch, Syscall: syscall, Nr: n.Data.Nr, Args: n.Data.Args,
 		Action: "errno", Errno: d.Errno, Rule: d.Rule, UID: -1, // -1: not read, not root
 	}
+	rec.Namespace, rec.Pod, rec.Name, rec.Image = policy.Labels(c.Annotations)
 	if d.Kill {
 		rec.Action = "kill"
 	}

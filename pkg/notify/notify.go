@@ -47,16 +47,6 @@ func (c *Container) replayRules() (string, string) {
 	return c.replayRule, c.newerRule
 }
 
-// Name, Pod, Namespace and Image come from the CRI annotations, if any.
-func (c *Container) label(keys ...string) string {
-	for _, k := range keys {
-		if v, ok := c.Annotations[k]; ok {
-			return v
-		}
-	}
-	return ""
-}
-
 // Request is one notified syscall.
 type Request struct {
 	Container *Container

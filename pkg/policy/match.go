@@ -45,6 +45,17 @@ func (c Container) sandbox() bool {
 		c.Annotations["io.kubernetes.cri-o.ContainerType"] == "sandbox"
 }
 
+// Labels returns what CRI annotations say of a container, "" where they
+// say nothing: its Kubernetes namespace, pod, container name and image.
+func Labels(annotations map[string]string) (namespace, pod, name, image string) {
+	c := Container{Annotations: annotations}
+	namespace, _ = c.annotation(annNamespace)
+	pod, _ = c.annotation(annPod)
+	name, _ = c.annotation(annContainer)
+	image, _ = c.annotation(annImage)
+	return
+}
+
 // Match selects containers. Every field that is set must match; a list
 // matches if any of its patterns does. Patterns are globs where * matches any
 // run of characters (slashes too) and ? any one character.

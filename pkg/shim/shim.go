@@ -6,7 +6,6 @@
 package shim
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +20,7 @@ import (
 )
 
 // ErrNoRuntime is returned when no configured runtime candidate exists.
-var ErrNoRuntime = errors.New("no runtime found")
+var ErrNoRuntime = policy.ErrNoRuntime
 
 // Shim holds what one invocation needs from its process, so tests can run it
 // in-process.
@@ -140,48 +139,10 @@ func looksLikeCreate(args []string) bool {
 	return false
 }
 
-// runtime finds the first candidate that exists and is not this binary.
+// runtime finds the real runtime, never this binary.
 func (s *Shim) runtime(cfg *policy.Config) (string, error) {
 	self, _ := os.Stat(s.Self)
-	path := s.getenv("PATH")
-	for _, c := range cfg.Runtime.Path {
-		p := c
-		if !filepath.IsAbs(c) {
-			p = lookPath(c, path)
-			if p == "" {
-				continue
-			}
-		}
-		fi, err := os.Stat(p)
-		if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
-			continue
-		}
-		if self != nil && os.SameFile(self, fi) {
-			continue // installed as "runc", or a config naming us: never loop
-		}
-		return p, nil
-	}
-	return "", fmt.Errorf("%w: none of %q is an executable other than seccomp-shim itself (config %s, runtime.path)", ErrNoRuntime, []string(cfg.Runtime.Path), cfg.Source)
-}
-
-// lookPath searches the given PATH, not our own process's, since tests and
-// engines pass the environment explicitly.
-func lookPath(name, path string) string {
-	if path == "" {
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	}
-	for _, dir := range filepath.SplitList(path) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			if abs, err := filepath.Abs(p); err == nil {
-				return abs
-			}
-		}
-	}
-	return ""
+	return cfg.FindRuntime(s.getenv("PATH"), self)
 }
 
 // fail reports err where engines look for it: stderr, and the --log file in

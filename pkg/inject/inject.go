@@ -28,6 +28,9 @@ var ErrUnknownFields = errors.New("unknown fields")
 // unknown) and returns the new spec, or data itself when nothing changes.
 // source names the spec in errors.
 func Spec(cfg *policy.Config, data []byte, id, source string) ([]byte, *policy.Result, error) {
+	if err := cfg.CheckProfiles(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
 	spec, err := decode(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: not a valid OCI spec: %w", source, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -131,5 +132,18 @@ profile = "missing"
 	spec := &specs.Spec{Annotations: map[string]string{AnnotationProfile: "strict"}}
 	if _, err := DefaultConfig().Apply(spec, "x"); !errors.Is(err, ErrNotAllowed) {
 		t.Errorf("annotation without allowed_profiles: %v", err)
+	}
+}
+
+func TestCheckProfiles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "mine.json"), []byte(`{"defaultAction":"SCMP_ACT_ALLOW"}`), 0o644)
+	ok := mustConfig(t, "[profiles]\ndir = \""+dir+"\"\n[[rule]]\nprofile = \"mine\"\nallowed_profiles = [\"strict\"]\n")
+	if err := ok.CheckProfiles(); err != nil {
+		t.Fatal(err)
+	}
+	bad := mustConfig(t, "[profiles]\ndir = \""+dir+"\"\n[[rule]]\nname = \"x\"\nexisting = \"keep\"\nallowed_profiles = [\"nope\"]\n")
+	if err := bad.CheckProfiles(); !errors.Is(err, ErrUnknownProfile) || !strings.Contains(err.Error(), `rule[0] (x): profile "nope"`) {
+		t.Fatalf("%v", err)
 	}
 }

@@ -179,3 +179,24 @@ func (p *Profile) Origins(sc *specs.LinuxSeccomp) []Origin {
 	}
 	return out
 }
+
+// CheckProfiles makes sure every profile a rule names exists, so a typo in
+// a rule that rarely decides fails every create at once instead of the one
+// container it would have hit (with existing = "keep", perhaps never).
+func (c *Config) CheckProfiles() error {
+	var errs []error
+	for i, r := range c.Rules {
+		for _, n := range append([]string{r.Profile}, r.AllowedProfiles...) {
+			if _, ok := builtin(n); ok {
+				continue // a file may override it, but need not
+			}
+			if _, err := os.Stat(filepath.Join(c.Profiles.Dir, n+".json")); err != nil {
+				errs = append(errs, fmt.Errorf("rule[%d] (%s): profile %q: no %s and no built-in of that name: %w", i, r.Name, n, filepath.Join(c.Profiles.Dir, n+".json"), ErrUnknownProfile))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config %s: %w", c.Source, errors.Join(errs...))
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -187,7 +188,7 @@ func (c *Config) CheckProfiles() error {
 	var errs []error
 	for i, r := range c.Rules {
 		for _, n := range append([]string{r.Profile}, r.AllowedProfiles...) {
-			if _, ok := builtin(n); ok {
+			if slices.Contains(BuiltinNames(), n) {
 				continue // a file may override it, but need not
 			}
 			if _, err := os.Stat(filepath.Join(c.Profiles.Dir, n+".json")); err != nil {

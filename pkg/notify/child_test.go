@@ -1,332 +1,39 @@
 package notify
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
-	"golang.org/x/sys/unix"
+	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
 )
 
-// A real listener fd can only come from a process that installs a filter,
-// which is irreversible, so the test binary re-execs itself as a child that
-// installs one, hands the listener over and then makes syscalls on command
-// (the approach of pkg/unotify's tests, which this package can't import).
-const childEnv = "NOTIFY_TEST_CHILD"
+// A real listener fd comes from internal/childtest's child process.
+type child = childtest.Child
+
+var (
+	startChild   = childtest.Start
+	handoffState = childtest.HandoffState
+	pollFD       = childtest.PollFD
+)
 
 // wait bounds every blocking step, so a broken interaction fails the test
 // instead of hanging it.
-const wait = 10 * time.Second
+const wait = childtest.Wait
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
-		childMain()
-		return
-	}
+	childtest.Main()
 	// The first socket creates the netpoller's own fds; get that done before
 	// any test counts open fds.
 	if ln, err := net.Listen("unix", filepath.Join(os.TempDir(), fmt.Sprintf("notify-warmup-%d.sock", os.Getpid()))); err == nil {
 		ln.Close()
 	}
 	os.Exit(m.Run())
-}
-
-// childMain runs in the re-executed child. Its commands, one per line on
-// stdin, answer "<return value> <errno>" on stdout:
-//
-//	getppid | mkdirat PATH   the notified syscalls
-//	exit
-func childMain() {
-	fail := func(what string, err error) {
-		fmt.Fprintf(os.Stderr, "child: %s: %v\n", what, err)
-		os.Exit(2)
-	}
-	// The notified syscalls must run on the thread whose tid is the pid, so
-	// the parent can check the audit record's tid.
-	runtime.LockOSThread()
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		fail("PR_SET_NO_NEW_PRIVS", err)
-	}
-	lfd, err := installFilter()
-	if err != nil {
-		fail("seccomp", err)
-	}
-	const sock = 3 // ExtraFiles[0]
-	if err := unix.Sendmsg(sock, []byte{'L'}, unix.UnixRights(lfd), nil, 0); err != nil {
-		fail("sendmsg", err)
-	}
-	// A copy kept here would keep the filter attached after the agent closes
-	// its fd, and hide the ENOSYS the fail-closed test expects.
-	unix.Close(lfd)
-	unix.Close(sock)
-
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		if len(f) == 0 {
-			continue
-		}
-		var r uintptr
-		var e unix.Errno
-		switch f[0] {
-		case "getppid":
-			r, _, e = unix.Syscall(unix.SYS_GETPPID, 0, 0, 0)
-		case "mkdirat":
-			p, err := unix.BytePtrFromString(f[1])
-			if err != nil {
-				fail("path", err)
-			}
-			r, _, e = unix.Syscall(unix.SYS_MKDIRAT, atFDCWD, uintptr(unsafe.Pointer(p)), 0o700)
-			runtime.KeepAlive(p)
-		case "exit":
-			os.Exit(0)
-		default:
-			fail("command", fmt.Errorf("unknown %q", f[0]))
-		}
-		fmt.Printf("%d %d\n", int64(r), int64(e))
-	}
-	os.Exit(0)
-}
-
-// installFilter notifies getppid and mkdirat, allows every other x86_64
-// syscall and kills on any other arch, since its numbers are x86_64's.
-func installFilter() (int, error) {
-	const (
-		ldAbs = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
-		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
-		ret   = unix.BPF_RET | unix.BPF_K
-	)
-	prog := []unix.SockFilter{
-		{Code: ldAbs, K: uint32(unsafe.Offsetof(unotify.Data{}.Arch))},
-		{Code: jeq, K: unix.AUDIT_ARCH_X86_64, Jt: 1},
-		{Code: ret, K: unix.SECCOMP_RET_KILL_PROCESS},
-		{Code: ldAbs, K: uint32(unsafe.Offsetof(unotify.Data{}.Nr))},
-		{Code: jeq, K: unix.SYS_GETPPID, Jt: 2},
-		{Code: jeq, K: unix.SYS_MKDIRAT, Jt: 1},
-		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
-		{Code: ret, K: unix.SECCOMP_RET_USER_NOTIF},
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	// TSYNC puts every runtime thread under the filter, like a container's
-	// init; the kernel accepts it with NEW_LISTENER only with TSYNC_ESRCH.
-	flags := unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_TSYNC | unix.SECCOMP_FILTER_FLAG_TSYNC_ESRCH
-	fd, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, uintptr(flags), uintptr(unsafe.Pointer(&fprog)))
-	runtime.KeepAlive(prog)
-	if e != 0 {
-		return -1, e
-	}
-	return int(fd), nil
-}
-
-// child is the test's handle on a filtered child: a "container" of one
-// process.
-type child struct {
-	tb     testing.TB
-	cmd    *exec.Cmd
-	fd     int // our copy of the listener until handOff, then -1
-	in     *os.File
-	out    *os.File
-	lines  *bufio.Reader
-	stderr syncBuffer
-	waited chan struct{}
-	werr   error
-}
-
-func startChild(tb testing.TB) *child {
-	tb.Helper()
-	if runtime.GOARCH != "amd64" {
-		tb.Skip("the test filter is written for x86_64")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	theirs := os.NewFile(uintptr(pair[1]), "child-sock")
-	defer theirs.Close()
-	defer unix.Close(pair[0])
-
-	c := &child{tb: tb, fd: -1, waited: make(chan struct{})}
-	c.cmd = exec.Command(exe)
-	c.cmd.Env = append(os.Environ(), childEnv+"=1")
-	c.cmd.ExtraFiles = []*os.File{theirs}
-	c.cmd.Stderr = &c.stderr
-	in, err := c.cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c.in, c.out = in.(*os.File), out.(*os.File)
-	c.lines = bufio.NewReader(c.out)
-	if err := c.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	// Wait reaps in the background, so a test can see a kill as it happens.
-	// It closes the stdout pipe too, which is why lines were set up first.
-	go func() { c.werr = c.cmd.Wait(); close(c.waited) }()
-	tb.Cleanup(c.stop)
-	theirs.Close()
-
-	// If the child fails before sending, its end closes and poll returns
-	// without an fd instead of waiting.
-	if ev := pollFD(tb, pair[0], wait); ev&unix.POLLIN == 0 {
-		tb.Fatalf("no listener from child (poll events %#x, stderr %q)", ev, c.stderr.String())
-	}
-	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4))
-	// CLOEXEC so that a child started concurrently by another test can't
-	// inherit a copy that would keep the filter's listener alive.
-	_, oobn, _, _, err := unix.Recvmsg(pair[0], buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil || len(msgs) != 1 {
-		tb.Fatalf("child sent no fd: %v (stderr: %s)", err, c.stderr.String())
-	}
-	fds, err := unix.ParseUnixRights(&msgs[0])
-	if err != nil || len(fds) != 1 {
-		tb.Fatalf("child sent %d fds: %v", len(fds), err)
-	}
-	c.fd = fds[0]
-	return c
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// stop kills the child (ours, by pid) and closes whatever we still hold.
-// Safe to call twice.
-func (c *child) stop() {
-	select {
-	case <-c.waited:
-	default:
-		c.cmd.Process.Kill()
-		<-c.waited
-	}
-	if c.tb.Failed() && c.stderr.Len() > 0 {
-		c.tb.Logf("child %d stderr: %s", c.pid(), c.stderr.String())
-	}
-	if c.fd >= 0 {
-		unix.Close(c.fd)
-		c.fd = -1
-	}
-	c.in.Close()
-}
-
-// exited waits for the child to end and returns how.
-func (c *child) exited(d time.Duration) (syscall.WaitStatus, bool) {
-	select {
-	case <-c.waited:
-		return c.cmd.ProcessState.Sys().(syscall.WaitStatus), true
-	case <-time.After(d):
-		return 0, false
-	}
-}
-
-func (c *child) command(s string) {
-	c.tb.Helper()
-	if _, err := fmt.Fprintln(c.in, s); err != nil {
-		c.tb.Fatalf("command %q: %v", s, err)
-	}
-}
-
-// result reads the answer to the last command.
-func (c *child) result() (ret, errno int64) {
-	c.tb.Helper()
-	c.out.SetReadDeadline(time.Now().Add(wait))
-	line, err := c.lines.ReadString('\n')
-	if err != nil {
-		c.tb.Fatalf("reading child %d result: %v (stderr: %s)", c.pid(), err, c.stderr.String())
-	}
-	if _, err := fmt.Sscan(line, &ret, &errno); err != nil {
-		c.tb.Fatalf("child result %q: %v", line, err)
-	}
-	return ret, errno
-}
-
-// run sends one command and returns its result.
-func (c *child) run(cmd string) (ret, errno int64) {
-	c.tb.Helper()
-	c.command(cmd)
-	return c.result()
-}
-
-// handOff does what runc's sendContainerProcessState does: dial the
-// listener path, send the state JSON with the notify fd in SCM_RIGHTS in one
-// sendmsg, close. Like runc it then closes its own copy, so the agent holds
-// the only one.
-func (c *child) handOff(path, id, metadata string, annotations map[string]string) {
-	c.tb.Helper()
-	st := handoffState(c, id, metadata)
-	st.State.Annotations = annotations
-	payload, err := json.Marshal(st)
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		c.tb.Fatal(err)
-	}
-	defer conn.Close()
-	n, _, err := conn.WriteMsgUnix(payload, unix.UnixRights(c.fd), nil)
-	if err != nil || n != len(payload) {
-		c.tb.Fatalf("sendmsg: %d of %d bytes: %v", n, len(payload), err)
-	}
-	unix.Close(c.fd)
-	c.fd = -1
-}
-
-// handoffState is the state runc sends for c, as captured from runc 1.1.5
-// (DESIGN-NOTES §1), with the shim's metadata.
-func handoffState(c *child, id, metadata string) *specs.ContainerProcessState {
-	return &specs.ContainerProcessState{
-		Version:  "1.0.2-dev",
-		Fds:      []string{specs.SeccompFdName},
-		Pid:      c.pid(),
-		Metadata: metadata,
-		State: specs.State{
-			Version: "1.0.2-dev", ID: id, Status: specs.StateCreating, Pid: c.pid(),
-			Bundle: "/tmp/bundle-" + id,
-		},
-	}
-}
-
-func pollFD(tb testing.TB, fd int, d time.Duration) int16 {
-	tb.Helper()
-	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(p, int(d/time.Millisecond))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			tb.Fatalf("poll: %v", err)
-		}
-		if n == 0 {
-			return 0
-		}
-		return p[0].Revents
-	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the audit writer goroutine and the
@@ -367,7 +74,3 @@ func eventually(d time.Duration, cond func() bool) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-// atFDCWD is AT_FDCWD as a syscall argument; a negative constant can't be
-// converted to uintptr directly.
-var atFDCWD = func() uintptr { v := unix.AT_FDCWD; return uintptr(v) }()

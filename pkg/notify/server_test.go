@@ -176,11 +176,11 @@ func wantErrno(t *testing.T, what string, ret, errno int64, want unix.Errno) {
 func TestServerReplaysProfileErrno(t *testing.T) {
 	ts := startServer(t, nil)
 	c := startChild(t)
-	c.handOff(ts.path, "ctr-replay", testMeta(t), criAnnotations)
+	c.HandOff(ts.path, "ctr-replay", testMeta(t), criAnnotations)
 
-	ret, errno := c.run("getppid")
+	ret, errno := c.Run("getppid")
 	wantErrno(t, "getppid", ret, errno, unix.EXDEV)
-	ret, errno = c.run("mkdirat /tmp/notify-test-never-created")
+	ret, errno = c.Run("mkdirat /tmp/notify-test-never-created")
 	wantErrno(t, "mkdirat", ret, errno, unix.EPERM)
 
 	exe, err := os.Executable()
@@ -192,7 +192,7 @@ func TestServerReplaysProfileErrno(t *testing.T) {
 	r := ts.waitRecord(func(r Record) bool { return r.Syscall == "getppid" })
 	want := Record{
 		Time: r.Time, Container: "ctr-replay", Name: "web", Pod: "web-7f9c", Namespace: "shop", Image: "example.com/web:1.2",
-		Pid: c.pid(), Tid: c.pid(), Comm: comm, Exe: exe, UID: os.Getuid(),
+		Pid: c.Pid(), Tid: c.Pid(), Comm: comm, Exe: exe, UID: os.Getuid(),
 		Arch: "x86_64", Syscall: "getppid", Nr: unix.SYS_GETPPID,
 		Action: "errno", Errno: uint(unix.EXDEV), Rule: "profile test-profile",
 	}
@@ -203,7 +203,7 @@ func TestServerReplaysProfileErrno(t *testing.T) {
 		t.Errorf("time %q: %v", r.Time, err)
 	}
 	m := ts.waitRecord(func(r Record) bool { return r.Syscall == "mkdirat" })
-	if m.Errno != uint(unix.EPERM) || m.Pid != c.pid() || int32(m.Args[0]) != unix.AT_FDCWD || m.Args[2] != 0o700 {
+	if m.Errno != uint(unix.EPERM) || m.Pid != c.Pid() || int32(m.Args[0]) != unix.AT_FDCWD || m.Args[2] != 0o700 {
 		t.Errorf("mkdirat record %+v", m)
 	}
 }
@@ -218,15 +218,15 @@ action = "continue"
 `)
 	ts := startServer(t, cfg)
 	c := startChild(t)
-	c.handOff(ts.path, "ci-42", testMeta(t), nil)
+	c.HandOff(ts.path, "ci-42", testMeta(t), nil)
 
-	if ret, errno := c.run("getppid"); ret != int64(os.Getpid()) || errno != 0 {
+	if ret, errno := c.Run("getppid"); ret != int64(os.Getpid()) || errno != 0 {
 		t.Errorf("getppid under a continue rule = %d errno %d, want our pid %d", ret, errno, os.Getpid())
 	}
 	// Live policy: the same running container falls back to the profile's
 	// answer once the rule is gone.
 	ts.pol.Store(&policy.Config{})
-	ret, errno := c.run("getppid")
+	ret, errno := c.Run("getppid")
 	wantErrno(t, "getppid after Store", ret, errno, unix.EXDEV)
 
 	ts.waitRecord(func(r Record) bool { return r.Syscall == "getppid" })
@@ -268,10 +268,10 @@ errno = 13
 `)
 	ts := startServer(t, cfg)
 	c := startChild(t)
-	c.handOff(ts.path, "ctr-path", testMeta(t), nil)
-	ret, errno := c.run("mkdirat /tmp/notify-forbidden/x")
+	c.HandOff(ts.path, "ctr-path", testMeta(t), nil)
+	ret, errno := c.Run("mkdirat /tmp/notify-forbidden/x")
 	wantErrno(t, "mkdirat of a forbidden path", ret, errno, unix.EACCES)
-	ret, errno = c.run("mkdirat /tmp/notify-elsewhere/x")
+	ret, errno = c.Run("mkdirat /tmp/notify-elsewhere/x")
 	wantErrno(t, "mkdirat elsewhere", ret, errno, unix.EPERM)
 	r := ts.waitRecord(func(r Record) bool { return r.Errno == uint(unix.EACCES) })
 	if r.Rule != "nothing under /tmp/notify-forbidden" {
@@ -290,12 +290,12 @@ func TestServerKillsOnlyTheCaller(t *testing.T) {
 	}}}}
 	ts := startServer(t, cfg)
 	victim, bystander := startChild(t), startChild(t)
-	victim.handOff(ts.path, "victim", testMeta(t), nil)
-	bystander.handOff(ts.path, "bystander", testMeta(t), nil)
+	victim.HandOff(ts.path, "victim", testMeta(t), nil)
+	bystander.HandOff(ts.path, "bystander", testMeta(t), nil)
 	ts.waitContainers(2)
 
-	victim.command("mkdirat /tmp/notify-test-never-created")
-	ws, ok := victim.exited(wait)
+	victim.Command("mkdirat /tmp/notify-test-never-created")
+	ws, ok := victim.Exited(wait)
 	if !ok {
 		t.Fatal("the victim survived its kill rule")
 	}
@@ -303,13 +303,13 @@ func TestServerKillsOnlyTheCaller(t *testing.T) {
 		t.Errorf("victim ended with %v, want SIGKILL", ws)
 	}
 	// The bystander, in another container, is neither killed nor stuck.
-	ret, errno := bystander.run("mkdirat /tmp/notify-test-never-created")
+	ret, errno := bystander.Run("mkdirat /tmp/notify-test-never-created")
 	wantErrno(t, "bystander's mkdirat", ret, errno, unix.EPERM)
-	if _, dead := bystander.exited(0); dead {
+	if _, dead := bystander.Exited(0); dead {
 		t.Error("the bystander was killed too")
 	}
 	r := ts.waitRecord(func(r Record) bool { return r.Container == "victim" })
-	if r.Action != "kill" || r.Pid != victim.pid() || r.Rule != "victims may not mkdir" || r.Exe != exe {
+	if r.Action != "kill" || r.Pid != victim.Pid() || r.Rule != "victims may not mkdir" || r.Exe != exe {
 		t.Errorf("kill record %+v", r)
 	}
 	// The victim was the last task on its filter: its goroutine ends.
@@ -347,16 +347,16 @@ func TestServerReleasesExitedContainer(t *testing.T) {
 	before := fdTargets(t)
 	ts := startServer(t, nil)
 	c := startChild(t)
-	c.handOff(ts.path, "ctr-exit", testMeta(t), nil)
+	c.HandOff(ts.path, "ctr-exit", testMeta(t), nil)
 	ts.waitContainers(1)
-	ret, errno := c.run("getppid")
+	ret, errno := c.Run("getppid")
 	wantErrno(t, "getppid", ret, errno, unix.EXDEV)
 	if n := listeners(t); n != 1 {
 		t.Fatalf("%d listener fds open while the container runs, want the agent's 1", n)
 	}
 
-	c.command("exit")
-	if _, ok := c.exited(wait); !ok {
+	c.Command("exit")
+	if _, ok := c.Exited(wait); !ok {
 		t.Fatal("child did not exit")
 	}
 	ts.waitContainers(0)
@@ -387,9 +387,9 @@ func TestServerReleasesExitedContainer(t *testing.T) {
 func TestShutdownFailsClosed(t *testing.T) {
 	ts := startServer(t, nil)
 	c := startChild(t)
-	c.handOff(ts.path, "ctr-attached", testMeta(t), nil)
+	c.HandOff(ts.path, "ctr-attached", testMeta(t), nil)
 	ts.waitContainers(1)
-	ret, errno := c.run("getppid")
+	ret, errno := c.Run("getppid")
 	wantErrno(t, "getppid while served", ret, errno, unix.EXDEV)
 
 	if took := ts.shutdown(); took > time.Second {
@@ -399,9 +399,9 @@ func TestShutdownFailsClosed(t *testing.T) {
 		t.Errorf("%d listener fds open after Shutdown", n)
 	}
 	// Nobody holds the listener any more: the kernel fails the call.
-	ret, errno = c.run("getppid")
+	ret, errno = c.Run("getppid")
 	wantErrno(t, "getppid after Shutdown", ret, errno, unix.ENOSYS)
-	if _, dead := c.exited(0); dead {
+	if _, dead := c.Exited(0); dead {
 		t.Error("child died")
 	}
 
@@ -424,12 +424,12 @@ func TestServerAdopt(t *testing.T) {
 	ts := startServer(t, nil)
 	c := startChild(t)
 	st := handoffState(c, "adopted", testMeta(t))
-	fd := c.fd
-	c.fd = -1 // the server owns it now
+	fd := c.Fd
+	c.Fd = -1 // the server owns it now
 	if err := ts.srv.Adopt(st, fd); err != nil {
 		t.Fatal(err)
 	}
-	ret, errno := c.run("getppid")
+	ret, errno := c.Run("getppid")
 	wantErrno(t, "getppid of an adopted container", ret, errno, unix.EXDEV)
 	ts.waitRecord(func(r Record) bool { return r.Container == "adopted" })
 }
@@ -512,9 +512,9 @@ func TestHandoffFailureMetric(t *testing.T) {
 func TestHandoffDefaultPeerIsRootOnly(t *testing.T) {
 	ts := startServerWith(t, nil, func(s *Server) { s.AllowPeer = nil })
 	c := startChild(t)
-	c.handOff(ts.path, "ctr-peer", testMeta(t), nil)
+	c.HandOff(ts.path, "ctr-peer", testMeta(t), nil)
 	if os.Geteuid() == 0 {
-		ret, errno := c.run("getppid")
+		ret, errno := c.Run("getppid")
 		wantErrno(t, "getppid handed off by root", ret, errno, unix.EXDEV)
 		return
 	}
@@ -522,7 +522,7 @@ func TestHandoffDefaultPeerIsRootOnly(t *testing.T) {
 		t.Errorf("a non-root hand-off was not refused (failures %d)", ts.metrics.HandoffFailures.Load())
 	}
 	// Refused means its fd was closed: the filter has no listener.
-	ret, errno := c.run("getppid")
+	ret, errno := c.Run("getppid")
 	wantErrno(t, "getppid after a refused hand-off", ret, errno, unix.ENOSYS)
 }
 

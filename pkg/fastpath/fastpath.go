@@ -60,7 +60,7 @@ type Table [Syscalls]Entry
 type Loop struct {
 	c      *C.struct_fp_loop // C memory: the C thread may not hold Go pointers
 	h      cgo.Handle
-	ask    func(*unotify.Notif)
+	ask    func(*Loop, *unotify.Notif)
 	n      unotify.Notif // the asked notification, copied out of C
 	done   chan struct{}
 	err    error
@@ -82,12 +82,13 @@ type Options struct {
 	StopFd int
 }
 
-// Start serves fd on a new C thread until no task uses the filter, the
-// StopFd fires, or Stop. Each notification the table does not answer is
-// handed to ask, on that thread; ask must answer it (unotify.Send) and
-// must not keep the pointer. The loop starts with an empty table: all asked.
-// The caller keeps fd open until Done, and calls Free after Done.
-func Start(fd int, o Options, ask func(*unotify.Notif)) (*Loop, error) {
+// New prepares to serve fd: Start serves it on a new C thread until no task
+// uses the filter, the StopFd fires, or Stop. Each notification the table
+// does not answer is handed to ask, on that thread; ask must answer it
+// (unotify.Send) and must not keep the pointer. The table starts empty (all
+// asked): set it before Start. The caller keeps fd open until Done, and
+// calls Free at the end.
+func New(fd int, o Options, ask func(*Loop, *unotify.Notif)) (*Loop, error) {
 	c := (*C.struct_fp_loop)(C.calloc(1, C.sizeof_struct_fp_loop))
 	if c == nil {
 		return nil, errors.New("fastpath: out of memory")
@@ -98,10 +99,28 @@ func Start(fd int, o Options, ask func(*unotify.Notif)) (*Loop, error) {
 	if o.Blocking {
 		c.blocking = 1
 	}
-	if e := C.fp_start(c); e != 0 {
-		l.h.Delete()
-		C.free(unsafe.Pointer(c))
-		return nil, fmt.Errorf("fastpath: starting a thread: %w", syscall.Errno(e))
+	return l, nil
+}
+
+// Start starts the C thread. After an error the loop is Done.
+func (l *Loop) Start() error {
+	if e := C.fp_start(l.c); e != 0 {
+		l.err = fmt.Errorf("fastpath: starting a thread: %w", syscall.Errno(e))
+		close(l.done)
+		return l.err
+	}
+	return nil
+}
+
+// Start is New, then Start.
+func Start(fd int, o Options, ask func(*Loop, *unotify.Notif)) (*Loop, error) {
+	l, err := New(fd, o, ask)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Start(); err != nil {
+		l.Free()
+		return nil, err
 	}
 	return l, nil
 }
@@ -119,7 +138,7 @@ func fpAsk(h C.uintptr_t, n *C.struct_seccomp_notif) {
 			l.Stop()
 		}
 	}()
-	l.ask(&l.n)
+	l.ask(l, &l.n)
 }
 
 //export fpDone
@@ -147,9 +166,13 @@ func (l *Loop) Err() error {
 // Stop ends the loop before its next receive.
 func (l *Loop) Stop() { atomic.StoreUint32((*uint32)(&l.c.stopping), 1) }
 
-// Free releases the loop's memory once it is Done.
+// Free releases the loop's memory: after Done, or instead of Start.
 func (l *Loop) Free() {
-	<-l.done
+	select {
+	case <-l.done:
+	default:
+		close(l.done) // never started
+	}
 	l.h.Delete()
 	C.free(unsafe.Pointer(l.c.table))
 	C.free(unsafe.Pointer(l.c))

@@ -38,7 +38,7 @@ func start(t *testing.T, blocking bool) *loop {
 	l := &loop{c: c, stop: stop}
 	fd := c.Fd
 	c.Fd = -1 // ours now, closed after Done
-	l.Loop, err = Start(fd, Options{Arch: unix.AUDIT_ARCH_X86_64, Blocking: blocking, StopFd: stop}, func(n *unotify.Notif) {
+	l.Loop, err = Start(fd, Options{Arch: unix.AUDIT_ARCH_X86_64, Blocking: blocking, StopFd: stop}, func(_ *Loop, n *unotify.Notif) {
 		l.asked.Add(1)
 		r := unotify.Deny(n.ID, unix.EACCES)
 		unotify.Send(fd, &r)
@@ -237,7 +237,7 @@ func TestStop(t *testing.T) {
 // the agent); the loop ends with an error instead.
 func TestPanicEndsLoop(t *testing.T) {
 	c := childtest.Start(t)
-	l, err := Start(c.Fd, Options{Arch: unix.AUDIT_ARCH_X86_64, StopFd: -1}, func(*unotify.Notif) { panic("bad rule") })
+	l, err := Start(c.Fd, Options{Arch: unix.AUDIT_ARCH_X86_64, StopFd: -1}, func(*Loop, *unotify.Notif) { panic("bad rule") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestReceiveError(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	unix.Write(fd, []byte{1, 0, 0, 0, 0, 0, 0, 0}) // readable, not a listener
-	l, err := Start(fd, Options{StopFd: -1}, func(*unotify.Notif) {})
+	l, err := Start(fd, Options{StopFd: -1}, func(*Loop, *unotify.Notif) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestReceiveError(t *testing.T) {
 func TestNoLeak(t *testing.T) {
 	cycle := func() {
 		c := childtest.Start(t)
-		l, err := Start(c.Fd, Options{Arch: unix.AUDIT_ARCH_X86_64, StopFd: -1}, func(n *unotify.Notif) {})
+		l, err := Start(c.Fd, Options{Arch: unix.AUDIT_ARCH_X86_64, StopFd: -1}, func(*Loop, *unotify.Notif) {})
 		if err != nil {
 			t.Fatal(err)
 		}

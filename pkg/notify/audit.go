@@ -3,6 +3,7 @@ package notify
 import (
 	"encoding/json"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,6 +67,42 @@ type agg struct {
 	lastD    Decision
 	lastArch string
 	lastTime time.Time
+	counters []*counter // fast paths counting this key's denials
+}
+
+// fold takes back what ct counted into g.
+func (g *agg) fold(ct *counter) {
+	got := ct.loop.StopCounting(ct.nr)
+	ct.started = false
+	if got.N == 0 {
+		return
+	}
+	g.suppressed += int(got.N)
+	if got.Last.After(g.lastTime) {
+		g.lastN.Pid, g.lastN.Data.Args, g.lastTime = got.Tid, got.Args, got.Last
+	}
+}
+
+// detach takes back the counts of a fast path's counters (its container
+// ended, or the policy changed): the next denials are recorded in Go again.
+func (a *AuditLog) detach(cs []counter) {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range cs {
+		ct := &cs[i]
+		if !ct.started {
+			continue
+		}
+		g := a.seen[ct.key]
+		if g == nil { // not expected: flush folds a key's counters before dropping it
+			g = &agg{}
+		}
+		g.fold(ct)
+		g.counters = slices.DeleteFunc(g.counters, func(c *counter) bool { return c == ct })
+	}
 }
 
 // NewAuditLog starts writing to w (a file, or stdout too through
@@ -103,6 +140,9 @@ func (a *AuditLog) flush(w io.Writer, all bool) {
 		if !all && now.Sub(g.first) < a.Window {
 			continue
 		}
+		for _, ct := range g.counters {
+			g.fold(ct)
+		}
 		if g.suppressed > 0 {
 			r := record(g.lastC, &g.lastN, g.lastArch, k.syscall, g.lastD, g.lastTime)
 			r.Count, r.First, r.Last = g.suppressed, g.first.UTC().Format(time.RFC3339Nano), r.Time
@@ -132,6 +172,12 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 		// Counted, not formatted: a flood costs the container a counter.
 		g.suppressed++
 		g.lastC, g.lastN, g.lastD, g.lastArch, g.lastTime = c, *n, d, r.Arch, now
+		if ct := r.counter; ct != nil && !ct.started {
+			// From here the C thread counts this key's denials itself.
+			ct.started, ct.key = true, k
+			g.counters = append(g.counters, ct)
+			ct.loop.StartCounting(ct.nr)
+		}
 		a.mu.Unlock()
 		return
 	}

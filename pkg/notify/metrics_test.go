@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/pkg/fastpath"
 )
 
 // sample is one line of Prometheus' text format.
@@ -248,5 +250,18 @@ func TestMetricsLabelQuoting(t *testing.T) {
 	samples, _ := parseProm(t, out.String())
 	if v, ok := find(samples, "seccomp_agent_notifications_total", "syscall", "syscall_99999"); !ok || v != 1 {
 		t.Errorf("syscall_99999 = %v, %v:\n%s", v, ok, out.String())
+	}
+}
+
+// TestLatencyBoundsMatch: the fast path's C histogram adds into
+// latencyBuckets bucket by bucket, so their bounds must be the same.
+func TestLatencyBoundsMatch(t *testing.T) {
+	if len(fastpath.LatencyBounds) != len(latencyBuckets) {
+		t.Fatalf("%d C bounds, %d Go buckets", len(fastpath.LatencyBounds), len(latencyBuckets))
+	}
+	for i, b := range fastpath.LatencyBounds {
+		if math.Abs(b.Seconds()-latencyBuckets[i]) > 1e-12 {
+			t.Errorf("bound %d: C %v, Go %gs", i, b, latencyBuckets[i])
+		}
 	}
 }

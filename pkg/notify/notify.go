@@ -22,6 +22,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/fastpath"
 	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
@@ -54,6 +55,8 @@ type Request struct {
 	Syscall   string // decoded by (arch, nr)
 	Arch      string
 	Fd        int // the notify fd, to check the notification is still valid
+
+	counter *counter // the fast path's count of this syscall's denials, if any
 }
 
 // Decision is the answer to a Request.
@@ -80,19 +83,32 @@ func (f HandlerFunc) Decide(r *Request) Decision { return f(r) }
 // syscall to the agent, so the workload can't tell the difference. A
 // container the shim did not describe gets EPERM: fail closed.
 var Replay = HandlerFunc(func(r *Request) Decision {
-	m := r.Container.Meta
-	if m == nil {
+	if r.Container.Meta == nil {
 		return Decision{Errno: uint(unix.EPERM), Rule: "no policy metadata: deny"}
 	}
 	rule, newer := r.Container.replayRules()
-	if e, ok := m.Errnos[r.Syscall]; ok {
-		return Decision{Errno: e, Rule: rule}
+	e, above := replayErrno(r.Container, r.Arch, r.Notif.Data.Nr, r.Syscall)
+	if above {
+		rule = newer
 	}
-	if above, ok := m.ENOSYSAbove[archSpecs[r.Arch]]; ok && int(r.Notif.Data.Nr) > above {
-		return Decision{Errno: uint(unix.ENOSYS), Rule: newer}
-	}
-	return Decision{Errno: m.Errno, Rule: rule}
+	return Decision{Errno: e, Rule: rule}
 })
+
+// replayErrno is Replay's answer, and whether the syscall is newer than any
+// the profile named (runc answers those with ENOSYS).
+func replayErrno(c *Container, arch string, nr int32, syscall string) (errno uint, above bool) {
+	m := c.Meta
+	if m == nil {
+		return uint(unix.EPERM), false
+	}
+	if e, ok := m.Errnos[syscall]; ok {
+		return e, false
+	}
+	if highest, ok := m.ENOSYSAbove[archSpecs[arch]]; ok && int(nr) > highest {
+		return uint(unix.ENOSYS), true
+	}
+	return m.Errno, false
+}
 
 // Server is the agent.
 type Server struct {
@@ -109,9 +125,15 @@ type Server struct {
 	// then Shutdown can't wake the waiters: it stops serving at the
 	// container's next notification, and returns without them.
 	BlockingReceive bool
+	// NoFastPath answers every notification in Go. By default, with a
+	// Policy as Handler, a C thread per container answers what depends
+	// only on the syscall (package fastpath) and asks Go for the rest.
+	NoFastPath bool
 
 	mu       sync.Mutex
-	stop     int // eventfd that wakes every container loop on Shutdown
+	loops    map[*fastpath.Loop]struct{} // fast paths running, for Shutdown
+	asked    atomic.Uint64               // notifications fast paths asked Go about (for tests)
+	stop     int                         // eventfd that wakes every container loop on Shutdown
 	wg       sync.WaitGroup
 	listener net.Listener
 	closed   bool
@@ -246,7 +268,9 @@ func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
 		defer s.Metrics.Containers.Add(-1)
 	}
 	s.logf("container %s (pid %d): watching", c.ID, st.Pid)
-	s.serveContainer(c, fd)
+	if t, ok := s.Handler.(tabler); !ok || s.NoFastPath || !s.serveFast(c, fd, t) {
+		s.serveContainer(c, fd)
+	}
 	unix.Close(fd)
 	s.logf("container %s: released", c.ID)
 }
@@ -369,6 +393,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for c := range s.pending {
 		c.SetReadDeadline(time.Now()) // a silent sender must not hold us up
+	}
+	for l := range s.loops {
+		l.Stop()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})

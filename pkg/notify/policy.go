@@ -2,6 +2,7 @@ package notify
 
 import (
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
@@ -14,6 +15,9 @@ import (
 // the config in for containers already running: that is live policy.
 type Policy struct {
 	cfg atomic.Pointer[policy.Config]
+
+	mu       sync.Mutex
+	watchers map[*func()]struct{} // fast paths' tables to rebuild on Store
 }
 
 // NewPolicy returns a Policy deciding by c.
@@ -23,8 +27,16 @@ func NewPolicy(c *policy.Config) *Policy {
 	return p
 }
 
-// Store puts c in force for every decision from now on.
-func (p *Policy) Store(c *policy.Config) { p.cfg.Store(c) }
+// Store puts c in force for every decision from now on, and rebuilds the
+// tables of the fast paths serving running containers.
+func (p *Policy) Store(c *policy.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg.Store(c)
+	for f := range p.watchers {
+		(*f)()
+	}
+}
 
 // Decide implements Handler.
 func (p *Policy) Decide(r *Request) Decision {

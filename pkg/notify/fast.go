@@ -1,0 +1,172 @@
+package notify
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/seccomp-shim/seccomp-shim/pkg/fastpath"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
+	"golang.org/x/sys/unix"
+)
+
+// tabler is a Handler that can say in advance how it answers each syscall
+// of a container, so that a fast path can answer without asking it.
+type tabler interface {
+	Handler
+	// table holds, for each syscall number of arch, the answer every call
+	// gets, or fastpath.Ask where it depends on the call.
+	table(c *Container, arch uint32, audit bool) *fastpath.Table
+	// watch calls f after each change of the answers, until cancel.
+	watch(f func()) (cancel func())
+}
+
+// nativeArch is the audit arch of the agent's own build: what runc's
+// filters for containers on this node mostly see.
+var nativeArch = map[string]uint32{
+	"amd64": unix.AUDIT_ARCH_X86_64, "386": unix.AUDIT_ARCH_I386,
+	"arm64": unix.AUDIT_ARCH_AARCH64, "arm": unix.AUDIT_ARCH_ARM,
+	"riscv64": unix.AUDIT_ARCH_RISCV64, "ppc64le": unix.AUDIT_ARCH_PPC64LE, "s390x": unix.AUDIT_ARCH_S390X,
+}[runtime.GOARCH]
+
+// counter is a fast path's count of one syscall's denials in one
+// container. Once the audit log has written a key's PerKey records for the
+// window, Record hands the counting of further denials to the C thread
+// (answered there without entering Go), and the log takes the count back
+// when the window ends, the policy changes or the container ends.
+type counter struct {
+	loop    *fastpath.Loop
+	nr      int32
+	key     key  // set with started
+	started bool // guarded by AuditLog.mu
+}
+
+// serveFast serves c's fd from a C thread until the container ends or the
+// server shuts down. It returns false, having done nothing, if the thread
+// can't start.
+func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
+	if nativeArch == 0 {
+		return false
+	}
+	_ = unotify.SetSyncWakeUp(fd) // faster where the kernel has it (6.6+)
+	var n unotify.Notif
+	r := &Request{Container: c, Fd: fd, Notif: &n} // one per container: no allocation per decision
+	var counters [fastpath.Syscalls]counter
+	ask := func(l *fastpath.Loop, p *unotify.Notif) {
+		s.asked.Add(1)
+		n = *p
+		r.counter = nil
+		if s.Audit != nil && n.Data.Arch == nativeArch && n.Data.Nr >= 0 && n.Data.Nr < fastpath.Syscalls {
+			r.counter = &counters[n.Data.Nr]
+			r.counter.loop, r.counter.nr = l, n.Data.Nr
+		}
+		s.answer(r)
+	}
+	l, err := fastpath.New(fd, fastpath.Options{Arch: nativeArch, Blocking: s.BlockingReceive, StopFd: s.stop}, ask)
+	if err != nil {
+		s.logf("container %s: %v; serving it from Go", c.ID, err)
+		return false
+	}
+	defer l.Free()
+	audit := s.Audit != nil
+	var mu sync.Mutex
+	update := func() {
+		// Each update reads the policy in force when it runs, so whichever
+		// of the first one and a concurrent Store's runs last is current.
+		mu.Lock()
+		defer mu.Unlock()
+		l.SetTable(t.table(c, nativeArch, audit))
+		// Counts taken so far belong to the old answers: take them back,
+		// so the next denial is asked and recorded under the new policy.
+		s.Audit.detach(counters[:])
+	}
+	cancel := t.watch(update) // first, so no Store goes unseen
+	defer cancel()
+	update() // before the first notification
+	if err := l.Start(); err != nil {
+		s.logf("container %s: %v; serving it from Go", c.ID, err)
+		return false
+	}
+	s.mu.Lock()
+	if s.loops == nil {
+		s.loops = map[*fastpath.Loop]struct{}{}
+	}
+	s.loops[l] = struct{}{}
+	if s.closed {
+		l.Stop() // Shutdown came first
+	}
+	s.mu.Unlock()
+	s.Metrics.track(l, nativeArch)
+
+	<-l.Done()
+	cancel() // waits for an update in progress
+	s.Audit.detach(counters[:])
+	s.Metrics.untrack(l)
+	if err := l.Err(); err != nil {
+		s.logf("container %s: no longer served: %v", c.ID, err)
+	}
+	s.mu.Lock()
+	delete(s.loops, l)
+	s.mu.Unlock()
+	return true
+}
+
+// table implements tabler: the answer Decide gives every call of a
+// syscall, where no rule that may match looks at the call itself.
+func (p *Policy) table(c *Container, arch uint32, audit bool) *fastpath.Table {
+	cfg := p.cfg.Load()
+	archName := unotify.ArchName(arch)
+	who := policy.Container{ID: c.ID, Annotations: c.Annotations}
+	var rules []*policy.NotifyRule // those for this container
+	for i := range cfg.Notify.Rules {
+		if cfg.Notify.Rules[i].Match.Matches(who) {
+			rules = append(rules, &cfg.Notify.Rules[i])
+		}
+	}
+	t := &fastpath.Table{}
+	for nr := range int32(fastpath.Syscalls) {
+		t[nr] = entry(rules, c, archName, nr, unotify.SyscallName(arch, nr), audit)
+	}
+	return t
+}
+
+func entry(rules []*policy.NotifyRule, c *Container, arch string, nr int32, name string, audit bool) fastpath.Entry {
+	for _, rule := range rules {
+		if len(rule.Syscalls) > 0 && !slices.Contains(rule.Syscalls, name) {
+			continue
+		}
+		if len(rule.Args) > 0 || len(rule.Comm) > 0 || len(rule.Exe) > 0 || len(rule.UIDs) > 0 || rule.Path != nil {
+			return fastpath.Entry{Kind: fastpath.Ask} // decided per call
+		}
+		switch rule.Action {
+		case policy.NotifyContinue:
+			return fastpath.Entry{Kind: fastpath.Continue}
+		case policy.NotifyKill:
+			return fastpath.Entry{Kind: fastpath.Ask}
+		}
+		return errnoEntry(rule.Errno, audit)
+	}
+	e, _ := replayErrno(c, arch, nr, name)
+	return errnoEntry(e, audit)
+}
+
+func errnoEntry(e uint, audit bool) fastpath.Entry {
+	d := unotify.Deny(0, unix.Errno(e)) // the same range check as the Go path
+	return fastpath.Entry{Kind: fastpath.Errno, Errno: uint16(-d.Error), Audit: audit}
+}
+
+// watch implements tabler.
+func (p *Policy) watch(f func()) (cancel func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watchers == nil {
+		p.watchers = map[*func()]struct{}{}
+	}
+	p.watchers[&f] = struct{}{}
+	return func() {
+		p.mu.Lock()
+		delete(p.watchers, &f)
+		p.mu.Unlock()
+	}
+}

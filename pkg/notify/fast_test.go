@@ -1,0 +1,160 @@
+package notify
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"golang.org/x/sys/unix"
+)
+
+// paths runs f against a server answering from C (the default) and one
+// answering everything in Go (NoFastPath): they must not differ.
+func paths(t *testing.T, f func(t *testing.T, gopath bool)) {
+	for _, gopath := range []bool{false, true} {
+		name := "fast"
+		if gopath {
+			name = "go"
+		}
+		t.Run(name, func(t *testing.T) { f(t, gopath) })
+	}
+}
+
+// TestFloodAggregated: past PerKey records, a flood of denials is counted
+// (on the fast path by the C thread, without asking Go) and written as one
+// aggregate record carrying the last denial.
+func TestFloodAggregated(t *testing.T) {
+	paths(t, func(t *testing.T, gopath bool) {
+		ts := startServerWith(t, nil, func(s *Server) {
+			s.NoFastPath = gopath
+			s.Audit.PerKey, s.Audit.Window = 3, 500*time.Millisecond
+		})
+		c := startChild(t)
+		c.HandOff(ts.path, "ctr-flood", testMeta(t), nil)
+		for i := range 20 {
+			ret, errno := c.Run("getppid")
+			wantErrno(t, fmt.Sprintf("getppid %d", i), ret, errno, unix.EXDEV)
+		}
+		if !gopath {
+			// 3 written in full, the 4th hands the counting over.
+			if got := ts.srv.asked.Load(); got != 4 {
+				t.Errorf("the C thread asked Go %d times, want 4", got)
+			}
+		}
+		agg := ts.waitRecord(func(r Record) bool { return r.Count > 0 })
+		if agg.Count != 17 || agg.Container != "ctr-flood" || agg.Syscall != "getppid" || agg.Tid != c.Pid() ||
+			agg.Errno != uint(unix.EXDEV) || agg.Rule != "profile test-profile" || agg.First == "" || agg.Last < agg.First {
+			t.Errorf("aggregate record %+v, want 17 more getppid denials from tid %d", agg, c.Pid())
+		}
+		if full := len(ts.records()) - 1; full != 3 {
+			t.Errorf("%d records in full, want 3", full)
+		}
+		// A new window: written in full again.
+		ret, errno := c.Run("getppid")
+		wantErrno(t, "getppid in a new window", ret, errno, unix.EXDEV)
+		ts.waitRecord(func(r Record) bool { return r.Count == 0 && r.Time > agg.Time })
+		wantMetric(t, ts, `seccomp_agent_decisions_total{action="errno",syscall="getppid"} 21`)
+	})
+}
+
+// TestLiveStoreWhileCounting: a policy change takes the count back, so the
+// next denial is decided (and recorded) under the new policy, and nothing
+// counted is lost.
+func TestLiveStoreWhileCounting(t *testing.T) {
+	paths(t, func(t *testing.T, gopath bool) {
+		ts := startServerWith(t, nil, func(s *Server) {
+			s.NoFastPath = gopath
+			s.Audit.PerKey, s.Audit.Window = 2, time.Hour
+		})
+		c := startChild(t)
+		c.HandOff(ts.path, "ctr-live", testMeta(t), nil)
+		for range 5 {
+			c.Run("getppid")
+		}
+		ts.pol.Store(parseConfig(t, `
+[[notify.rule]]
+name = "now EROFS"
+syscalls = ["getppid"]
+action = "errno"
+errno = 30
+`))
+		for range 5 {
+			ret, errno := c.Run("getppid")
+			wantErrno(t, "getppid after Store", ret, errno, unix.EROFS)
+		}
+		if !gopath {
+			// 2 in full, 1 hands over; after Store 1 more hands over.
+			if got := ts.srv.asked.Load(); got != 4 {
+				t.Errorf("the C thread asked Go %d times, want 4", got)
+			}
+		}
+		ts.shutdown() // the audit log's Close writes the aggregate
+		var agg []Record
+		for _, r := range ts.records() {
+			if r.Count > 0 {
+				agg = append(agg, r)
+			}
+		}
+		if len(agg) != 1 || agg[0].Count != 8 || agg[0].Errno != uint(unix.EROFS) || agg[0].Rule != "now EROFS" {
+			t.Errorf("aggregates %+v, want one of 8 denials, the last by \"now EROFS\"", agg)
+		}
+	})
+}
+
+// TestLiveFlip: continue, then errno, then continue again, in one running
+// container.
+func TestLiveFlip(t *testing.T) {
+	paths(t, func(t *testing.T, gopath bool) {
+		allow := parseConfig(t, "[[notify.rule]]\nname = \"allow\"\nsyscalls = [\"getppid\"]\naction = \"continue\"\n")
+		ts := startServerWith(t, allow, func(s *Server) { s.NoFastPath = gopath })
+		c := startChild(t)
+		c.HandOff(ts.path, "ctr-flip", testMeta(t), nil)
+		for i, cfg := range []*policy.Config{allow, {}, allow} {
+			ts.pol.Store(cfg)
+			ret, errno := c.Run("getppid")
+			if cfg == allow && (ret != int64(os.Getpid()) || errno != 0) {
+				t.Errorf("step %d: getppid = %d errno %d, want our pid", i, ret, errno)
+			}
+			if cfg != allow {
+				wantErrno(t, fmt.Sprintf("step %d: getppid", i), ret, errno, unix.EXDEV)
+			}
+		}
+	})
+}
+
+// TestMetricsFromC: what the C thread answered shows in the metrics,
+// including the latency histogram.
+func TestMetricsFromC(t *testing.T) {
+	ts := startServer(t, parseConfig(t, "[[notify.rule]]\nname = \"allow\"\nsyscalls = [\"getppid\"]\naction = \"continue\"\n"))
+	c := startChild(t)
+	c.HandOff(ts.path, "ctr-metrics", testMeta(t), nil)
+	for range 7 {
+		c.Run("getppid")
+	}
+	if got := ts.srv.asked.Load(); got != 0 {
+		t.Errorf("the C thread asked Go %d times, want 0", got)
+	}
+	wantMetric(t, ts, `seccomp_agent_decisions_total{action="continue",syscall="getppid"} 7`)
+	wantMetric(t, ts, `seccomp_agent_notifications_total{syscall="getppid"} 7`)
+	wantMetric(t, ts, `seccomp_agent_decision_seconds_bucket{le="+Inf"} 7`)
+	// Drained once: a second scrape shows the same totals, not double.
+	wantMetric(t, ts, `seccomp_agent_decision_seconds_count 7`)
+	c.Command("exit")
+	ts.waitContainers(0)
+	wantMetric(t, ts, `seccomp_agent_decisions_total{action="continue",syscall="getppid"} 7`)
+}
+
+func wantMetric(t *testing.T, ts *testServer, line string) {
+	t.Helper()
+	var out strings.Builder
+	if !eventually(wait, func() bool {
+		out.Reset()
+		ts.metrics.WriteTo(&out)
+		return strings.Contains(out.String(), line+"\n")
+	}) {
+		t.Errorf("metrics lack %q:\n%s", line, out.String())
+	}
+}

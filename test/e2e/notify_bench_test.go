@@ -58,7 +58,7 @@ func BenchmarkNotifyRoundTrip(b *testing.B) {
 	kinds := []string{"agent", "floor"}
 	if *notifyExplain {
 		tools["golisten"] = buildGolisten(b)
-		kinds = append(kinds, "go-block", "go-block-decide", "go-poll-locked", "go-poll", "go-server", "go-full")
+		kinds = append(kinds, "go-block", "go-cthread", "go-block-decide", "go-poll-locked", "go-poll", "go-server", "go-full")
 	}
 	var groups [][]*notifyListener
 	for _, answer := range []string{"continue", "errno"} {
@@ -170,7 +170,7 @@ func startNotifyListener(b *testing.B, l *notifyListener, tools map[string]strin
 		args = []string{bins.agent, "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--config", cfg, "--metrics", "", "--shim-socket", ""}
 	case "floor":
 		args = []string{tools["floor"], socket, answer}
-	case "go-block", "go-poll", "go-poll-locked":
+	case "go-block", "go-cthread", "go-poll", "go-poll-locked":
 		args = []string{tools["golisten"], strings.TrimPrefix(l.kind, "go-"), socket, answer}
 	case "go-server", "go-full", "go-block-decide":
 		args = []string{tools["golisten"], strings.TrimPrefix(l.kind, "go-"), socket, cfg}

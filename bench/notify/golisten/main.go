@@ -4,10 +4,11 @@
 // goes:
 //
 //	golisten block SOCKET ANSWER          a locked OS thread blocked in RECV: floor.c in Go
+//	golisten cthread SOCKET ANSWER        floor.c's loop on a C thread of this Go process: the agent's fast path, bare
 //	golisten poll-locked SOCKET ANSWER    poll, then RECV, on a locked OS thread
 //	golisten poll SOCKET ANSWER           the agent's loop without a decision: poll, then RECV, on a goroutine
-//	golisten server SOCKET CONFIG         notify.Server deciding by CONFIG's [[notify.rule]]s, no audit, no metrics
-//	golisten full SOCKET CONFIG           notify.Server with the audit log and metrics: what seccomp-agent runs
+//	golisten server SOCKET CONFIG         notify.Server's Go path (NoFastPath) deciding by CONFIG's [[notify.rule]]s, no audit, no metrics
+//	golisten full SOCKET CONFIG           notify.Server's Go path with the audit log and metrics: seccomp-agent before its fast path
 //	golisten block-decide SOCKET CONFIG   block's loop deciding as the agent does (policy, audit): a fix to try
 //
 // ANSWER is "continue" or an errno number. It is a measuring tool, not an
@@ -33,7 +34,7 @@ import (
 
 func main() {
 	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: golisten block|poll|poll-locked SOCKET continue|ERRNO | golisten server|full|block-decide SOCKET CONFIG")
+		fmt.Fprintln(os.Stderr, "usage: golisten block|cthread|poll|poll-locked SOCKET continue|ERRNO | golisten server|full|block-decide SOCKET CONFIG")
 		os.Exit(2)
 	}
 	mode, socket, arg := os.Args[1], os.Args[2], os.Args[3]
@@ -43,6 +44,29 @@ func main() {
 		fatal(err)
 	}
 	switch mode {
+	case "cthread":
+		e := 0
+		if arg != "continue" {
+			var err error
+			if e, err = strconv.Atoi(arg); err != nil || e <= 0 {
+				fatal(fmt.Errorf("bad answer %q", arg))
+			}
+		}
+		for {
+			conn, err := l.AcceptUnix()
+			if err != nil {
+				fatal(err)
+			}
+			h, err := handoff.Receive(conn, time.Now().Add(5*time.Second))
+			conn.Close()
+			if err != nil {
+				continue // the shim's liveness check sends nothing
+			}
+			_ = unotify.SetSyncWakeUp(h.SeccompFd)
+			if err := cthread(h.SeccompFd, e); err != nil {
+				fatal(err)
+			}
+		}
 	case "block", "poll", "poll-locked", "block-decide":
 		answer := func(*unotify.Notif) unotify.Resp { return unotify.Continue(0) }
 		switch {
@@ -88,7 +112,7 @@ func main() {
 		if err != nil {
 			fatal(err)
 		}
-		s := &notify.Server{Handler: notify.NewPolicy(cfg)}
+		s := &notify.Server{Handler: notify.NewPolicy(cfg), NoFastPath: true}
 		if mode == "full" {
 			s.Audit = notify.NewAuditLog(io.Discard)
 			s.Metrics = notify.NewMetrics()

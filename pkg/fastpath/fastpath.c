@@ -71,7 +71,7 @@ static int count(struct fp_loop *l, const struct seccomp_notif *n) {
 // answer answers n from the table, or returns 0 for Go to answer it.
 static int answer(struct fp_loop *l, const struct seccomp_notif *n, int64_t start) {
 	struct fp_entry e = entry(l, n);
-	if (e.kind == FP_ASK || (e.kind == FP_ERRNO && e.audit && !count(l, n)))
+	if ((e.kind != FP_CONTINUE && e.kind != FP_ERRNO) || (e.kind == FP_ERRNO && e.audit && !count(l, n)))
 		return 0;
 	ADD(&l->inflight, 1);
 	struct seccomp_notif_resp r = {.id = n->id};

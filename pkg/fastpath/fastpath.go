@@ -163,7 +163,9 @@ func (l *Loop) Err() error {
 	return l.err
 }
 
-// Stop ends the loop before its next receive.
+// Stop ends the loop before its next receive: at once if it is between
+// two, else once the next notification (answered first) or, for a polling
+// loop, the StopFd wakes it.
 func (l *Loop) Stop() { atomic.StoreUint32((*uint32)(&l.c.stopping), 1) }
 
 // Free releases the loop's memory: after Done, or instead of Start.
@@ -183,21 +185,20 @@ func (l *Loop) Free() {
 // thread to finish reading the table it replaces.
 func (l *Loop) SetTable(t *Table) {
 	ct := (*C.struct_fp_table)(C.malloc(C.sizeof_struct_fp_table))
-	if ct == nil {
-		// Keep the old answers rather than half a table; the C thread
-		// asks Go for what the table doesn't say.
-		return
-	}
-	for i, e := range t {
-		if e.Kind == Errno && (e.Errno == 0 || e.Errno > 4094) {
-			e = Entry{Kind: Ask}
-		}
-		ce := &ct.e[i]
-		ce.kind, ce.err, ce.audit = C.uint8_t(e.Kind), C.uint16_t(e.Errno), 0
-		if e.Audit {
-			ce.audit = 1
+	if ct != nil {
+		for i, e := range t {
+			if e.Kind != Continue && e.Kind != Errno || e.Kind == Errno && (e.Errno == 0 || e.Errno > 4094) {
+				e = Entry{Kind: Ask} // never an answer the C side could misread
+			}
+			ce := &ct.e[i]
+			ce.kind, ce.err, ce.audit = C.uint8_t(e.Kind), C.uint16_t(e.Errno), 0
+			if e.Audit {
+				ce.audit = 1
+			}
 		}
 	}
+	// Out of memory leaves no table: everything is asked, so the old
+	// answers never outlive a policy change.
 	old := atomic.SwapPointer((*unsafe.Pointer)(unsafe.Pointer(&l.c.table)), unsafe.Pointer(ct))
 	for old != nil && atomic.LoadPointer((*unsafe.Pointer)(unsafe.Pointer(&l.c.using))) == old {
 		time.Sleep(time.Microsecond) // a read of one entry: rare and short

@@ -53,13 +53,12 @@ func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
 	var n unotify.Notif
 	r := &Request{Container: c, Fd: fd, Notif: &n} // one per container: no allocation per decision
 	var counters [fastpath.Syscalls]counter
-	ask := func(l *fastpath.Loop, p *unotify.Notif) {
+	ask := func(_ *fastpath.Loop, p *unotify.Notif) {
 		s.asked.Add(1)
 		n = *p
 		r.counter = nil
 		if s.Audit != nil && n.Data.Arch == nativeArch && n.Data.Nr >= 0 && n.Data.Nr < fastpath.Syscalls {
 			r.counter = &counters[n.Data.Nr]
-			r.counter.loop, r.counter.nr = l, n.Data.Nr
 		}
 		s.answer(r)
 	}
@@ -69,6 +68,9 @@ func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
 		return false
 	}
 	defer l.Free()
+	for i := range counters {
+		counters[i].loop, counters[i].nr = l, int32(i)
+	}
 	audit := s.Audit != nil
 	var mu sync.Mutex
 	update := func() {
@@ -76,9 +78,12 @@ func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
 		// of the first one and a concurrent Store's runs last is current.
 		mu.Lock()
 		defer mu.Unlock()
+		// Counts taken so far belong to the old answers: take them back
+		// first, so the next denial is asked and recorded under the new
+		// policy; and again after, for a count a denial asked in between
+		// started on the old table.
+		s.Audit.detach(counters[:])
 		l.SetTable(t.table(c, nativeArch, audit))
-		// Counts taken so far belong to the old answers: take them back,
-		// so the next denial is asked and recorded under the new policy.
 		s.Audit.detach(counters[:])
 	}
 	cancel := t.watch(update) // first, so no Store goes unseen

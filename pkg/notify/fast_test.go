@@ -30,7 +30,8 @@ func TestFloodAggregated(t *testing.T) {
 	paths(t, func(t *testing.T, gopath bool) {
 		ts := startServerWith(t, nil, func(s *Server) {
 			s.NoFastPath = gopath
-			s.Audit.PerKey, s.Audit.Window = 3, 500*time.Millisecond
+			// Long enough that a slow machine's 20 round trips fit in it.
+			s.Audit.PerKey, s.Audit.Window = 3, 2*time.Second
 		})
 		c := startChild(t)
 		c.HandOff(ts.path, "ctr-flood", testMeta(t), nil)

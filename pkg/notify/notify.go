@@ -4,8 +4,10 @@
 // denied syscalls with the container they came from.
 //
 // Its shape is net/http's: a Server serves a listener, a Handler decides,
-// Shutdown stops it. Each container is served by its own goroutine, so a
-// flood from one never delays another.
+// Shutdown stops it. Each container is served on its own thread, so a flood
+// from one never delays another: with a Policy, a C thread (package
+// fastpath) that answers what depends only on the syscall and calls the
+// Handler for the rest; otherwise a goroutine.
 package notify
 
 import (
@@ -36,7 +38,7 @@ type Container struct {
 	Meta        *policy.AuditMeta // nil if the shim did not route this container
 
 	// Rule names for Replay, made once: a decision must not allocate.
-	// Only the container's own goroutine touches them.
+	// Only the container's own thread touches them.
 	replayRule, newerRule string
 }
 
@@ -67,7 +69,7 @@ type Decision struct {
 	Rule     string // what decided, for the audit record
 }
 
-// Handler decides notified syscalls. It runs on the container's goroutine:
+// Handler decides notified syscalls. It runs on the container's thread:
 // it must not block for long.
 type Handler interface {
 	Decide(*Request) Decision

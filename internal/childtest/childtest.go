@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,7 +46,8 @@ const Wait = 10 * time.Second
 // childMain runs in the re-executed child. Its commands, one per line on
 // stdin, answer "<return value> <errno>" on stdout:
 //
-//	getppid | mkdirat PATH   the notified syscalls
+//	getppid | mkdir PATH | mkdirat PATH   the notified syscalls
+//	loop N                               N getppids; errno = how many failed
 //	exit
 func childMain() {
 	fail := func(what string, err error) {
@@ -66,8 +68,8 @@ func childMain() {
 	if err := unix.Sendmsg(sock, []byte{'L'}, unix.UnixRights(lfd), nil, 0); err != nil {
 		fail("sendmsg", err)
 	}
-	// A copy kept here would keep the filter attached after the agent closes
-	// its fd, and hide the ENOSYS the fail-closed test expects.
+	// A copy kept here would keep the filter attached after the test closes
+	// its fd, and hide the ENOSYS the fail-closed tests expect.
 	unix.Close(lfd)
 	unix.Close(sock)
 
@@ -82,13 +84,25 @@ func childMain() {
 		switch f[0] {
 		case "getppid":
 			r, _, e = unix.Syscall(unix.SYS_GETPPID, 0, 0, 0)
-		case "mkdirat":
+		case "mkdir", "mkdirat":
 			p, err := unix.BytePtrFromString(f[1])
 			if err != nil {
 				fail("path", err)
 			}
-			r, _, e = unix.Syscall(unix.SYS_MKDIRAT, atFDCWD, uintptr(unsafe.Pointer(p)), 0o700)
+			if f[0] == "mkdir" {
+				r, _, e = unix.Syscall(unix.SYS_MKDIR, uintptr(unsafe.Pointer(p)), 0o700, 0)
+			} else {
+				r, _, e = unix.Syscall(unix.SYS_MKDIRAT, atFDCWD, uintptr(unsafe.Pointer(p)), 0o700)
+			}
 			runtime.KeepAlive(p)
+		case "loop":
+			n, _ := strconv.Atoi(f[1])
+			for range n {
+				if _, _, e1 := unix.Syscall(unix.SYS_GETPPID, 0, 0, 0); e1 != 0 {
+					e++
+				}
+			}
+			r = uintptr(n)
 		case "exit":
 			os.Exit(0)
 		default:
@@ -99,7 +113,7 @@ func childMain() {
 	os.Exit(0)
 }
 
-// installFilter notifies getppid and mkdirat, allows every other x86_64
+// installFilter notifies getppid, mkdir and mkdirat, allows every other x86_64
 // syscall and kills on any other arch, since its numbers are x86_64's.
 func installFilter() (int, error) {
 	const (
@@ -112,8 +126,9 @@ func installFilter() (int, error) {
 		{Code: jeq, K: unix.AUDIT_ARCH_X86_64, Jt: 1},
 		{Code: ret, K: unix.SECCOMP_RET_KILL_PROCESS},
 		{Code: ldAbs, K: uint32(unsafe.Offsetof(seccompData{}.Nr))},
-		{Code: jeq, K: unix.SYS_GETPPID, Jt: 2},
-		{Code: jeq, K: unix.SYS_MKDIRAT, Jt: 1},
+		{Code: jeq, K: unix.SYS_GETPPID, Jt: 3},
+		{Code: jeq, K: unix.SYS_MKDIRAT, Jt: 2},
+		{Code: jeq, K: unix.SYS_MKDIR, Jt: 1},
 		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
 		{Code: ret, K: unix.SECCOMP_RET_USER_NOTIF},
 	}
@@ -232,7 +247,13 @@ func (c *Child) Stop() {
 	c.in.Close()
 }
 
-// exited waits for the child to end and returns how.
+// Kill kills the child and waits for it, keeping the listener fd.
+func (c *Child) Kill() {
+	c.cmd.Process.Kill()
+	<-c.waited
+}
+
+// Exited waits for the child to end and returns how.
 func (c *Child) Exited(d time.Duration) (syscall.WaitStatus, bool) {
 	select {
 	case <-c.waited:

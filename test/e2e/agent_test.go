@@ -64,6 +64,9 @@ profile = "eacces"
 	writeProfile(t, profiles, "eacces", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`)
 	want(t, run(t, rt, "audit-1", probe(t, "status", "call", "keyctl", "call", "add_key", "call", "getpid")),
 		"Seccomp:\t2", "keyctl errno EPERM 1", "add_key errno EPERM 1", "getpid ok")
+	// A 32-bit process: its calls are decided in Go (the C thread's table
+	// is the native arch's), and named by their own arch's numbers.
+	want(t, run(t, rt, "audit-32", probe32(t, "call", "keyctl", "call", "getpid")), "keyctl errno EPERM 1", "getpid ok")
 	out := run(t, rt, "eacces-1", probe(t, "call", "keyctl", "call", "add_key"))
 	want(t, out, "keyctl errno EACCES 13")
 	if strings.Contains(out, "add_key errno EPERM") {
@@ -77,8 +80,11 @@ profile = "eacces"
 		if r["container"] == "audit-1" && r["syscall"] == "keyctl" && (r["comm"] != "probe" || r["exe"] != "/bin/probe" || r["arch"] != "x86_64") {
 			t.Errorf("record: %v", r)
 		}
+		if r["container"] == "audit-32" && (r["syscall"] != "keyctl" || r["arch"] != "x86" || r["nr"] != float64(288) || r["exe"] != "/bin/probe32") {
+			t.Errorf("32-bit record: %v", r)
+		}
 	}
-	for _, w := range []string{"audit-1 keyctl 1", "audit-1 add_key 1", "eacces-1 keyctl 13"} {
+	for _, w := range []string{"audit-1 keyctl 1", "audit-1 add_key 1", "audit-32 keyctl 1", "eacces-1 keyctl 13"} {
 		if !found[w] {
 			t.Errorf("no audit record %q in %v", w, found)
 		}

@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/agent"
+	"github.com/seccomp-shim/seccomp-shim/internal/agentcmd"
 )
 
-func main() { os.Exit(agent.Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(agentcmd.Main(os.Args[1:], os.Stdout, os.Stderr)) }

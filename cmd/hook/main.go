@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/hook"
+	"github.com/seccomp-shim/seccomp-shim/internal/hook"
 )
 
 func main() {

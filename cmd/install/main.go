@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/install"
+	"github.com/seccomp-shim/seccomp-shim/internal/install"
 )
 
 func main() { os.Exit(install.Main(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -1,4 +1,4 @@
-// The pass-through fast path of seccomp-shim; see pkg/fastexec. It only ever
+// The pass-through fast path of seccomp-shim; see internal/passthrough. It only ever
 // execs the runtime the Go side recorded for this exact config and PATH, or
 // returns and lets Go decide.
 #define _GNU_SOURCE
@@ -86,7 +86,7 @@ static int put(char *buf, size_t size, size_t *n, const char *s) {
 }
 
 // agent_create asks the agent to apply the policy for this create (see
-// pkg/fastexec ServeCreates) and returns the runtime to exec in rt, or -1
+// internal/passthrough ServeCreates) and returns the runtime to exec in rt, or -1
 // to let Go do it all.
 static int agent_create(int argc, char **argv, char **envp, char *rt, size_t rtsize) {
 	struct stat st;

@@ -1,7 +1,7 @@
 package main
 
 // fastexec.c holds a constructor that runs before the Go runtime: see
-// pkg/fastexec. Being in package main, it is in the seccomp-shim binary only.
+// internal/passthrough. Being in package main, it is in the seccomp-shim binary only.
 
 /*
 #cgo CFLAGS: -Wall -O2

@@ -13,9 +13,9 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/check"
-	"github.com/seccomp-shim/seccomp-shim/pkg/fastexec"
-	"github.com/seccomp-shim/seccomp-shim/pkg/shim"
+	"github.com/seccomp-shim/seccomp-shim/internal/check"
+	"github.com/seccomp-shim/seccomp-shim/internal/passthrough"
+	"github.com/seccomp-shim/seccomp-shim/internal/shim"
 )
 
 func main() {
@@ -27,7 +27,7 @@ func main() {
 		Args: os.Args, Env: os.Environ(), Dir: dir,
 		Stdout: os.Stdout, Stderr: os.Stderr,
 		Exec: syscall.Exec, Self: "/proc/self/exe", Check: check.Run,
-		RuntimeCache: fastexec.CachePath,
+		RuntimeCache: passthrough.CachePath,
 	}
 	os.Exit(s.Run())
 }

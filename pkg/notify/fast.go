@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/fastpath"
+	"github.com/seccomp-shim/seccomp-shim/internal/fastpath"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 	"golang.org/x/sys/unix"

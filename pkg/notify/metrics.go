@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/fastpath"
+	"github.com/seccomp-shim/seccomp-shim/internal/fastpath"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
 

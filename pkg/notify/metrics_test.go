@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/fastpath"
+	"github.com/seccomp-shim/seccomp-shim/internal/fastpath"
 )
 
 // sample is one line of Prometheus' text format.

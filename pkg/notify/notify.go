@@ -24,7 +24,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/seccomp-shim/seccomp-shim/pkg/fastpath"
+	"github.com/seccomp-shim/seccomp-shim/internal/fastpath"
 	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"

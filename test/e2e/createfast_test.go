@@ -12,7 +12,7 @@ import (
 // has the agent apply the policy for a create, so no Go starts in the shim,
 // and the container gets the same profile and audit as through the Go path.
 func TestCreateViaAgent(t *testing.T) {
-	const createSocket = "/run/seccomp-shim/shim.sock" // pkg/fastexec.CreateSocket
+	const createSocket = "/run/seccomp-shim/shim.sock" // internal/passthrough.CreateSocket
 	if c, err := net.Dial("unix", createSocket); err == nil {
 		c.Close()
 		t.Skip("an agent of this node serves " + createSocket + "; not starting a second one")

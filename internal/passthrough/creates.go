@@ -1,4 +1,4 @@
-package fastexec
+package passthrough
 
 import (
 	"bytes"

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
+	"github.com/seccomp-shim/seccomp-shim/internal/inject"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
 

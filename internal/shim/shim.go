@@ -12,9 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/fastexec"
-	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
-	"github.com/seccomp-shim/seccomp-shim/pkg/logline"
+	"github.com/seccomp-shim/seccomp-shim/internal/inject"
+	"github.com/seccomp-shim/seccomp-shim/internal/logline"
+	"github.com/seccomp-shim/seccomp-shim/internal/passthrough"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/runcargs"
 )
@@ -35,7 +35,7 @@ type Shim struct {
 	// Self is our own executable, never to be exec'd as the runtime.
 	Self string
 	// RuntimeCache is where to record the runtime this config resolves to,
-	// for pkg/fastexec's pass-through fast path; "" records nothing.
+	// for internal/passthrough's pass-through fast path; "" records nothing.
 	RuntimeCache string
 	// Check runs the operator's readiness check (seccomp-shim check).
 	Check func(cfg *policy.Config, stdout io.Writer) int
@@ -71,7 +71,7 @@ func (s *Shim) Run() int {
 
 // Prepare does what Run does before the exec, and reports nothing: it is
 // for the agent, which does it for the C fast path of a create (see
-// pkg/fastexec). It returns the runtime to exec.
+// internal/passthrough). It returns the runtime to exec.
 func (s *Shim) Prepare() (string, error) {
 	_, rt, err := s.prepare()
 	return rt, err
@@ -125,7 +125,7 @@ func (s *Shim) remember(rt string) {
 	if config == "" {
 		config = policy.DefaultConfigPath
 	}
-	if err := fastexec.Remember(s.RuntimeCache, config, s.getenv("PATH"), rt); err != nil {
+	if err := passthrough.Remember(s.RuntimeCache, config, s.getenv("PATH"), rt); err != nil {
 		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: runtime cache: %v\n", err)
 	}
 }

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/specfile"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
-	"github.com/seccomp-shim/seccomp-shim/pkg/specfile"
 )
 
 // ErrUnknownFields is returned when a profile would be rewritten but holds

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/seccomp-shim/seccomp-shim/pkg/hook"
-	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
+	"github.com/seccomp-shim/seccomp-shim/internal/hook"
+	"github.com/seccomp-shim/seccomp-shim/internal/inject"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
 

@@ -1,6 +1,6 @@
 // Package agent is the seccomp-agent command: flags, the listening socket,
 // signals, and the audit-log summary. The agent itself is pkg/notify.
-package agent
+package agentcmd
 
 import (
 	"bufio"
@@ -21,11 +21,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/fastexec"
-	"github.com/seccomp-shim/seccomp-shim/pkg/holder"
+	"github.com/seccomp-shim/seccomp-shim/internal/holder"
+	"github.com/seccomp-shim/seccomp-shim/internal/passthrough"
+	"github.com/seccomp-shim/seccomp-shim/internal/shim"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
-	"github.com/seccomp-shim/seccomp-shim/pkg/shim"
 )
 
 // Main runs seccomp-agent with args (os.Args[1:]) and returns the exit code.
@@ -42,7 +42,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	auditLog := fs.String("audit-log", "/var/log/seccomp-shim/audit.log", "file the audit records are appended to")
 	toStdout := fs.Bool("audit-stdout", false, "also write audit records to stdout")
 	metricsAddr := fs.String("metrics", "127.0.0.1:9646", "address for Prometheus metrics at /metrics; empty turns them off")
-	createSock := fs.String("shim-socket", fastexec.CreateSocket, "where seccomp-shim's C fast path asks the agent to apply the policy for a create; empty turns it off")
+	createSock := fs.String("shim-socket", passthrough.CreateSocket, "where seccomp-shim's C fast path asks the agent to apply the policy for a create; empty turns it off")
 	holderCtl := fs.String("holder", "", "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts")
 	config := fs.String("config", "", "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or "+policy.DefaultConfigPath)
 	if err := fs.Parse(args); err != nil {
@@ -142,7 +142,7 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 		}
 		defer os.Remove(createSock)
 		defer cl.Close()
-		go fastexec.ServeCreates(cl, prepareCreate)
+		go passthrough.ServeCreates(cl, prepareCreate)
 	}
 	logger.Printf("listening on %s, audit log %s", socket, auditPath)
 	if holderCtl != "" {
@@ -170,15 +170,15 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 // prepareCreate applies the policy for a create that seccomp-shim's C fast
 // path handed over, with the very code the shim runs, in the shim's
 // working directory and environment.
-func prepareCreate(r *fastexec.Request) (string, error) {
+func prepareCreate(r *passthrough.Request) (string, error) {
 	s := &shim.Shim{
 		Args: r.Args, Env: r.Env, Dir: r.Cwd, Stdout: io.Discard, Stderr: io.Discard,
-		Self: r.Exe, RuntimeCache: fastexec.CachePath,
+		Self: r.Exe, RuntimeCache: passthrough.CachePath,
 	}
 	return s.Prepare()
 }
 
-// hold runs the fd holder: see pkg/holder.
+// hold runs the fd holder: see internal/holder.
 func hold(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("seccomp-agent hold", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -9,7 +9,7 @@
 // says which runtime this very config resolves to. Whenever anything is
 // unsure (no cache, another config, a changed config file or PATH, an unknown
 // flag, a failed exec) the constructor returns and the Go code does the work.
-package fastexec
+package passthrough
 
 import (
 	"fmt"

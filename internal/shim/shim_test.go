@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seccomp-shim/seccomp-shim/pkg/check"
-	"github.com/seccomp-shim/seccomp-shim/pkg/shim"
+	"github.com/seccomp-shim/seccomp-shim/internal/check"
+	"github.com/seccomp-shim/seccomp-shim/internal/shim"
 )
 
 // As in os/exec's tests, this binary is also the program under test. With

@@ -19,8 +19,8 @@ import (
 	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/seccomp-shim/seccomp-shim/pkg/inject"
-	"github.com/seccomp-shim/seccomp-shim/pkg/logline"
+	"github.com/seccomp-shim/seccomp-shim/internal/inject"
+	"github.com/seccomp-shim/seccomp-shim/internal/logline"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
 

@@ -29,7 +29,7 @@ func TestAssetsMatchExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(a, e) {
-			t.Errorf("pkg/install/assets/%s differs from examples/%s: copy it again (cp examples/%s pkg/install/assets/%s)", asset, example, example, asset)
+			t.Errorf("internal/install/assets/%s differs from examples/%s: copy it again (cp examples/%s internal/install/assets/%s)", asset, example, example, asset)
 		}
 	}
 }

@@ -114,7 +114,7 @@ func (h *Holder) controls(l *net.UnixListener) {
 		if err != nil {
 			return
 		}
-		if cred, err := peer(conn); err != nil || cred.Uid != 0 {
+		if _, err := handoff.CheckPeer(conn, nil); err != nil {
 			conn.Close()
 			continue
 		}
@@ -163,18 +163,4 @@ func (h *Holder) reap() {
 		}
 		h.mu.Unlock()
 	}
-}
-
-func peer(c *net.UnixConn) (*unix.Ucred, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	err = raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
-	if err != nil {
-		return nil, err
-	}
-	return cred, cerr
 }

@@ -61,25 +61,13 @@ func Receive(conn *net.UnixConn, deadline time.Time) (*Handoff, error) {
 // but the spec does not require it. On any error every received fd is closed
 // and the Handoff is nil. conn stays open and owned by the caller.
 func ReceiveFrom(conn *net.UnixConn, deadline time.Time, allow func(unix.Ucred) bool) (*Handoff, error) {
-	if allow == nil {
-		allow = func(c unix.Ucred) bool { return c.Uid == 0 }
+	cred, err := CheckPeer(conn, allow)
+	if err != nil {
+		return nil, err
 	}
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return nil, err
-	}
-	if cerr != nil {
-		return nil, fmt.Errorf("handoff: SO_PEERCRED: %w", cerr)
-	}
-	if !allow(*cred) {
-		return nil, fmt.Errorf("%w: pid %d uid %d gid %d", ErrNotRoot, cred.Pid, cred.Uid, cred.Gid)
 	}
 	if err := conn.SetReadDeadline(deadline); err != nil {
 		return nil, err
@@ -108,9 +96,40 @@ func ReceiveFrom(conn *net.UnixConn, deadline time.Time, allow func(unix.Ucred) 
 	if err != nil {
 		return nil, err
 	}
-	h.Peer = *cred
+	h.Peer = cred
 	return h, nil
 }
+
+// CheckPeer reads conn's SO_PEERCRED, the credentials of whoever connected
+// (the kernel's, not anything the peer says), and lets allow decide on them:
+// nil allows uid 0 only. A refusal returns ErrNotRoot. Every socket that
+// takes hand-offs or control from another process checks its peer with it.
+func CheckPeer(conn *net.UnixConn, allow func(unix.Ucred) bool) (unix.Ucred, error) {
+	if allow == nil {
+		allow = RootOnly
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return unix.Ucred{}, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return unix.Ucred{}, err
+	}
+	if cerr != nil {
+		return unix.Ucred{}, fmt.Errorf("handoff: SO_PEERCRED: %w", cerr)
+	}
+	if !allow(*cred) {
+		return *cred, fmt.Errorf("%w: pid %d uid %d gid %d", ErrNotRoot, cred.Pid, cred.Uid, cred.Gid)
+	}
+	return *cred, nil
+}
+
+// RootOnly allows peers with uid 0, CheckPeer's default.
+func RootOnly(c unix.Ucred) bool { return c.Uid == 0 }
 
 // rightsReader is an io.Reader over recvmsg that keeps every fd that arrives
 // alongside the bytes, so that the JSON decoder can pull as many segments as

@@ -224,17 +224,13 @@ func (s *Server) initStop() error {
 
 // accept takes one hand-off and serves the container until it ends.
 func (s *Server) accept(conn *net.UnixConn) {
-	allow := s.AllowPeer
-	if allow == nil {
-		allow = func(c unix.Ucred) bool { return c.Uid == 0 }
-	}
 	s.mu.Lock()
 	if s.pending == nil {
 		s.pending = map[*net.UnixConn]struct{}{}
 	}
 	s.pending[conn] = struct{}{}
 	s.mu.Unlock()
-	h, err := handoff.ReceiveFrom(conn, time.Now().Add(5*time.Second), allow)
+	h, err := handoff.ReceiveFrom(conn, time.Now().Add(5*time.Second), s.AllowPeer)
 	s.mu.Lock()
 	delete(s.pending, conn)
 	s.mu.Unlock()

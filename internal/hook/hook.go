@@ -81,7 +81,7 @@ func (h *Hook) Run() int {
 		return h.fail(cfg, stage, "", fmt.Errorf("reading stdin: %w", err))
 	}
 	if stage == "precreate" {
-		out, res, err := inject.Spec(cfg, in, "", "spec on stdin")
+		out, res, err := inject.Spec(cfg, in, "", "spec on stdin", inject.Reach(cfg))
 		if err != nil {
 			return h.fail(cfg, stage, "", err)
 		}
@@ -97,7 +97,7 @@ func (h *Hook) Run() int {
 	}
 	switch stage {
 	case "createRuntime", "createContainer", "prestart":
-		res, err := Verify(cfg, state)
+		res, err := Verify(cfg, state, inject.Reach(cfg))
 		if err != nil {
 			return h.fail(cfg, stage, state.ID, err)
 		}
@@ -111,14 +111,14 @@ func (h *Hook) Run() int {
 // Verify checks that the bundle's config.json already is what the policy
 // makes of it. Apply is idempotent, so any change it would make is a
 // container started without the policy: by a runtime other than
-// seccomp-shim, or without the precreate hook.
-func Verify(cfg *policy.Config, state specs.State) (*policy.Result, error) {
+// seccomp-shim, or without the precreate hook. agent is as for inject.Spec.
+func Verify(cfg *policy.Config, state specs.State, agent error) (*policy.Result, error) {
 	path := filepath.Join(state.Bundle, "config.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	out, res, err := inject.Spec(cfg, data, state.ID, path)
+	out, res, err := inject.Spec(cfg, data, state.ID, path, agent)
 	if err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func logLines(t *testing.T, path string) []map[string]any {
 
 func TestPrecreate(t *testing.T) {
 	e := setup(t)
-	want, _, err := inject.Spec(e.cfg, []byte(spec), "", "spec")
+	want, _, err := inject.Spec(e.cfg, []byte(spec), "", "spec", inject.Reach(e.cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func bundle(t *testing.T, config []byte) string {
 
 func TestCheckStages(t *testing.T) {
 	e := setup(t)
-	prepared, _, err := inject.Spec(e.cfg, []byte(spec), "c1", "spec")
+	prepared, _, err := inject.Spec(e.cfg, []byte(spec), "c1", "spec", inject.Reach(e.cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestCheckStages(t *testing.T) {
 	if err := json.Unmarshal([]byte(bad), &st); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hook.Verify(e.cfg, st); !errors.Is(err, hook.ErrPolicyMismatch) {
+	if _, err := hook.Verify(e.cfg, st, inject.Reach(e.cfg)); !errors.Is(err, hook.ErrPolicyMismatch) {
 		t.Errorf("Verify = %v", err)
 	}
 

@@ -26,8 +26,10 @@ var ErrUnknownFields = errors.New("unknown fields")
 
 // Spec applies cfg to the spec in data for container id (empty where
 // unknown) and returns the new spec, or data itself when nothing changes.
-// source names the spec in errors.
-func Spec(cfg *policy.Config, data []byte, id, source string) ([]byte, *policy.Result, error) {
+// source names the spec in errors. agent is whether the notify agent
+// answers, as Reach found it: nil if it does. Spec itself touches nothing
+// outside its arguments, so the same inputs always give the same spec.
+func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]byte, *policy.Result, error) {
 	if err := cfg.CheckProfiles(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
 	}
@@ -44,7 +46,7 @@ func Spec(cfg *policy.Config, data []byte, id, source string) ([]byte, *policy.R
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
 	}
-	if err := audit(cfg, spec, res); err != nil {
+	if err := audit(cfg, spec, res, agent); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
 	}
 	var after *specs.LinuxSeccomp
@@ -77,9 +79,10 @@ func Spec(cfg *policy.Config, data []byte, id, source string) ([]byte, *policy.R
 var ErrAgentUnreachable = errors.New("notify agent unreachable")
 
 // audit routes the profile's denials through the notify agent when policy
-// asks for it and the agent answers. A profile that already names a listener
-// (ours from an earlier pass, or the engine's own agent) is left alone.
-func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result) error {
+// asks for it and the agent answers (agent is nil). A profile that already
+// names a listener (ours from an earlier pass, or the engine's own agent) is
+// left alone.
+func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error) error {
 	if spec.Linux == nil || spec.Linux.Seccomp == nil {
 		return nil
 	}
@@ -92,7 +95,7 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result) error {
 		res.Audit = "listener already set: " + sc.ListenerPath
 		return nil
 	}
-	if err := dialAgent(cfg.Audit.Socket); err != nil {
+	if err := agent; err != nil {
 		res.Audit = "degraded: " + err.Error()
 		if cfg.Audit.Mode != policy.AuditAlways {
 			return nil
@@ -112,10 +115,15 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result) error {
 	return nil
 }
 
-// dialAgent checks that the agent accepts connections: runc will connect
-// during create and fail it if nobody answers.
-func dialAgent(socket string) error {
-	c, err := net.DialTimeout("unix", socket, 200*time.Millisecond)
+// Reach checks that the notify agent at cfg's audit.socket accepts
+// connections, for Spec's agent argument: runc will connect during create and
+// fail it if nobody answers. With audit off it dials nothing and returns nil,
+// which Spec then ignores.
+func Reach(cfg *policy.Config) error {
+	if cfg.Audit.Mode == policy.AuditOff {
+		return nil
+	}
+	c, err := net.DialTimeout("unix", cfg.Audit.Socket, 200*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -172,12 +180,13 @@ func strictSeccomp(data []byte) error {
 
 // File applies cfg to the config.json at path, rewriting it atomically (mode
 // and owner kept) only if something changed. On error the file is as it was.
-func File(cfg *policy.Config, path, id string) (*policy.Result, error) {
+// agent is as for Spec.
+func File(cfg *policy.Config, path, id string, agent error) (*policy.Result, error) {
 	f, err := specfile.Read(path)
 	if err != nil {
 		return nil, err
 	}
-	out, res, err := Spec(cfg, f.Data, id, path)
+	out, res, err := Spec(cfg, f.Data, id, path, agent)
 	if err != nil {
 		return nil, err
 	}

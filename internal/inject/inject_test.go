@@ -97,6 +97,10 @@ var withSeccomp = strings.Replace(runcSpec, `		"maskedPaths": [`, `		"seccomp": 
 
 // config parses a policy with no profiles directory, so only the built-in
 // profiles exist whatever the machine has in /etc.
+// noAgent stands for a notify agent that does not answer: the tests never
+// dial one (see TestAudit for one that does).
+var noAgent = errors.New("test: no agent")
+
 func config(t testing.TB, rules string) *policy.Config {
 	t.Helper()
 	c, err := policy.ParseConfig("test.toml", []byte("[profiles]\ndir = \"\"\n"+rules))
@@ -187,7 +191,7 @@ func sameExcept(t testing.TB, a, b []byte, skip string) (json.RawMessage, json.R
 }
 
 func TestSpecKeepsUnknownFieldsAndOrder(t *testing.T) {
-	out, res, err := inject.Spec(config(t, ""), []byte(runcSpec), "c1", "config.json")
+	out, res, err := inject.Spec(config(t, ""), []byte(runcSpec), "c1", "config.json", noAgent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +228,7 @@ func TestSpecKeepsUnknownFieldsAndOrder(t *testing.T) {
 }
 
 func TestSpecKeepsExisting(t *testing.T) {
-	out, res, err := inject.Spec(config(t, ""), []byte(withSeccomp), "", "config.json")
+	out, res, err := inject.Spec(config(t, ""), []byte(withSeccomp), "", "config.json", noAgent)
 	if err != nil || res.Action != policy.ActionKept || string(out) != withSeccomp {
 		t.Errorf("Spec = %v, %+v; changed: %v", err, res, string(out) != withSeccomp)
 	}
@@ -240,12 +244,12 @@ func TestSpecIdempotent(t *testing.T) {
 			"none": runcSpec, "existing": withSeccomp,
 			"compact": compact(t, []byte(runcSpec)), "compact-existing": compact(t, []byte(withSeccomp)),
 		} {
-			out, _, err := inject.Spec(cfg, []byte(data), "c1", "config.json")
+			out, _, err := inject.Spec(cfg, []byte(data), "c1", "config.json", noAgent)
 			if err != nil {
 				t.Errorf("%s/%s: %v", name, in, err)
 				continue
 			}
-			again, _, err := inject.Spec(cfg, out, "c1", "config.json")
+			again, _, err := inject.Spec(cfg, out, "c1", "config.json", noAgent)
 			if err != nil || !bytes.Equal(again, out) {
 				t.Errorf("%s/%s: second Spec = %v; %s", name, in, err, diff(out, again))
 			}
@@ -265,7 +269,7 @@ allowed_profiles = ["unconfined"]
 allow_unconfined = true
 `, strings.Replace(withSeccomp, `"org.example.key": "value"`, `"seccomp-shim.io/profile": "unconfined"`, 1)},
 	} {
-		out, res, err := inject.Spec(config(t, tc.rules), []byte(tc.data), "", "config.json")
+		out, res, err := inject.Spec(config(t, tc.rules), []byte(tc.data), "", "config.json", noAgent)
 		if err != nil || res.Action != policy.ActionUnconfined {
 			t.Fatalf("%s: Spec = %v, %+v", name, err, res)
 		}
@@ -278,7 +282,7 @@ allow_unconfined = true
 
 	// Without allow_unconfined the annotation is refused, not ignored.
 	annotated := strings.Replace(runcSpec, `"org.example.key"`, `"seccomp-shim.io/profile": "unconfined", "x"`, 1)
-	_, _, err := inject.Spec(config(t, "[[rule]]\nallowed_profiles = [\"strict\"]\n"), []byte(annotated), "", "config.json")
+	_, _, err := inject.Spec(config(t, "[[rule]]\nallowed_profiles = [\"strict\"]\n"), []byte(annotated), "", "config.json", noAgent)
 	if !errors.Is(err, policy.ErrNotAllowed) {
 		t.Errorf("unconfined not allowed: err = %v", err)
 	}
@@ -286,7 +290,7 @@ allow_unconfined = true
 
 func TestSpecTightenRefusesUnknownFields(t *testing.T) {
 	cfg := config(t, tightenDefault)
-	out, res, err := inject.Spec(cfg, []byte(withSeccomp), "", "config.json")
+	out, res, err := inject.Spec(cfg, []byte(withSeccomp), "", "config.json", noAgent)
 	if err != nil || res.Action != policy.ActionTightened {
 		t.Fatalf("Spec = %v, %+v", err, res)
 	}
@@ -298,7 +302,7 @@ func TestSpecTightenRefusesUnknownFields(t *testing.T) {
 		"top":    strings.Replace(withSeccomp, `"defaultAction"`, `"xSeccompFuture": true, "defaultAction"`, 1),
 		"nested": strings.Replace(withSeccomp, `"action": "SCMP_ACT_ERRNO"`, `"action": "SCMP_ACT_ERRNO", "xRuleFuture": 1`, 1),
 	} {
-		out, _, err := inject.Spec(cfg, []byte(data), "", "config.json")
+		out, _, err := inject.Spec(cfg, []byte(data), "", "config.json", noAgent)
 		if !errors.Is(err, inject.ErrUnknownFields) || out != nil {
 			t.Errorf("%s: Spec = %v, output %d bytes; want ErrUnknownFields", name, err, len(out))
 		}
@@ -306,7 +310,7 @@ func TestSpecTightenRefusesUnknownFields(t *testing.T) {
 
 	// Under keep, the engine's profile stays as it is, unknown fields and all.
 	data := strings.Replace(withSeccomp, `"defaultAction"`, `"xSeccompFuture": true, "defaultAction"`, 1)
-	if out, _, err := inject.Spec(config(t, ""), []byte(data), "", "config.json"); err != nil || string(out) != data {
+	if out, _, err := inject.Spec(config(t, ""), []byte(data), "", "config.json", noAgent); err != nil || string(out) != data {
 		t.Errorf("keep: %v, changed: %v", err, string(out) != data)
 	}
 }
@@ -321,7 +325,7 @@ func TestSpecErrors(t *testing.T) {
 			"not a profile name"},
 		"case twin": {"", strings.Replace(runcSpec, `"hostname"`, `"Linux": {}, "hostname"`, 1), `"Linux"`},
 	} {
-		out, _, err := inject.Spec(config(t, tc.rules), []byte(tc.data), "", "my/config.json")
+		out, _, err := inject.Spec(config(t, tc.rules), []byte(tc.data), "", "my/config.json", noAgent)
 		if err == nil || out != nil || !strings.Contains(err.Error(), "my/config.json") || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Spec = %v, output %d bytes; want an error naming the source and %q", name, err, len(out), tc.want)
 		}
@@ -363,11 +367,11 @@ func unchanged(t *testing.T, path, want string) {
 func TestFile(t *testing.T) {
 	cfg := config(t, "")
 	path := writeFile(t, runcSpec, 0o600)
-	res, err := inject.File(cfg, path, "c1")
+	res, err := inject.File(cfg, path, "c1", noAgent)
 	if err != nil || res.Action != policy.ActionInjected {
 		t.Fatalf("File = %+v, %v", res, err)
 	}
-	want, _, _ := inject.Spec(cfg, []byte(runcSpec), "c1", path)
+	want, _, _ := inject.Spec(cfg, []byte(runcSpec), "c1", path, noAgent)
 	fi, _ := os.Stat(path)
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) || fi.Mode() != 0o600 {
 		t.Errorf("file: mode %v, equal to Spec: %v", fi.Mode(), bytes.Equal(got, want))
@@ -376,7 +380,7 @@ func TestFile(t *testing.T) {
 	// The second run is a no-op that leaves even the mtime alone.
 	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	_ = os.Chtimes(path, old, old)
-	if res, err := inject.File(cfg, path, "c1"); err != nil || res.Action != policy.ActionKept {
+	if res, err := inject.File(cfg, path, "c1", noAgent); err != nil || res.Action != policy.ActionKept {
 		t.Fatalf("second File = %+v, %v", res, err)
 	}
 	unchanged(t, path, string(want))
@@ -389,7 +393,7 @@ func TestFileLeavesBadFileUntouched(t *testing.T) {
 		"policy":    strings.Replace(runcSpec, `"org.example.key"`, `"seccomp-shim.io/profile": "nope", "x"`, 1),
 	} {
 		path := writeFile(t, data, 0o644)
-		res, err := inject.File(config(t, ""), path, "c1")
+		res, err := inject.File(config(t, ""), path, "c1", noAgent)
 		if err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("%s: File = %+v, %v; want an error naming %s", name, res, err, path)
 		}
@@ -412,7 +416,7 @@ func FuzzSpec(f *testing.F) {
 	f.Add([]byte(`{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_KILL","architectures":["SCMP_ARCH_X86"],"syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]}]}}}`), uint8(2))
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		cfg := cfgs[int(which)%len(cfgs)]
-		out, _, err := inject.Spec(cfg, data, "fuzz", "config.json")
+		out, _, err := inject.Spec(cfg, data, "fuzz", "config.json", noAgent)
 		if err != nil {
 			if out != nil {
 				t.Fatalf("error %v with output", err)
@@ -435,7 +439,7 @@ func FuzzSpec(f *testing.F) {
 				}
 			}
 		}
-		again, _, err := inject.Spec(cfg, out, "fuzz", "config.json")
+		again, _, err := inject.Spec(cfg, out, "fuzz", "config.json", noAgent)
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("not idempotent: %v; %s", err, diff(out, again))
 		}
@@ -462,4 +466,41 @@ func diff(a, b []byte) string {
 	}
 	clip := func(s []byte) []byte { return s[max(0, i-80):min(len(s), i+80)] }
 	return fmt.Sprintf("%d vs %d bytes, first difference at %d:\n%s\n---\n%s", len(a), len(b), i, clip(a), clip(b))
+}
+
+// TestAudit: whether the agent answers is an input, so every case runs
+// without a socket.
+func TestAudit(t *testing.T) {
+	for _, tc := range []struct {
+		name, audit string
+		agent       error
+		want        string // res.Audit prefix; "" for an ErrAgentUnreachable refusal
+		listener    bool
+	}{
+		{"auto, agent up", "", nil, "audited", true},
+		{"auto, agent down", "", noAgent, "degraded: " + noAgent.Error(), false},
+		{"off", "mode = \"off\"\n", nil, "off by policy", false},
+		{"always, degrade", "mode = \"always\"\n", noAgent, "degraded: ", false},
+		{"always, refuse", "mode = \"always\"\nunreachable = \"refuse\"\n", noAgent, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config(t, "[audit]\nsocket = \"/nonexistent/agent.sock\"\n"+tc.audit)
+			out, res, err := inject.Spec(cfg, []byte(runcSpec), "c1", "config.json", tc.agent)
+			if tc.want == "" {
+				if !errors.Is(err, inject.ErrAgentUnreachable) || !errors.Is(err, noAgent) {
+					t.Fatalf("Spec = %v, want ErrAgentUnreachable wrapping the dial's error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(res.Audit, tc.want) {
+				t.Errorf("Audit = %q, want %q", res.Audit, tc.want)
+			}
+			if got := bytes.Contains(out, []byte(`"/nonexistent/agent.sock"`)); got != tc.listener {
+				t.Errorf("listenerPath set: %v, want %v", got, tc.listener)
+			}
+		})
+	}
 }

@@ -109,7 +109,7 @@ func (s *Shim) prepare() (*runcargs.Args, string, error) {
 		s.remember(rt)
 	}
 	if perr == nil && a.ModifiesBundle() {
-		res, err := inject.File(cfg, filepath.Join(a.Bundle, "config.json"), a.ID)
+		res, err := inject.File(cfg, filepath.Join(a.Bundle, "config.json"), a.ID, inject.Reach(cfg))
 		if err != nil {
 			return a, "", err
 		}

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"runtime"
 	"slices"
 	"sync"
 
@@ -24,11 +23,10 @@ type tabler interface {
 
 // nativeArch is the audit arch of the agent's own build: what runc's
 // filters for containers on this node mostly see.
-var nativeArch = map[string]uint32{
-	"amd64": unix.AUDIT_ARCH_X86_64, "386": unix.AUDIT_ARCH_I386,
-	"arm64": unix.AUDIT_ARCH_AARCH64, "arm": unix.AUDIT_ARCH_ARM,
-	"riscv64": unix.AUDIT_ARCH_RISCV64, "ppc64le": unix.AUDIT_ARCH_PPC64LE, "s390x": unix.AUDIT_ARCH_S390X,
-}[runtime.GOARCH]
+var nativeArch = func() uint32 {
+	a, _ := unotify.NativeArch()
+	return a.Audit
+}()
 
 // counter is a fast path's count of one syscall's denials in one
 // container. Once the audit log has written a key's PerKey records for the

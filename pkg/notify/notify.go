@@ -106,10 +106,16 @@ func replayErrno(c *Container, arch string, nr int32, syscall string) (errno uin
 	if e, ok := m.Errnos[syscall]; ok {
 		return e, false
 	}
-	if highest, ok := m.ENOSYSAbove[archSpecs[arch]]; ok && int(nr) > highest {
+	if highest, ok := m.ENOSYSAbove[specArch(arch)]; ok && int(nr) > highest {
 		return uint(unix.ENOSYS), true
 	}
 	return m.Errno, false
+}
+
+// specArch is the spec's name for an architecture unotify names.
+func specArch(name string) specs.Arch {
+	a, _ := unotify.LookupArch(func(a unotify.Arch) string { return a.Name }, name)
+	return a.Spec
 }
 
 // Server is the agent.
@@ -410,12 +416,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// archSpecs maps unotify's architecture names to the spec's.
-var archSpecs = map[string]specs.Arch{
-	"x86_64": specs.ArchX86_64, "x86": specs.ArchX86, "x32": specs.ArchX32,
-	"aarch64": specs.ArchAARCH64, "arm": specs.ArchARM,
 }
 
 // procInfo reads who made the call. It checks the notification is still

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"runtime"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
 
 // SpecOpt changes a spec, in the manner of containerd's oci.SpecOpts.
@@ -146,12 +146,8 @@ func (c *Config) Resolve(d Decision, spec *specs.Spec) (*specs.LinuxSeccomp, []s
 // nativeArch is the spec name of the architecture this binary runs on, which
 // is the host's: runc and the shim are built for it.
 func nativeArch() specs.Arch {
-	return map[string]specs.Arch{
-		"amd64": specs.ArchX86_64, "386": specs.ArchX86, "arm64": specs.ArchAARCH64,
-		"arm": specs.ArchARM, "ppc64le": specs.ArchPPC64LE, "ppc64": specs.ArchPPC64,
-		"s390x": specs.ArchS390X, "riscv64": specs.ArchRISCV64, "loong64": specs.ArchLOONGARCH64,
-		"mips64le": specs.ArchMIPSEL64, "mips64": specs.ArchMIPS64,
-	}[runtime.GOARCH]
+	a, _ := unotify.NativeArch()
+	return a.Spec
 }
 
 func equalJSON(a, b any) bool {

@@ -268,7 +268,7 @@ func checkArches(a StringList) error {
 		return nil
 	}
 	for _, s := range a {
-		if _, ok := libseccompArch[specs.Arch(s)]; !ok {
+		if _, ok := specArch(specs.Arch(s)); !ok {
 			return fmt.Errorf("architectures: %q is not %q, %q or an SCMP_ARCH_* name", s, ArchProfile, ArchNative)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 )
 
@@ -51,16 +52,10 @@ func (e *ValidationError) Error() string {
 
 func (e *ValidationError) Unwrap() error { return ErrInvalidProfile }
 
-// libseccompArch is runc's mapping from spec architectures to libseccomp's.
-var libseccompArch = map[specs.Arch]string{
-	specs.ArchX86: "x86", specs.ArchX86_64: "amd64", specs.ArchX32: "x32",
-	specs.ArchARM: "arm", specs.ArchAARCH64: "arm64",
-	specs.ArchMIPS: "mips", specs.ArchMIPS64: "mips64", specs.ArchMIPS64N32: "mips64n32",
-	specs.ArchMIPSEL: "mipsel", specs.ArchMIPSEL64: "mipsel64", specs.ArchMIPSEL64N32: "mipsel64n32",
-	specs.ArchPPC: "ppc", specs.ArchPPC64: "ppc64", specs.ArchPPC64LE: "ppc64le",
-	specs.ArchS390: "s390", specs.ArchS390X: "s390x",
-	specs.ArchPARISC: "parisc", specs.ArchPARISC64: "parisc64",
-	specs.ArchRISCV64: "riscv64", specs.ArchLOONGARCH64: "loong64",
+// specArch finds a spec architecture runc can filter, with libseccomp's
+// name for it, in the one table of architectures.
+func specArch(a specs.Arch) (unotify.Arch, bool) {
+	return unotify.LookupArch(func(a unotify.Arch) specs.Arch { return a.Spec }, a)
 }
 
 var knownActions = []specs.LinuxSeccompAction{
@@ -138,7 +133,7 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 	checkNames := p.Source != sourceBuiltin || fullCheck
 	var arches []libseccomp.ScmpArch
 	for _, a := range sc.Architectures {
-		la, ok := libseccompArch[a]
+		sa, ok := specArch(a)
 		if !ok {
 			bad(-1, nil, "architectures: unknown architecture %q", a)
 			continue
@@ -146,9 +141,7 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 		if !checkNames {
 			continue
 		}
-		if sa, err := libseccomp.GetArchFromString(la); err == nil {
-			arches = append(arches, sa)
-		}
+		arches = append(arches, sa.Scmp)
 	}
 	if len(sc.Architectures) == 0 && checkNames {
 		if native, err := libseccomp.GetNativeArch(); err == nil {

@@ -2,9 +2,12 @@ package unotify
 
 import (
 	"fmt"
+	"runtime"
+	"slices"
 	"strconv"
 	"sync/atomic"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 )
@@ -14,47 +17,78 @@ import (
 // there is no separate audit arch for them.
 const x32SyscallBit = 0x40000000
 
-// archInfo ties a kernel audit arch (seccomp_data.arch) to its name and to
-// libseccomp's table for it.
-type archInfo struct {
-	audit uint32
-	name  string
-	scmp  libseccomp.ScmpArch
+// Arch is one architecture under each name the stack gives it. Arches
+// is the one table of them: the shim's policy, the agent and its fast path
+// all derive theirs from it.
+type Arch struct {
+	Audit uint32 // seccomp_data.arch (AUDIT_ARCH_*); x32 shares x86_64's
+	Name  string // the kernel's (uname -m style), as in audit logs
+	// Spec is the OCI runtime-spec's name (SCMP_ARCH_*), set only where
+	// runc can filter the architecture (its libcontainer/seccomp archs).
+	Spec   specs.Arch
+	Scmp   libseccomp.ScmpArch // libseccomp's table for it
+	GOARCH string              // the Go port that runs on it natively, if any
 }
 
-// arches lists every audit arch libseccomp has a table for. The names are
-// the Linux ones (uname -m style), as found in audit logs.
-var arches = [...]archInfo{
-	{unix.AUDIT_ARCH_X86_64, "x86_64", libseccomp.ArchAMD64},
-	{unix.AUDIT_ARCH_I386, "x86", libseccomp.ArchX86},
-	{unix.AUDIT_ARCH_AARCH64, "aarch64", libseccomp.ArchARM64},
-	{unix.AUDIT_ARCH_ARM, "arm", libseccomp.ArchARM},
-	{unix.AUDIT_ARCH_RISCV64, "riscv64", libseccomp.ArchRISCV64},
-	{unix.AUDIT_ARCH_PPC64LE, "ppc64le", libseccomp.ArchPPC64LE},
-	{unix.AUDIT_ARCH_PPC64, "ppc64", libseccomp.ArchPPC64},
-	{unix.AUDIT_ARCH_PPC, "ppc", libseccomp.ArchPPC},
-	{unix.AUDIT_ARCH_S390X, "s390x", libseccomp.ArchS390X},
-	{unix.AUDIT_ARCH_S390, "s390", libseccomp.ArchS390},
-	{unix.AUDIT_ARCH_MIPS, "mips", libseccomp.ArchMIPS},
-	{unix.AUDIT_ARCH_MIPSEL, "mipsel", libseccomp.ArchMIPSEL},
-	{unix.AUDIT_ARCH_MIPS64, "mips64", libseccomp.ArchMIPS64},
-	{unix.AUDIT_ARCH_MIPSEL64, "mipsel64", libseccomp.ArchMIPSEL64},
-	{unix.AUDIT_ARCH_MIPS64N32, "mips64n32", libseccomp.ArchMIPS64N32},
-	{unix.AUDIT_ARCH_MIPSEL64N32, "mipsel64n32", libseccomp.ArchMIPSEL64N32},
-	{unix.AUDIT_ARCH_PARISC, "parisc", libseccomp.ArchPARISC},
-	{unix.AUDIT_ARCH_PARISC64, "parisc64", libseccomp.ArchPARISC64},
-	{unix.AUDIT_ARCH_LOONGARCH64, "loongarch64", libseccomp.ArchLOONGARCH64},
-	{unix.AUDIT_ARCH_M68K, "m68k", libseccomp.ArchM68K},
+// arches lists every audit arch libseccomp has a table for, then x32, which
+// has no audit arch of its own (see isX32).
+var arches = [...]Arch{
+	{unix.AUDIT_ARCH_X86_64, "x86_64", specs.ArchX86_64, libseccomp.ArchAMD64, "amd64"},
+	{unix.AUDIT_ARCH_I386, "x86", specs.ArchX86, libseccomp.ArchX86, "386"},
+	{unix.AUDIT_ARCH_AARCH64, "aarch64", specs.ArchAARCH64, libseccomp.ArchARM64, "arm64"},
+	{unix.AUDIT_ARCH_ARM, "arm", specs.ArchARM, libseccomp.ArchARM, "arm"},
+	{unix.AUDIT_ARCH_RISCV64, "riscv64", specs.ArchRISCV64, libseccomp.ArchRISCV64, "riscv64"},
+	{unix.AUDIT_ARCH_PPC64LE, "ppc64le", specs.ArchPPC64LE, libseccomp.ArchPPC64LE, "ppc64le"},
+	{unix.AUDIT_ARCH_PPC64, "ppc64", specs.ArchPPC64, libseccomp.ArchPPC64, "ppc64"},
+	{unix.AUDIT_ARCH_PPC, "ppc", specs.ArchPPC, libseccomp.ArchPPC, ""},
+	{unix.AUDIT_ARCH_S390X, "s390x", specs.ArchS390X, libseccomp.ArchS390X, "s390x"},
+	{unix.AUDIT_ARCH_S390, "s390", specs.ArchS390, libseccomp.ArchS390, ""},
+	{unix.AUDIT_ARCH_MIPS, "mips", specs.ArchMIPS, libseccomp.ArchMIPS, "mips"},
+	{unix.AUDIT_ARCH_MIPSEL, "mipsel", specs.ArchMIPSEL, libseccomp.ArchMIPSEL, "mipsle"},
+	{unix.AUDIT_ARCH_MIPS64, "mips64", specs.ArchMIPS64, libseccomp.ArchMIPS64, "mips64"},
+	{unix.AUDIT_ARCH_MIPSEL64, "mipsel64", specs.ArchMIPSEL64, libseccomp.ArchMIPSEL64, "mips64le"},
+	{unix.AUDIT_ARCH_MIPS64N32, "mips64n32", specs.ArchMIPS64N32, libseccomp.ArchMIPS64N32, ""},
+	{unix.AUDIT_ARCH_MIPSEL64N32, "mipsel64n32", specs.ArchMIPSEL64N32, libseccomp.ArchMIPSEL64N32, ""},
+	{unix.AUDIT_ARCH_PARISC, "parisc", specs.ArchPARISC, libseccomp.ArchPARISC, ""},
+	{unix.AUDIT_ARCH_PARISC64, "parisc64", specs.ArchPARISC64, libseccomp.ArchPARISC64, ""},
+	{unix.AUDIT_ARCH_LOONGARCH64, "loongarch64", specs.ArchLOONGARCH64, libseccomp.ArchLOONGARCH64, "loong64"},
+	{unix.AUDIT_ARCH_M68K, "m68k", "", libseccomp.ArchM68K, ""},
 	// libseccomp calls little-endian SuperH "sh" and big-endian "sheb".
-	{unix.AUDIT_ARCH_SHEL, "sh", libseccomp.ArchSH},
-	{unix.AUDIT_ARCH_SH, "sheb", libseccomp.ArchSHEB},
+	{unix.AUDIT_ARCH_SHEL, "sh", "", libseccomp.ArchSH, ""},
+	{unix.AUDIT_ARCH_SH, "sheb", "", libseccomp.ArchSHEB, ""},
+	x32Info,
 }
 
-var x32Info = archInfo{unix.AUDIT_ARCH_X86_64, "x32", libseccomp.ArchX32}
+var x32Info = Arch{unix.AUDIT_ARCH_X86_64, "x32", specs.ArchX32, libseccomp.ArchX32, ""}
 
-func lookupArch(arch uint32) *archInfo {
+// Arches lists every architecture this package knows.
+func Arches() []Arch { return slices.Clone(arches[:]) }
+
+// LookupArch finds the architecture whose field f returns v: for example
+// LookupArch(func(a Arch) specs.Arch { return a.Spec }, specs.ArchX86).
+// x32 is found by every name but its audit arch, which is x86_64's.
+func LookupArch[T comparable](f func(Arch) T, v T) (Arch, bool) {
+	var zero T
+	if v == zero {
+		return Arch{}, false
+	}
+	for _, a := range arches {
+		if f(a) == v {
+			return a, true
+		}
+	}
+	return Arch{}, false
+}
+
+// NativeArch is the architecture this binary was built for, which is the
+// host's: runc and the shim run natively.
+func NativeArch() (Arch, bool) {
+	return LookupArch(func(a Arch) string { return a.GOARCH }, runtime.GOARCH)
+}
+
+func lookupArch(arch uint32) *Arch {
 	for i := range arches {
-		if arches[i].audit == arch {
+		if arches[i].Audit == arch {
 			return &arches[i]
 		}
 	}
@@ -66,7 +100,7 @@ func lookupArch(arch uint32) *archInfo {
 // tell x32 from x86_64, which share AUDIT_ARCH_X86_64; Data.ArchName can.
 func ArchName(arch uint32) string {
 	if a := lookupArch(arch); a != nil {
-		return a.name
+		return a.Name
 	}
 	return fmt.Sprintf("arch_%#x", arch)
 }
@@ -75,7 +109,7 @@ func ArchName(arch uint32) string {
 // "x32" for x32 syscalls (AUDIT_ARCH_X86_64 with __X32_SYSCALL_BIT in Nr).
 func (d *Data) ArchName() string {
 	if isX32(d.Arch, d.Nr) {
-		return x32Info.name
+		return x32Info.Name
 	}
 	return ArchName(d.Arch)
 }
@@ -126,7 +160,7 @@ func resolveName(arch uint32, nr int32) string {
 			a, n = &x32Info, nr&^x32SyscallBit
 		}
 		if a != nil {
-			if name, err := libseccomp.ScmpSyscall(n).GetNameByArch(a.scmp); err == nil && name != "" {
+			if name, err := libseccomp.ScmpSyscall(n).GetNameByArch(a.Scmp); err == nil && name != "" {
 				return name
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 )
 
@@ -45,13 +46,11 @@ func main() {
 	// Numbers per architecture, for the one thing that needs them at start:
 	// runc answers ENOSYS above the highest syscall a profile names.
 	fmt.Fprintf(&b, "// syscallNumbers returns each architecture's syscall numbers by name. A\n// function, so the tables are built only when auditing needs them.\nfunc syscallNumbers() map[string]map[string]int {\n\treturn map[string]map[string]int{\n")
-	for _, a := range []struct {
-		spec string
-		arch libseccomp.ScmpArch
-	}{{"SCMP_ARCH_X86_64", libseccomp.ArchAMD64}, {"SCMP_ARCH_X86", libseccomp.ArchX86}, {"SCMP_ARCH_X32", libseccomp.ArchX32}, {"SCMP_ARCH_AARCH64", libseccomp.ArchARM64}, {"SCMP_ARCH_ARM", libseccomp.ArchARM}} {
-		fmt.Fprintf(&b, "\t\t%q: {", a.spec)
+	for _, scmp := range []libseccomp.ScmpArch{libseccomp.ArchAMD64, libseccomp.ArchX86, libseccomp.ArchX32, libseccomp.ArchARM64, libseccomp.ArchARM} {
+		a, _ := unotify.LookupArch(func(a unotify.Arch) libseccomp.ScmpArch { return a.Scmp }, scmp)
+		fmt.Fprintf(&b, "\t\t%q: {", a.Spec)
 		for _, n := range list {
-			if nr, err := libseccomp.GetSyscallFromNameByArch(n, a.arch); err == nil && int32(nr) >= 0 {
+			if nr, err := libseccomp.GetSyscallFromNameByArch(n, scmp); err == nil && int32(nr) >= 0 {
 				fmt.Fprintf(&b, "%q: %d, ", n, int32(nr))
 			}
 		}

@@ -1,0 +1,41 @@
+package unotify
+
+import (
+	"runtime"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+)
+
+// TestArches checks the one table of architectures against libseccomp's own
+// names for them, and that each name finds its row.
+func TestArches(t *testing.T) {
+	for _, a := range Arches() {
+		if got, err := libseccomp.GetArchFromString(a.Scmp.String()); err != nil || got != a.Scmp {
+			t.Errorf("%s: libseccomp arch %v does not round-trip: %v, %v", a.Name, a.Scmp, got, err)
+		}
+		if b, ok := LookupArch(func(a Arch) string { return a.Name }, a.Name); !ok || b != a {
+			t.Errorf("%s: LookupArch by name = %+v, %v", a.Name, b, ok)
+		}
+		if a.Spec != "" {
+			if b, ok := LookupArch(func(a Arch) specs.Arch { return a.Spec }, a.Spec); !ok || b != a {
+				t.Errorf("%s: LookupArch by spec = %+v, %v", a.Name, b, ok)
+			}
+		}
+		if a.Name != "x32" && ArchName(a.Audit) != a.Name {
+			t.Errorf("ArchName(%#x) = %q, want %q", a.Audit, ArchName(a.Audit), a.Name)
+		}
+	}
+	if _, ok := LookupArch(func(a Arch) specs.Arch { return a.Spec }, ""); ok {
+		t.Error("the empty spec name found an architecture")
+	}
+	if _, ok := LookupArch(func(a Arch) specs.Arch { return a.Spec }, specs.ArchM68K); ok {
+		t.Error("m68k has a spec name, but runc can't filter it")
+	}
+	n, ok := NativeArch()
+	native, err := libseccomp.GetNativeArch()
+	if !ok || err != nil || n.Scmp != native || n.GOARCH != runtime.GOARCH {
+		t.Errorf("NativeArch = %+v, %v; libseccomp's native arch %v, %v", n, ok, native, err)
+	}
+}

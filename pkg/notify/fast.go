@@ -1,11 +1,9 @@
 package notify
 
 import (
-	"slices"
 	"sync"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/fastpath"
-	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 	"golang.org/x/sys/unix"
 )
@@ -115,43 +113,29 @@ func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
 	return true
 }
 
-// table implements tabler: the answer Decide gives every call of a
-// syscall, where no rule that may match looks at the call itself.
+// table implements tabler: for each syscall, the answer of the first step
+// of the container's plan, where that step decides without looking at the
+// call (else Ask), or the profile's where no rule may decide it.
 func (p *Policy) table(c *Container, arch uint32, audit bool) *fastpath.Table {
-	cfg := p.cfg.Load()
+	pl := p.plan(c)
 	archName := unotify.ArchName(arch)
-	who := policy.Container{ID: c.ID, Annotations: c.Annotations}
-	var rules []*policy.NotifyRule // those for this container
-	for i := range cfg.Notify.Rules {
-		if cfg.Notify.Rules[i].Match.Matches(who) {
-			rules = append(rules, &cfg.Notify.Rules[i])
-		}
-	}
 	t := &fastpath.Table{}
 	for nr := range int32(fastpath.Syscalls) {
-		t[nr] = entry(rules, c, archName, nr, unotify.SyscallName(arch, nr), audit)
+		name := unotify.SyscallName(arch, nr)
+		steps := pl.steps(name)
+		switch {
+		case len(steps) == 0:
+			e, _ := replayErrno(c, archName, nr, name)
+			t[nr] = errnoEntry(e, audit)
+		case steps[0].perCall || steps[0].d.Kill:
+			t[nr] = fastpath.Entry{Kind: fastpath.Ask} // decided per call; kills need Go
+		case steps[0].d.Continue:
+			t[nr] = fastpath.Entry{Kind: fastpath.Continue}
+		default:
+			t[nr] = errnoEntry(steps[0].d.Errno, audit)
+		}
 	}
 	return t
-}
-
-func entry(rules []*policy.NotifyRule, c *Container, arch string, nr int32, name string, audit bool) fastpath.Entry {
-	for _, rule := range rules {
-		if len(rule.Syscalls) > 0 && !slices.Contains(rule.Syscalls, name) {
-			continue
-		}
-		if len(rule.Args) > 0 || len(rule.Comm) > 0 || len(rule.Exe) > 0 || len(rule.UIDs) > 0 || rule.Path != nil {
-			return fastpath.Entry{Kind: fastpath.Ask} // decided per call
-		}
-		switch rule.Action {
-		case policy.NotifyContinue:
-			return fastpath.Entry{Kind: fastpath.Continue}
-		case policy.NotifyKill:
-			return fastpath.Entry{Kind: fastpath.Ask}
-		}
-		return errnoEntry(rule.Errno, audit)
-	}
-	e, _ := replayErrno(c, arch, nr, name)
-	return errnoEntry(e, audit)
 }
 
 func errnoEntry(e uint, audit bool) fastpath.Entry {

@@ -3,11 +3,14 @@ package notify
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/fastpath"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 	"golang.org/x/sys/unix"
 )
 
@@ -157,5 +160,59 @@ func wantMetric(t *testing.T, ts *testServer, line string) {
 		return strings.Contains(out.String(), line+"\n")
 	}) {
 		t.Errorf("metrics lack %q:\n%s", line, out.String())
+	}
+}
+
+// TestTableAgreesWithDecide: the fast path's table and Decide run one plan,
+// so wherever the table answers by itself, Decide answers the same.
+func TestTableAgreesWithDecide(t *testing.T) {
+	if nativeArch == 0 {
+		t.Skip("no fast path on " + runtime.GOARCH)
+	}
+	cfg := parseConfig(t, `
+[[notify.rule]]
+name = "another container"
+match.ids = ["db-*"]
+syscalls = ["getpid"]
+action = "continue"
+
+[[notify.rule]]
+name = "per call"
+syscalls = ["personality"]
+args = [{ index = 0, op = "eq", value = 0xffffffff }]
+action = "continue"
+
+[[notify.rule]]
+name = "mount"
+syscalls = ["mount", "umount2"]
+action = "errno"
+errno = 13
+
+[[notify.rule]]
+name = "kill"
+syscalls = ["kexec_load"]
+action = "kill"
+
+[[notify.rule]]
+name = "let keyctl run"
+syscalls = ["keyctl", "mount"]
+action = "continue"
+`)
+	c := &Container{ID: "web-1", Meta: dockerMeta()}
+	p := NewPolicy(cfg)
+	tab := p.table(c, nativeArch, false)
+	want := map[string]fastpath.Kind{"getpid": fastpath.Errno, "personality": fastpath.Ask, "mount": fastpath.Errno, "kexec_load": fastpath.Ask, "keyctl": fastpath.Continue}
+	for nr, e := range tab {
+		name := unotify.SyscallName(nativeArch, int32(nr))
+		if k, ok := want[name]; ok && e.Kind != k {
+			t.Errorf("%s: table kind %v, want %v", name, e.Kind, k)
+		}
+		if e.Kind == fastpath.Ask {
+			continue
+		}
+		d := p.Decide(req(c, nativeArch, int32(nr), name))
+		if d.Continue != (e.Kind == fastpath.Continue) || !d.Continue && uint16(d.Errno) != e.Errno {
+			t.Errorf("%s: table %+v, Decide %+v", name, e, d)
+		}
 	}
 }

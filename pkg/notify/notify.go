@@ -40,6 +40,9 @@ type Container struct {
 	// Rule names for Replay, made once: a decision must not allocate.
 	// Only the container's own thread touches them.
 	replayRule, newerRule string
+	// plan is the notify rules compiled for this container (Policy.plan),
+	// shared by its thread's decisions and its fast path's table.
+	plan atomic.Pointer[plan]
 }
 
 func (c *Container) replayRules() (string, string) {

@@ -38,25 +38,95 @@ func (p *Policy) Store(c *policy.Config) {
 	}
 }
 
-// Decide implements Handler.
+// Decide implements Handler: it runs the container's plan for the
+// syscall, the same plan its fast path's table was built from.
 func (p *Policy) Decide(r *Request) Decision {
-	cfg := p.cfg.Load()
 	var who *proc // read once, and only if a rule looks at the caller
-	for i := range cfg.Notify.Rules {
-		rule := &cfg.Notify.Rules[i]
-		if !matches(rule, r, &who) {
+	for _, st := range p.plan(r.Container).steps(r.Syscall) {
+		if st.perCall && !st.matches(r, &who) {
 			continue
 		}
-		switch rule.Action {
-		case policy.NotifyContinue:
-			return Decision{Continue: true, Rule: rule.Name}
-		case policy.NotifyKill:
-			return Decision{Kill: true, Errno: uint(unix.EPERM), Rule: rule.Name}
-		default:
-			return Decision{Errno: rule.Errno, Rule: rule.Name}
-		}
+		return st.d
 	}
 	return Replay.Decide(r)
+}
+
+// plan is the config's [[notify.rule]]s compiled for one container: for
+// each syscall, the rules that may decide it, in order. It is the one
+// evaluation of the rules: Decide runs it per call, and the fast path's
+// table (fast.go) answers from it what no rule decides per call.
+type plan struct {
+	cfg     *policy.Config
+	named   map[string][]step // syscalls some rule names
+	unnamed []step            // every other syscall: the rules naming none
+}
+
+// step is one rule of a plan.
+type step struct {
+	rule *policy.NotifyRule
+	// perCall: the rule looks at the call itself (its arguments, the
+	// caller or a path), so only Decide can tell whether it matches.
+	perCall bool
+	d       Decision // its answer when it matches
+}
+
+// plan returns c's plan under the config in force, compiling it the first
+// time the config is seen for c. A compiled plan is kept, so a decision
+// does not allocate.
+func (p *Policy) plan(c *Container) *plan {
+	cfg := p.cfg.Load()
+	if pl := c.plan.Load(); pl != nil && pl.cfg == cfg {
+		return pl
+	}
+	pl := compile(cfg, c)
+	c.plan.Store(pl)
+	return pl
+}
+
+func compile(cfg *policy.Config, c *Container) *plan {
+	pl := &plan{cfg: cfg, named: map[string][]step{}}
+	who := policy.Container{ID: c.ID, Annotations: c.Annotations}
+	var rules []step
+	for i := range cfg.Notify.Rules {
+		rule := &cfg.Notify.Rules[i]
+		if !rule.Match.Matches(who) {
+			continue // another container's
+		}
+		st := step{rule: rule, perCall: len(rule.Args) > 0 || len(rule.Comm) > 0 || len(rule.Exe) > 0 || len(rule.UIDs) > 0 || rule.Path != nil}
+		switch rule.Action {
+		case policy.NotifyContinue:
+			st.d = Decision{Continue: true, Rule: rule.Name}
+		case policy.NotifyKill:
+			st.d = Decision{Kill: true, Errno: uint(unix.EPERM), Rule: rule.Name}
+		default:
+			st.d = Decision{Errno: rule.Errno, Rule: rule.Name}
+		}
+		rules = append(rules, st)
+		for _, name := range rule.Syscalls {
+			pl.named[name] = nil
+		}
+	}
+	for name := range pl.named {
+		for _, st := range rules {
+			if len(st.rule.Syscalls) == 0 || slices.Contains(st.rule.Syscalls, name) {
+				pl.named[name] = append(pl.named[name], st)
+			}
+		}
+	}
+	for _, st := range rules {
+		if len(st.rule.Syscalls) == 0 {
+			pl.unnamed = append(pl.unnamed, st)
+		}
+	}
+	return pl
+}
+
+// steps are the rules that may decide syscall, in order.
+func (pl *plan) steps(syscall string) []step {
+	if s, ok := pl.named[syscall]; ok {
+		return s
+	}
+	return pl.unnamed
 }
 
 type proc struct {
@@ -65,14 +135,10 @@ type proc struct {
 	uid       int
 }
 
-func matches(rule *policy.NotifyRule, r *Request, who **proc) bool {
-	c := r.Container
-	if !rule.Match.Matches(policy.Container{ID: c.ID, Annotations: c.Annotations}) {
-		return false
-	}
-	if len(rule.Syscalls) > 0 && !slices.Contains(rule.Syscalls, r.Syscall) {
-		return false
-	}
+// matches tells whether the call matches the conditions of st's rule that
+// the plan could not settle in advance.
+func (st *step) matches(r *Request, who **proc) bool {
+	rule := st.rule
 	for _, a := range rule.Args {
 		if !a.Holds(r.Notif.Data.Args[a.Index]) {
 			return false

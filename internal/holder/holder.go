@@ -13,20 +13,25 @@
 // The agent keeps a control connection open to the holder. When it opens,
 // the holder stops answering and forwards every fd it holds; when it closes
 // (the agent stopped or crashed), the holder answers the fds itself, with the
-// profile's own errno (notify.Replay): the syscalls routed to the agent fail
-// closed, exactly as the profile denies them, until an agent is back.
+// profile's own errno (package replay): the syscalls routed to the agent
+// fail closed, exactly as the profile denies them, until an agent is back.
+//
+// Since it never restarts, the holder depends only on what it needs: the
+// notify ioctls, the hand-off, and the replay of the profile's errnos; not
+// on the agent's policy engine.
 package holder
 
 import (
-	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/replay"
 	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
-	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,11 +39,14 @@ import (
 type Holder struct {
 	Agent string // the agent's hand-off socket
 	Logf  func(format string, args ...any)
+	// AllowPeer decides who may hand off fds and connect as the agent;
+	// nil means root only.
+	AllowPeer func(unix.Ucred) bool
 
 	mu      sync.Mutex
 	held    map[int]*specs.ContainerProcessState // by fd
 	agentUp bool
-	replay  *notify.Server // answers while no agent is connected
+	replay  *replayer // answers while no agent is connected
 }
 
 func (h *Holder) logf(format string, args ...any) {
@@ -50,19 +58,25 @@ func (h *Holder) logf(format string, args ...any) {
 // Serve accepts runc's hand-offs on runtime and agents on control, and
 // drops fds whose containers are gone. It returns when runtime is closed.
 func (h *Holder) Serve(runtime, control *net.UnixListener) error {
+	rp, err := newReplayer()
+	if err != nil {
+		return err
+	}
 	h.mu.Lock()
 	h.held = map[int]*specs.ContainerProcessState{}
-	h.replay = &notify.Server{Handler: notify.Replay, Logf: h.Logf}
+	h.replay = rp
 	h.mu.Unlock()
+	done := make(chan struct{})
+	defer close(done)
 	go h.controls(control)
-	go h.reap()
+	go h.reap(done)
 	for {
 		conn, err := runtime.AcceptUnix()
 		if err != nil {
 			return err
 		}
 		go func() {
-			ho, err := handoff.Receive(conn, time.Now().Add(5*time.Second))
+			ho, err := handoff.ReceiveFrom(conn, time.Now().Add(5*time.Second), h.AllowPeer)
 			conn.Close()
 			if err != nil {
 				if !errors.Is(err, handoff.ErrMalformed) {
@@ -95,14 +109,10 @@ func (h *Holder) forward(st *specs.ContainerProcessState, fd int) error {
 	return err
 }
 
-// answer serves a copy of fd with the profile's own answers; Shutdown of
-// the replay server closes the copy, never the held fd.
+// answer serves a copy of fd with the profile's own answers; shutdown of
+// the replayer closes the copy, never the held fd.
 func (h *Holder) answer(st *specs.ContainerProcessState, fd int) {
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err == nil {
-		err = h.replay.Adopt(st, dup)
-	}
-	if err != nil {
+	if err := h.replay.serve(st, fd, h.logf); err != nil {
 		h.logf("container %s: answering without the agent: %v", st.State.ID, err)
 	}
 }
@@ -114,7 +124,7 @@ func (h *Holder) controls(l *net.UnixListener) {
 		if err != nil {
 			return
 		}
-		if _, err := handoff.CheckPeer(conn, nil); err != nil {
+		if _, err := handoff.CheckPeer(conn, h.AllowPeer); err != nil {
 			conn.Close()
 			continue
 		}
@@ -124,11 +134,16 @@ func (h *Holder) controls(l *net.UnixListener) {
 			conn.Close()
 			continue
 		}
+		rp, err := newReplayer()
+		if err != nil {
+			h.mu.Unlock()
+			h.logf("agent refused: %v", err)
+			conn.Close()
+			continue
+		}
 		h.agentUp = true
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = h.replay.Shutdown(ctx) // stop answering before the agent does
-		cancel()
-		h.replay = &notify.Server{Handler: notify.Replay, Logf: h.Logf}
+		h.replay.shutdown(5 * time.Second) // stop answering before the agent does
+		h.replay = rp
 		for fd, st := range h.held {
 			if h.forward(st, fd) != nil {
 				h.answer(st, fd)
@@ -149,9 +164,16 @@ func (h *Holder) controls(l *net.UnixListener) {
 	}
 }
 
-// reap closes fds no task uses any more (POLLHUP).
-func (h *Holder) reap() {
-	for range time.Tick(time.Second) {
+// reap closes fds no task uses any more (POLLHUP), until done.
+func (h *Holder) reap(done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
 		h.mu.Lock()
 		for fd, st := range h.held {
 			p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -162,5 +184,87 @@ func (h *Holder) reap() {
 			}
 		}
 		h.mu.Unlock()
+	}
+}
+
+// replayer answers copies of the held fds with their profiles' errnos while
+// no agent is connected, a goroutine per container, until shutdown.
+type replayer struct {
+	stop int // eventfd, readable once shut down
+	wg   sync.WaitGroup
+}
+
+func newReplayer() (*replayer, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	return &replayer{stop: fd}, nil
+}
+
+// serve answers a copy of fd until shutdown or until no task uses it.
+func (r *replayer) serve(st *specs.ContainerProcessState, fd int, logf func(string, ...any)) error {
+	var meta *replay.Meta // nil answers EPERM: fail closed
+	if st.Metadata != "" {
+		var err error
+		if meta, err = replay.Parse(st.Metadata); err != nil {
+			logf("container %s: %v; denying its notified syscalls with EPERM", st.State.ID, err)
+		}
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("dup: %w", err)
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer unix.Close(dup)
+		if err := r.loop(dup, meta); err != nil {
+			logf("container %s: answering without the agent: %v", st.State.ID, err)
+		}
+	}()
+	return nil
+}
+
+func (r *replayer) loop(fd int, meta *replay.Meta) error {
+	var n unotify.Notif
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(r.stop), Events: unix.POLLIN}}
+	for {
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return fmt.Errorf("poll: %w", err)
+		}
+		if fds[1].Revents != 0 || fds[0].Revents&unix.POLLIN == 0 {
+			return nil // shut down, or the container's tasks are gone
+		}
+		if err := unotify.Receive(fd, &n); err != nil {
+			if errors.Is(err, unotify.ErrNoTasks) {
+				return nil
+			}
+			if err == unix.ENOENT {
+				continue // the caller was interrupted by a signal
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		e, _ := meta.Answer(&n.Data, unotify.SyscallName(n.Data.Arch, n.Data.Nr))
+		resp := unotify.Deny(n.ID, unix.Errno(e))
+		if err := unotify.Send(fd, &resp); err != nil && err != unix.ENOENT {
+			return fmt.Errorf("send: %w", err)
+		}
+	}
+}
+
+// shutdown stops every loop and waits up to wait for them to close their
+// copies. A loop inside a receive ends after answering that call.
+func (r *replayer) shutdown(wait time.Duration) {
+	unix.Write(r.stop, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); unix.Close(r.stop); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
 	}
 }

@@ -118,14 +118,13 @@ func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
 // call (else Ask), or the profile's where no rule may decide it.
 func (p *Policy) table(c *Container, arch uint32, audit bool) *fastpath.Table {
 	pl := p.plan(c)
-	archName := unotify.ArchName(arch)
 	t := &fastpath.Table{}
 	for nr := range int32(fastpath.Syscalls) {
 		name := unotify.SyscallName(arch, nr)
 		steps := pl.steps(name)
 		switch {
 		case len(steps) == 0:
-			e, _ := replayErrno(c, archName, nr, name)
+			e, _ := c.Meta.Answer(&unotify.Data{Arch: arch, Nr: nr}, name)
 			t[nr] = errnoEntry(e, audit)
 		case steps[0].perCall || steps[0].d.Kill:
 			t[nr] = fastpath.Entry{Kind: fastpath.Ask} // decided per call; kills need Go

@@ -92,34 +92,12 @@ var Replay = HandlerFunc(func(r *Request) Decision {
 		return Decision{Errno: uint(unix.EPERM), Rule: "no policy metadata: deny"}
 	}
 	rule, newer := r.Container.replayRules()
-	e, above := replayErrno(r.Container, r.Arch, r.Notif.Data.Nr, r.Syscall)
+	e, above := r.Container.Meta.Answer(&r.Notif.Data, r.Syscall)
 	if above {
 		rule = newer
 	}
 	return Decision{Errno: e, Rule: rule}
 })
-
-// replayErrno is Replay's answer, and whether the syscall is newer than any
-// the profile named (runc answers those with ENOSYS).
-func replayErrno(c *Container, arch string, nr int32, syscall string) (errno uint, above bool) {
-	m := c.Meta
-	if m == nil {
-		return uint(unix.EPERM), false
-	}
-	if e, ok := m.Errnos[syscall]; ok {
-		return e, false
-	}
-	if highest, ok := m.ENOSYSAbove[specArch(arch)]; ok && int(nr) > highest {
-		return uint(unix.ENOSYS), true
-	}
-	return m.Errno, false
-}
-
-// specArch is the spec's name for an architecture unotify names.
-func specArch(name string) specs.Arch {
-	a, _ := unotify.LookupArch(func(a unotify.Arch) string { return a.Name }, name)
-	return a.Spec
-}
 
 // Server is the agent.
 type Server struct {

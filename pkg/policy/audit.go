@@ -4,38 +4,17 @@ package policy
 
 import (
 	"encoding/json"
-	"fmt"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/replay"
 )
 
-// AuditMeta travels to the notify agent as the profile's listenerMetadata.
-// It says how each syscall routed to the agent was answered before it was
-// routed, so the agent answers exactly that and the workload can't tell.
-type AuditMeta struct {
-	V       int    `json:"v"`
-	Rule    string `json:"rule,omitempty"`
-	Profile string `json:"profile,omitempty"`
-	// Errno answers every routed syscall not in Errnos: the profile's
-	// default errno, or 0 if its default is not a denial.
-	Errno  uint            `json:"errno"`
-	Errnos map[string]uint `json:"errnos,omitempty"`
-	// ENOSYSAbove holds, per architecture, the highest syscall number the
-	// original profile named: runc answers ENOSYS above it, not Errno.
-	ENOSYSAbove map[specs.Arch]int `json:"enosysAbove,omitempty"`
-}
+// AuditMeta travels to the notify agent as the profile's listenerMetadata:
+// see replay.Meta, which the agent and the holder answer from.
+type AuditMeta = replay.Meta
 
 // ParseAuditMeta decodes listenerMetadata written by Audit.
-func ParseAuditMeta(s string) (*AuditMeta, error) {
-	var m AuditMeta
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("listener metadata: %w", err)
-	}
-	if m.V != 1 {
-		return nil, fmt.Errorf("listener metadata: version %d, want 1", m.V)
-	}
-	return &m, nil
-}
+func ParseAuditMeta(s string) (*AuditMeta, error) { return replay.Parse(s) }
 
 // Audit returns sc with every syscall it denies with an errno routed to the
 // notify agent at listener: runc refuses SCMP_ACT_NOTIFY as the default

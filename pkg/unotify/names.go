@@ -114,6 +114,18 @@ func (d *Data) ArchName() string {
 	return ArchName(d.Arch)
 }
 
+// ABI is the architecture of the syscall, telling x32 from x86_64 as
+// ArchName does; false for an audit arch the table lacks.
+func (d *Data) ABI() (Arch, bool) {
+	if isX32(d.Arch, d.Nr) {
+		return x32Info, true
+	}
+	if a := lookupArch(d.Arch); a != nil {
+		return *a, true
+	}
+	return Arch{}, false
+}
+
 func isX32(arch uint32, nr int32) bool {
 	return arch == unix.AUDIT_ARCH_X86_64 && nr >= 0 && nr&x32SyscallBit != 0
 }

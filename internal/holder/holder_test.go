@@ -1,0 +1,175 @@
+package holder
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
+	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) {
+	childtest.Main()
+	os.Exit(m.Run())
+}
+
+// meta is what policy.Audit writes for a profile denying with EPERM and
+// mkdir with EACCES.
+const meta = `{"v":1,"profile":"p","errno":1,"errnos":{"mkdir":13}}`
+
+type env struct {
+	h                       *Holder
+	runtime, control, agent string // socket paths
+}
+
+// start serves a holder on sockets in a temporary directory. allow nil
+// leaves the holder's default, root only: then the test needs root.
+func start(t *testing.T, allow func(unix.Ucred) bool) *env {
+	t.Helper()
+	if allow == nil && os.Geteuid() != 0 {
+		t.Skip("the holder admits root only by default")
+	}
+	dir := t.TempDir()
+	e := &env{runtime: filepath.Join(dir, "holder.sock"), control: filepath.Join(dir, "holder.ctl"), agent: filepath.Join(dir, "agent.sock")}
+	e.h = &Holder{Agent: e.agent, Logf: t.Logf, AllowPeer: allow}
+	rt := listen(t, e.runtime)
+	ctl := listen(t, e.control)
+	served := make(chan error, 1)
+	go func() { served <- e.h.Serve(rt, ctl) }()
+	t.Cleanup(func() {
+		rt.Close()
+		ctl.Close()
+		<-served
+	})
+	return e
+}
+
+func listen(t *testing.T, path string) *net.UnixListener {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// connect is an agent coming up: it listens for hand-offs, then opens its
+// control connection. Closing the connection is the agent going away.
+func (e *env) connect(t *testing.T) (*net.UnixListener, *net.UnixConn) {
+	t.Helper()
+	os.Remove(e.agent)
+	l := listen(t, e.agent)
+	t.Cleanup(func() { l.Close() })
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: e.control, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return l, c
+}
+
+// receive takes one forwarded fd on the agent's socket.
+func receive(t *testing.T, l *net.UnixListener) *handoff.Handoff {
+	t.Helper()
+	l.SetDeadline(time.Now().Add(childtest.Wait))
+	c, err := l.AcceptUnix()
+	if err != nil {
+		t.Fatalf("no hand-off from the holder: %v", err)
+	}
+	defer c.Close()
+	h, err := handoff.Receive(c, time.Now().Add(childtest.Wait))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(h.SeccompFd) })
+	return h
+}
+
+func wantErrno(t *testing.T, c *childtest.Child, cmd string, want unix.Errno) {
+	t.Helper()
+	if _, errno := c.Run(cmd); unix.Errno(errno) != want {
+		t.Errorf("%s: errno %v, want %v", cmd, unix.Errno(errno), want)
+	}
+}
+
+// TestReplayWithoutAgent: with no agent connected the holder answers with
+// the profile's errnos, and with EPERM where the metadata is missing.
+func TestReplayWithoutAgent(t *testing.T) {
+	e := start(t, nil)
+	c := childtest.Start(t)
+	c.HandOff(e.runtime, "c1", meta, nil)
+	wantErrno(t, c, "getppid", unix.EPERM)
+	wantErrno(t, c, "mkdir "+filepath.Join(t.TempDir(), "x"), unix.EACCES)
+
+	bare := childtest.Start(t)
+	bare.HandOff(e.runtime, "c2", "", nil)
+	wantErrno(t, bare, "mkdir "+filepath.Join(t.TempDir(), "x"), unix.EPERM)
+}
+
+// TestAgentRestart: the holder hands the fd to an agent, answers it itself
+// while the agent is away, and hands it again to the next agent.
+func TestAgentRestart(t *testing.T) {
+	e := start(t, nil)
+	c := childtest.Start(t)
+	c.HandOff(e.runtime, "c1", meta, nil)
+	wantErrno(t, c, "getppid", unix.EPERM)
+
+	for round := range 2 {
+		l, ctl := e.connect(t)
+		h := receive(t, l)
+		if h.State.State.ID != "c1" || h.State.Metadata != meta {
+			t.Fatalf("round %d: forwarded %+v", round, h.State)
+		}
+		// The agent answers alone: an errno the profile never gives.
+		c.Command("getppid")
+		if ev := childtest.PollFD(t, h.SeccompFd, childtest.Wait); ev&unix.POLLIN == 0 {
+			t.Fatalf("round %d: no notification for the agent (events %#x)", round, ev)
+		}
+		var n unotify.Notif
+		if err := unotify.Receive(h.SeccompFd, &n); err != nil {
+			t.Fatal(err)
+		}
+		resp := unotify.Deny(n.ID, unix.EXDEV)
+		if err := unotify.Send(h.SeccompFd, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if _, errno := c.Result(); unix.Errno(errno) != unix.EXDEV {
+			t.Fatalf("round %d: getppid with the agent up: errno %v, want the agent's EXDEV", round, unix.Errno(errno))
+		}
+
+		// The agent goes away, its copy with it: the holder answers again.
+		ctl.Close()
+		unix.Close(h.SeccompFd)
+		h.SeccompFd = -1
+		wantErrno(t, c, "getppid", unix.EPERM)
+	}
+}
+
+// TestPeerCheck: a peer AllowPeer refuses can neither hand off an fd nor
+// take them as the agent.
+func TestPeerCheck(t *testing.T) {
+	e := start(t, func(unix.Ucred) bool { return false })
+	c := childtest.Start(t)
+	c.HandOff(e.runtime, "c1", meta, nil)
+	// Refused and closed: the filter has no listener left, so the call
+	// fails closed with ENOSYS.
+	wantErrno(t, c, "getppid", unix.ENOSYS)
+
+	l, ctl := e.connect(t)
+	ctl.SetReadDeadline(time.Now().Add(childtest.Wait))
+	if _, err := ctl.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("control connection of a refused peer: %v, want it closed", err)
+	}
+	l.SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if conn, err := l.AcceptUnix(); err == nil {
+		conn.Close()
+		t.Error("a refused peer got a hand-off")
+	}
+}

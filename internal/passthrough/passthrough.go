@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/seccomp-shim/seccomp-shim/internal/atomicfile"
 )
 
 // CachePath is where the runtime choice is remembered. It is root's: only a
@@ -45,21 +47,11 @@ func Remember(path, configPath, pathEnv, runtime string) error {
 	if old, err := os.ReadFile(path); err == nil && string(old) == entry {
 		return nil
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".runtime.cache-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(entry); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	// Root's, 0600, since only a root-owned cache is trusted; not synced:
+	// it lives on /run, and a lost cache only costs speed.
+	_, err := atomicfile.Write(path, []byte(entry), atomicfile.Options{Mode: 0o600, NoSync: true, Tag: "seccomp-shim"})
+	return err
 }

@@ -7,8 +7,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"syscall"
+
+	"github.com/seccomp-shim/seccomp-shim/internal/atomicfile"
 )
 
 // ErrChanged reports that the file was modified or replaced between Read and
@@ -79,74 +80,33 @@ func (f *File) WriteAtomic(data []byte) (changed bool, err error) {
 	if bytes.Equal(data, f.Data) {
 		return false, nil
 	}
-	fi, err := f.replace(data)
+	fi, err := atomicfile.Write(f.Path, data, atomicfile.Options{
+		Mode: f.Mode, Chown: true, UID: f.UID, GID: f.GID, Tag: "seccomp-shim",
+		Check: f.unchanged,
+	})
+	if fi != nil {
+		f.Data, f.fi = data, fi
+	}
+	if errors.Is(err, atomicfile.ErrNotDurable) {
+		return true, fmt.Errorf("specfile: replaced %s but could not sync its directory: %w", f.Path, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("specfile: replacing %s: %w", f.Path, err)
-	}
-	f.Data, f.fi = data, fi
-	// The rename is durable only once the directory entry is.
-	if err := syncDir(filepath.Dir(f.Path)); err != nil {
-		return true, fmt.Errorf("specfile: replaced %s but could not sync its directory: %w", f.Path, err)
 	}
 	return true, nil
 }
 
-func (f *File) replace(data []byte) (fi os.FileInfo, err error) {
-	// Same directory, so the rename cannot cross filesystems; hidden, so
-	// nothing globbing the bundle picks up a leftover from a crash.
-	tmp, err := os.CreateTemp(filepath.Dir(f.Path), "."+filepath.Base(f.Path)+".seccomp-shim-*")
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// Chown before chmod, since chown clears set-id bits.
-	err = tmp.Chown(f.UID, f.GID)
-	if errors.Is(err, syscall.EPERM) && os.Geteuid() != 0 {
-		// Only root can give a file away; a rewrite by an unprivileged
-		// caller owns the result, as with any editor.
-		err = nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err = tmp.Chmod(f.Mode); err != nil {
-		return nil, err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return nil, err
-	}
-	if err = tmp.Sync(); err != nil {
-		return nil, err
-	}
-	if fi, err = tmp.Stat(); err != nil {
-		return nil, err
-	}
-	if err = tmp.Close(); err != nil {
-		return nil, err
-	}
-	// Linux has no compare-and-rename, so a writer racing this check can
-	// still lose; the check catches everything not racing it, which covers
-	// another tool having rewritten the bundle since Read.
+// unchanged fails with ErrChanged if the file on disk is no longer the one
+// Read saw. Linux has no compare-and-rename, so a writer racing this check
+// can still lose; the check catches everything not racing it, which covers
+// another tool having rewritten the bundle since Read.
+func (f *File) unchanged() error {
 	cur, err := os.Lstat(f.Path)
-	if err != nil {
-		return nil, err
-	}
-	if !os.SameFile(cur, f.fi) || cur.Size() != f.fi.Size() || !cur.ModTime().Equal(f.fi.ModTime()) {
-		return nil, ErrChanged
-	}
-	return fi, os.Rename(tmp.Name(), f.Path)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	if !os.SameFile(cur, f.fi) || cur.Size() != f.fi.Size() || !cur.ModTime().Equal(f.fi.ModTime()) {
+		return ErrChanged
+	}
+	return nil
 }

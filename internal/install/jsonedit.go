@@ -3,10 +3,10 @@ package install
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
+
+	"github.com/seccomp-shim/seccomp-shim/internal/specfile"
 )
 
 // The JSON edits work on the text, not on a decoded document: re-encoding
@@ -35,49 +35,16 @@ func (o *jsonObject) find(key string) (int, bool) {
 	return -1, false
 }
 
-// parseJSONObject locates the object that is exactly doc[start:end].
-// Duplicate keys are refused: dockerd would use one of them, and editing the
-// other would leave the one in force untouched.
+// parseJSONObject locates the object that is exactly doc[start:end], with
+// specfile's scanner.
 func parseJSONObject(doc []byte, start, end int) (*jsonObject, error) {
-	sub := doc[start:end]
-	dec := json.NewDecoder(bytes.NewReader(sub))
-	tok, err := dec.Token()
+	open, close, spans, err := specfile.Scan(doc[start:end])
 	if err != nil {
-		return nil, noEOF(err)
+		return nil, err
 	}
-	if tok != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
-	}
-	o := &jsonObject{open: start + int(dec.InputOffset()) - 1}
-	seen := map[string]bool{}
-	for dec.More() {
-		before := int(dec.InputOffset())
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, noEOF(err)
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, fmt.Errorf("object key is %v, not a string", tok)
-		}
-		if seen[key] {
-			return nil, fmt.Errorf("duplicate key %q", key)
-		}
-		seen[key] = true
-		keyStart := before + len(sub[before:]) - len(bytes.TrimLeft(sub[before:], ", \t\r\n"))
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, noEOF(err)
-		}
-		ve := int(dec.InputOffset())
-		o.members = append(o.members, jsonMember{key: key, start: start + keyStart, valueStart: start + ve - len(raw), valueEnd: start + ve})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, noEOF(err)
-	}
-	o.close = start + int(dec.InputOffset()) - 1
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the object")
+	o := &jsonObject{open: start + open, close: start + close, members: make([]jsonMember, len(spans))}
+	for i, m := range spans {
+		o.members[i] = jsonMember{key: m.Key, start: start + m.KeyStart, valueStart: start + m.ValueStart, valueEnd: start + m.ValueEnd}
 	}
 	return o, nil
 }
@@ -96,13 +63,6 @@ func (o *jsonObject) child(doc []byte, i int) (*jsonObject, error) {
 		return nil, fmt.Errorf("%q: %w", m.key, err)
 	}
 	return c, nil
-}
-
-func noEOF(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }
 
 // layout is how an object's members are laid out, so that an inserted member

@@ -49,43 +49,75 @@ func ParseObject(data []byte) (*Object, error) {
 }
 
 func parseObject(data []byte) (*Object, error) {
+	_, _, spans, err := Scan(data)
+	if err != nil {
+		return nil, err
+	}
+	o := &Object{members: make([]member, len(spans))}
+	for i, m := range spans {
+		o.members[i] = member{key: m.Key, rawKey: string(data[m.KeyStart:m.KeyEnd]), raw: data[m.ValueStart:m.ValueEnd:m.ValueEnd]}
+	}
+	return o, nil
+}
+
+// Span locates one member of an object in the document's bytes.
+type Span struct {
+	Key                  string // decoded
+	KeyStart, KeyEnd     int    // the key as written, quotes included
+	ValueStart, ValueEnd int
+}
+
+// Scan locates the object that is exactly data, apart from surrounding
+// whitespace: the offsets of its braces and of each member, in order.
+// Duplicate keys are an error rather than last-wins: runc (or dockerd) would
+// pick one of them, and editing the other would leave the member in force
+// untouched.
+//
+// It is the one order-preserving JSON scanner: Object patches config.json
+// with it, and seccomp-install edits daemon.json with it, splicing the text
+// so that uninstall can give the file back byte for byte.
+func Scan(data []byte) (open, close int, members []Span, err error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil {
-		return nil, noEOF(err)
+		return 0, 0, nil, noEOF(err)
 	} else if tok != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
+		return 0, 0, nil, errors.New("not a JSON object")
 	}
-	o := &Object{}
+	open = int(dec.InputOffset()) - 1
 	seen := map[string]bool{}
 	for dec.More() {
-		start := dec.InputOffset()
+		before := int(dec.InputOffset())
 		tok, err := dec.Token()
 		if err != nil {
-			return nil, noEOF(err)
+			return 0, 0, nil, noEOF(err)
 		}
 		key, ok := tok.(string)
 		if !ok {
-			return nil, fmt.Errorf("object key is %v, not a string", tok)
+			return 0, 0, nil, fmt.Errorf("object key is %v, not a string", tok)
 		}
 		if seen[key] {
-			return nil, fmt.Errorf("duplicate key %q", key)
+			return 0, 0, nil, fmt.Errorf("duplicate key %q", key)
 		}
 		seen[key] = true
-		// The offsets span the preceding comma and whitespace too.
-		m := member{key: key, rawKey: strings.TrimLeft(string(data[start:dec.InputOffset()]), ", \t\r\n")}
-		if err := dec.Decode(&m.raw); err != nil {
-			return nil, noEOF(err)
+		// The offset before the key spans the preceding comma and whitespace.
+		m := Span{Key: key, KeyStart: len(data) - len(bytes.TrimLeft(data[before:], ", \t\r\n")), KeyEnd: int(dec.InputOffset())}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return 0, 0, nil, noEOF(err)
 		}
-		o.members = append(o.members, m)
+		m.ValueEnd = int(dec.InputOffset())
+		m.ValueStart = m.ValueEnd - len(raw)
+		members = append(members, m)
 	}
 	// More has ruled out everything but the closing brace or an error.
 	if _, err := dec.Token(); err != nil {
-		return nil, noEOF(err)
+		return 0, 0, nil, noEOF(err)
 	}
+	close = int(dec.InputOffset()) - 1
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the object")
+		return 0, 0, nil, errors.New("trailing data after the object")
 	}
-	return o, nil
+	return open, close, members, nil
 }
 
 // noEOF turns a bare io.EOF, which reads as success to most callers, into

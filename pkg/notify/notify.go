@@ -175,8 +175,8 @@ func (s *Server) Serve(l *net.UnixListener) error {
 	}
 }
 
-// Adopt serves a container whose hand-off arrived some other way (the
-// holder serving fds while the agent is away), until it ends or Shutdown.
+// Adopt serves a container whose hand-off arrived some other way than on
+// the Server's listener, until it ends or Shutdown.
 // The server owns fd from here on, and closes it.
 func (s *Server) Adopt(st *specs.ContainerProcessState, fd int) error {
 	s.mu.Lock()

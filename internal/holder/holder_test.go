@@ -1,6 +1,7 @@
 package holder
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -157,7 +158,24 @@ func TestAgentRestart(t *testing.T) {
 func TestPeerCheck(t *testing.T) {
 	e := start(t, func(unix.Ucred) bool { return false })
 	c := childtest.Start(t)
-	c.HandOff(e.runtime, "c1", meta, nil)
+	// As runc does, but the holder may close before the send: refused
+	// unread, so a broken pipe is a refusal too.
+	payload, err := json.Marshal(childtest.HandoffState(c, "c1", meta))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: e.runtime, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := conn.WriteMsgUnix(payload, unix.UnixRights(c.Fd), nil); err != nil && !errors.Is(err, unix.EPIPE) {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(childtest.Wait))
+	conn.Read(make([]byte, 1)) // until the holder has closed its end
+	conn.Close()
+	unix.Close(c.Fd)
+	c.Fd = -1
 	// Refused and closed: the filter has no listener left, so the call
 	// fails closed with ENOSYS.
 	wantErrno(t, c, "getppid", unix.ENOSYS)

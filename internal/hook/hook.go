@@ -20,8 +20,9 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
-	"github.com/seccomp-shim/seccomp-shim/internal/logline"
+	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/sirupsen/logrus"
 )
 
 // ErrPolicyMismatch is returned when a container's profile is not the one
@@ -88,7 +89,7 @@ func (h *Hook) Run() int {
 		if _, err := h.Stdout.Write(out); err != nil {
 			return h.fail(cfg, stage, "", fmt.Errorf("writing stdout: %w", err))
 		}
-		h.log(cfg, logline.Info, "seccomp profile "+res.Action, stage, "", res)
+		h.log(cfg, logrus.InfoLevel, "seccomp profile "+res.Action, stage, "", res)
 		return 0
 	}
 	var state specs.State
@@ -101,9 +102,9 @@ func (h *Hook) Run() int {
 		if err != nil {
 			return h.fail(cfg, stage, state.ID, err)
 		}
-		h.log(cfg, logline.Info, "seccomp profile verified", stage, state.ID, res)
+		h.log(cfg, logrus.InfoLevel, "seccomp profile verified", stage, state.ID, res)
 	default:
-		h.log(cfg, logline.Info, "container "+stage, stage, state.ID, nil)
+		h.log(cfg, logrus.InfoLevel, "container "+stage, stage, state.ID, nil)
 	}
 	return 0
 }
@@ -132,29 +133,21 @@ func (h *Hook) fail(cfg *policy.Config, stage, id string, err error) int {
 	msg := fmt.Sprintf("seccomp-hook %s: %v", stage, err)
 	fmt.Fprintln(h.Stderr, msg)
 	if cfg != nil {
-		h.log(cfg, logline.Error, msg, stage, id, nil)
+		h.log(cfg, logrus.ErrorLevel, msg, stage, id, nil)
 	}
 	return 1
 }
 
-func (h *Hook) log(cfg *policy.Config, level, msg, stage, id string, res *policy.Result) {
-	if cfg.Log.File == "" || !logline.Enabled(cfg.Log.Level, level) {
-		return
+func (h *Hook) log(cfg *policy.Config, level logrus.Level, msg, stage, id string, res *policy.Result) {
+	fields := logrus.Fields{}
+	if res != nil {
+		fields = logfile.Result(res)
 	}
-	fields := map[string]any{"component": "seccomp-hook", "stage": stage}
+	fields["component"], fields["stage"] = "seccomp-hook", stage
 	if id != "" {
 		fields["id"] = id
 	}
-	if res != nil {
-		fields["rule"], fields["profile"], fields["action"] = res.Rule, res.Profile, res.Action
-		if res.Audit != "" {
-			fields["audit"] = res.Audit
-		}
-		if len(res.Warnings) > 0 {
-			fields["warnings"] = res.Warnings
-		}
-	}
-	if err := logline.Append(cfg.Log.File, "json", level, msg, fields); err != nil {
+	if err := logfile.Node(cfg.Log, level, msg, fields); err != nil {
 		fmt.Fprintf(h.Stderr, "seccomp-hook: log.file: %v\n", err)
 	}
 }

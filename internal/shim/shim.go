@@ -13,10 +13,11 @@ import (
 	"strings"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
-	"github.com/seccomp-shim/seccomp-shim/internal/logline"
+	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/internal/passthrough"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/runcargs"
+	"github.com/sirupsen/logrus"
 )
 
 // ErrNoRuntime is returned when no configured runtime candidate exists.
@@ -145,14 +146,15 @@ func (s *Shim) runtime(cfg *policy.Config) (string, error) {
 	return cfg.FindRuntime(s.getenv("PATH"), self)
 }
 
-// fail reports err where engines look for it: stderr, and the --log file in
-// its --log-format, which is the only place Docker and containerd read a
-// runtime's error from.
+// fail reports err as runc reports its own (fatal: logrus, then stderr):
+// on stderr, and in the --log file in its --log-format, the only place
+// Docker and containerd read a runtime's error from. Errors never carry
+// the program's name: it is added here, once.
 func (s *Shim) fail(a *runcargs.Args, err error) int {
 	msg := "seccomp-shim: " + err.Error()
 	fmt.Fprintln(s.Stderr, msg)
 	if a.Log != "" {
-		if lerr := logline.Append(a.Log, a.LogFormat, logline.Error, msg, nil); lerr != nil {
+		if lerr := logfile.Engine(a.Log, a.LogFormat, logrus.ErrorLevel, msg); lerr != nil {
 			fmt.Fprintf(s.Stderr, "seccomp-shim: writing --log %s: %v\n", a.Log, lerr)
 		}
 	}
@@ -164,24 +166,12 @@ func (s *Shim) fail(a *runcargs.Args, err error) int {
 func (s *Shim) record(cfg *policy.Config, a *runcargs.Args, res *policy.Result) {
 	for _, w := range res.Warnings {
 		if a.Log != "" {
-			_ = logline.Append(a.Log, a.LogFormat, logline.Warning, "seccomp-shim: "+w, nil)
+			_ = logfile.Engine(a.Log, a.LogFormat, logrus.WarnLevel, "seccomp-shim: "+w)
 		}
 	}
-	if cfg.Log.File == "" || !logline.Enabled(cfg.Log.Level, logline.Info) {
-		return
-	}
-	fields := map[string]any{
-		"component": "seccomp-shim", "id": a.ID, "bundle": a.Bundle, "command": a.Command,
-		"rule": res.Rule, "profile": res.Profile, "requested": res.Requested, "action": res.Action,
-	}
-	if res.Audit != "" {
-		fields["audit"] = res.Audit
-	}
-	if len(res.Warnings) > 0 {
-		fields["warnings"] = res.Warnings
-	}
-	err := logline.Append(cfg.Log.File, "json", logline.Info, "seccomp profile "+res.Action, fields)
-	if err != nil {
+	fields := logfile.Result(res)
+	fields["component"], fields["id"], fields["bundle"], fields["command"], fields["requested"] = "seccomp-shim", a.ID, a.Bundle, a.Command, res.Requested
+	if err := logfile.Node(cfg.Log, logrus.InfoLevel, "seccomp profile "+res.Action, fields); err != nil {
 		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: log.file: %v\n", err)
 	}
 }

@@ -20,6 +20,7 @@ package holder
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -27,13 +28,14 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
 // Holder holds the fds.
 type Holder struct {
-	Agent string // the agent's hand-off socket
-	Logf  func(format string, args ...any)
+	Agent string         // the agent's hand-off socket
+	Log   *logrus.Logger // nil logs nothing
 
 	mu      sync.Mutex
 	held    map[int]*specs.ContainerProcessState // by fd
@@ -41,10 +43,19 @@ type Holder struct {
 	replay  *notify.Server // answers while no agent is connected
 }
 
-func (h *Holder) logf(format string, args ...any) {
-	if h.Logf != nil {
-		h.Logf(format, args...)
+// log returns an entry for the holder's events, with the container's ID
+// if st is not nil.
+func (h *Holder) log(st *specs.ContainerProcessState) *logrus.Entry {
+	l := h.Log
+	if l == nil {
+		l = logrus.New()
+		l.Out = io.Discard
 	}
+	e := logrus.NewEntry(l)
+	if st != nil {
+		e = e.WithField("container", st.State.ID)
+	}
+	return e
 }
 
 // Serve accepts runc's hand-offs on runtime and agents on control, and
@@ -52,7 +63,7 @@ func (h *Holder) logf(format string, args ...any) {
 func (h *Holder) Serve(runtime, control *net.UnixListener) error {
 	h.mu.Lock()
 	h.held = map[int]*specs.ContainerProcessState{}
-	h.replay = &notify.Server{Handler: notify.Replay, Logf: h.Logf}
+	h.replay = &notify.Server{Handler: notify.Replay, Log: h.Log}
 	h.mu.Unlock()
 	go h.controls(control)
 	go h.reap()
@@ -66,7 +77,7 @@ func (h *Holder) Serve(runtime, control *net.UnixListener) error {
 			conn.Close()
 			if err != nil {
 				if !errors.Is(err, handoff.ErrMalformed) {
-					h.logf("hand-off refused: %v", err)
+					h.log(nil).WithError(err).Warn("hand-off refused")
 				}
 				return
 			}
@@ -79,7 +90,7 @@ func (h *Holder) add(st *specs.ContainerProcessState, fd int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.held[fd] = st
-	h.logf("container %s: holding its notify fd", st.State.ID)
+	h.log(st).Info("holding its notify fd")
 	if h.agentUp && h.forward(st, fd) == nil {
 		return
 	}
@@ -90,7 +101,7 @@ func (h *Holder) add(st *specs.ContainerProcessState, fd int) {
 func (h *Holder) forward(st *specs.ContainerProcessState, fd int) error {
 	err := handoff.Send(h.Agent, st, fd, 2*time.Second)
 	if err != nil {
-		h.logf("container %s: forwarding to the agent: %v", st.State.ID, err)
+		h.log(st).WithError(err).Error("forwarding to the agent")
 	}
 	return err
 }
@@ -103,7 +114,7 @@ func (h *Holder) answer(st *specs.ContainerProcessState, fd int) {
 		err = h.replay.Adopt(st, dup)
 	}
 	if err != nil {
-		h.logf("container %s: answering without the agent: %v", st.State.ID, err)
+		h.log(st).WithError(err).Error("answering without the agent")
 	}
 }
 
@@ -128,13 +139,13 @@ func (h *Holder) controls(l *net.UnixListener) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = h.replay.Shutdown(ctx) // stop answering before the agent does
 		cancel()
-		h.replay = &notify.Server{Handler: notify.Replay, Logf: h.Logf}
+		h.replay = &notify.Server{Handler: notify.Replay, Log: h.Log}
 		for fd, st := range h.held {
 			if h.forward(st, fd) != nil {
 				h.answer(st, fd)
 			}
 		}
-		h.logf("agent connected: %d containers forwarded", len(h.held))
+		h.log(nil).WithField("containers", len(h.held)).Info("agent connected: containers forwarded")
 		h.mu.Unlock()
 		var b [1]byte
 		conn.Read(b[:]) // returns when the agent goes away
@@ -144,7 +155,7 @@ func (h *Holder) controls(l *net.UnixListener) {
 		for fd, st := range h.held {
 			h.answer(st, fd)
 		}
-		h.logf("agent gone: answering %d containers with their profiles' errnos", len(h.held))
+		h.log(nil).WithField("containers", len(h.held)).Warn("agent gone: answering containers with their profiles' errnos")
 		h.mu.Unlock()
 	}
 }
@@ -158,7 +169,7 @@ func (h *Holder) reap() {
 			if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
 				unix.Close(fd)
 				delete(h.held, fd)
-				h.logf("container %s: released", st.State.ID)
+				h.log(st).Info("released")
 			}
 		}
 		h.mu.Unlock()

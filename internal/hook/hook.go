@@ -16,13 +16,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
 )
 
 // ErrPolicyMismatch is returned when a container's profile is not the one
@@ -40,38 +41,48 @@ type Hook struct {
 	Stdout, Stderr io.Writer
 }
 
-const usage = `usage: seccomp-hook [--config FILE] STAGE
-stages: precreate (spec on stdin, spec on stdout);
-        createRuntime, createContainer, prestart (state on stdin: check);
-        startContainer, poststart, poststop (state on stdin: record)`
-
-var stages = []string{"precreate", "createRuntime", "createContainer", "prestart", "startContainer", "poststart", "poststop"}
+// stages are the OCI (and podman/CRI-O) hook stages, each a command.
+var stages = []struct{ name, usage string }{
+	{"precreate", "read the spec on stdin, write it with the policy applied on stdout"},
+	{"createRuntime", "refuse a container whose profile escaped the policy (state on stdin)"},
+	{"createContainer", "as createRuntime"},
+	{"prestart", "as createRuntime"},
+	{"startContainer", "record the container in log.file (state on stdin)"},
+	{"poststart", "as startContainer"},
+	{"poststop", "as startContainer"},
+}
 
 // Run runs the hook and returns its exit code.
 func (h *Hook) Run() int {
-	args := h.Args[1:]
+	app := cliapp.New("seccomp-hook", "apply the node's seccomp policy as an OCI hook (podman, CRI-O)", h.Stdout, h.Stderr)
+	// Hooks run with an empty environment, so the config path is a flag.
+	app.Flags = []cli.Flag{&cli.StringFlag{Name: "config", Usage: "the policy file; default $" + policy.ConfigEnv + " or " + policy.DefaultConfigPath}}
+	for _, st := range stages {
+		app.Commands = append(app.Commands, &cli.Command{Name: st.name, Usage: st.usage, Action: func(c *cli.Context) error {
+			// Refused before reading stdin: from a terminal it would
+			// wait for EOF first.
+			if err := cliapp.NoArgs(c); err != nil {
+				return err
+			}
+			if code := h.stage(c.String("config"), st.name); code != 0 {
+				return cli.Exit("", code)
+			}
+			return nil
+		}})
+	}
+	return cliapp.Run(app, h.Args[1:])
+}
+
+// stage runs one stage with the config file path (if not "").
+func (h *Hook) stage(path, stage string) int {
 	getenv := h.Getenv
-	// hooks run with an empty environment, so the config path is a flag.
-	if len(args) >= 2 && args[0] == "--config" {
-		path := args[1]
+	if path != "" {
 		getenv = func(k string) string {
 			if k == policy.ConfigEnv {
 				return path
 			}
 			return h.Getenv(k)
 		}
-		args = args[2:]
-	}
-	if len(args) != 1 {
-		fmt.Fprintln(h.Stderr, usage)
-		return 2
-	}
-	stage := args[0]
-	// Refuse a bad stage before reading stdin: `seccomp-hook --help` from a
-	// terminal would otherwise wait for EOF first.
-	if !slices.Contains(stages, stage) {
-		fmt.Fprintln(h.Stderr, usage)
-		return 2
 	}
 	cfg, err := policy.Load(getenv)
 	if err != nil {

@@ -10,14 +10,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/internal/passthrough"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/runcargs"
 	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
 )
 
 // ErrNoRuntime is returned when no configured runtime candidate exists.
@@ -54,14 +57,57 @@ func (s *Shim) getenv(key string) string {
 // Run does the work and returns the exit code; it only returns on failure,
 // or after seccomp-shim's own commands.
 func (s *Shim) Run() int {
-	if len(s.Args) > 1 && s.Args[1] == "check" {
-		cfg, err := policy.Load(s.getenv)
-		if err != nil {
-			fmt.Fprintf(s.Stderr, "seccomp-shim check: %v\n", err)
-			return 1
-		}
-		return s.Check(cfg, s.Stdout)
+	if len(s.Args) > 1 && slices.Contains(ownArgs, s.Args[1]) {
+		return s.own()
 	}
+	return s.passThrough()
+}
+
+// ownArgs are the arguments that, first, make the command line the shim's own
+// rather than runc's. Only then is a cli.App built: not at every container
+// start.
+var ownArgs = []string{"check", "help", "--help", "-h", "--version", "-v"}
+
+// own runs the shim's own commands.
+func (s *Shim) own() int {
+	app := cliapp.New("seccomp-shim", "a runc-compatible OCI runtime that applies the node's seccomp policy", s.Stdout, s.Stderr)
+	app.UsageText = "seccomp-shim [runc's global options] COMMAND [runc's arguments]\n" +
+		"   seccomp-shim check | --version | --help"
+	app.Description = "Every command line but the ones below is runc's: create, run and restore get the\n" +
+		"policy applied to the bundle's config.json, then the real runtime (runtime.path)\n" +
+		"is exec'd with the same argv; anything else goes to it untouched."
+	app.HideVersion = true // --version is the runtime's too: below
+	app.Flags = []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"},
+		Usage: "print seccomp-shim's version on stderr, then run the runtime's --version (engines parse its stdout)"}}
+	app.Action = func(c *cli.Context) error {
+		if !c.Bool("version") {
+			if err := cliapp.NoArgs(c); err != nil {
+				return err
+			}
+			return cliapp.Usage(c, "no command given")
+		}
+		fmt.Fprintf(s.Stderr, "seccomp-shim version %s\n", cliapp.Version())
+		return cli.Exit("", s.passThrough())
+	}
+	app.Commands = []*cli.Command{{
+		Name: "check", Usage: "tell whether this node is ready: kernel, runtime, config and every profile",
+		Action: func(c *cli.Context) error {
+			if err := cliapp.NoArgs(c); err != nil {
+				return err
+			}
+			cfg, err := policy.Load(s.getenv)
+			if err != nil {
+				return cli.Exit("seccomp-shim check: "+err.Error(), 1)
+			}
+			return cli.Exit("", s.Check(cfg, s.Stdout))
+		},
+	}}
+	return cliapp.Run(app, s.Args[1:])
+}
+
+// passThrough runs the command line as runc's: the policy for a create,
+// then the exec.
+func (s *Shim) passThrough() int {
 	a, rt, err := s.prepare()
 	if err != nil {
 		return s.fail(a, err)

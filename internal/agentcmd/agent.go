@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/holder"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
@@ -134,9 +135,10 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 			return fmt.Errorf("--metrics %s: %w", metricsAddr, err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics)
+		mux.Handle("/metrics", promhttp.HandlerFor(notify.NewRegistry(metrics, cliapp.Version()), promhttp.HandlerOpts{}))
 		go http.Serve(ml, mux)
 		defer ml.Close()
+		metricsAddr = ml.Addr().String() // the port, if it was :0
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -173,7 +175,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 			logger.WithFields(logrus.Fields{"config": next.Source, "notify_rules": len(next.Notify.Rules)}).Info("policy reloaded")
 		}
 	}()
-	logger.WithFields(logrus.Fields{"socket": socket, "audit_log": auditPath}).Info("listening")
+	logger.WithFields(logrus.Fields{"socket": socket, "audit_log": auditPath, "metrics": metricsAddr}).Info("listening")
 	if holderCtl != "" {
 		// Listening already, so the fds the holder forwards at once land.
 		// The connection stays open for our lifetime: its end tells the

@@ -276,7 +276,7 @@ func TestRunLifecycle(t *testing.T) {
 	go func() {
 		done <- Main([]string{"--socket", sock, "--audit-log", auditLog, "--metrics", "", "--config", cfg}, &bytes.Buffer{}, logs)
 	}()
-	waitLog(t, logs, "msg=listening audit_log="+auditLog+" socket="+sock, 10*time.Second)
+	waitLog(t, logs, "msg=listening audit_log="+auditLog+" metrics= socket="+sock, 10*time.Second)
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatalf("the stale socket was not replaced: %v", err)

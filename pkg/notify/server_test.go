@@ -239,11 +239,10 @@ action = "continue"
 		t.Errorf("%d audit records, want 1 (only the denial)", got)
 	}
 	// Counted after the answer is sent, so possibly after the child has it.
-	var out strings.Builder
+	var out string
 	eventually(wait, func() bool {
-		out.Reset()
-		ts.metrics.WriteTo(&out)
-		return ts.metrics.InFlight.Load() == 0 && strings.Contains(out.String(), "seccomp_agent_decision_seconds_count 2\n")
+		out = scrape(t, ts.metrics)
+		return ts.metrics.InFlight.Load() == 0 && strings.Contains(out, "seccomp_agent_decision_seconds_count 2\n")
 	})
 	for _, line := range []string{
 		`seccomp_agent_decisions_total{action="continue",syscall="getppid"} 1`,
@@ -251,8 +250,8 @@ action = "continue"
 		`seccomp_agent_notifications_total{syscall="getppid"} 2`,
 		`seccomp_agent_inflight_notifications 0`,
 	} {
-		if !strings.Contains(out.String(), line+"\n") {
-			t.Errorf("metrics lack %q:\n%s", line, out.String())
+		if !strings.Contains(out, line+"\n") {
+			t.Errorf("metrics lack %q:\n%s", line, out)
 		}
 	}
 }

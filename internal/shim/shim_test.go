@@ -625,6 +625,9 @@ func TestErrorsBeforeExec(t *testing.T) {
 				if !strings.HasPrefix(msg, "seccomp-shim: ") || r.stderr != msg+"\n" {
 					t.Errorf("log msg %q, stderr %q", msg, r.stderr)
 				}
+				if strings.HasPrefix(msg, "seccomp-shim: seccomp-shim") {
+					t.Errorf("prefix doubled: %q", msg)
+				}
 			})
 		}
 	}

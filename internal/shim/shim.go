@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
@@ -57,16 +56,16 @@ func (s *Shim) getenv(key string) string {
 // Run does the work and returns the exit code; it only returns on failure,
 // or after seccomp-shim's own commands.
 func (s *Shim) Run() int {
-	if len(s.Args) > 1 && slices.Contains(ownArgs, s.Args[1]) {
-		return s.own()
+	if len(s.Args) > 1 {
+		// These, first, make the command line the shim's own rather than
+		// runc's. Only then is a cli.App built: not at every container start.
+		switch s.Args[1] {
+		case "check", "help", "--help", "-h", "--version", "-v":
+			return s.own()
+		}
 	}
 	return s.passThrough()
 }
-
-// ownArgs are the arguments that, first, make the command line the shim's own
-// rather than runc's. Only then is a cli.App built: not at every container
-// start.
-var ownArgs = []string{"check", "help", "--help", "-h", "--version", "-v"}
 
 // own runs the shim's own commands.
 func (s *Shim) own() int {

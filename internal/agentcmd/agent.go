@@ -47,12 +47,18 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			&cli.StringFlag{Name: "agent", Value: "/run/seccomp-shim/agent.private.sock", Usage: "the agent's --socket, where fds are passed on"},
 			&cli.StringFlag{Name: "control", Value: "/run/seccomp-shim/holder.ctl", Usage: "the socket agents connect to (--holder)"},
 		}, Action: func(c *cli.Context) error {
+			if err := noServeFlags(c); err != nil {
+				return err
+			}
 			if err := cliapp.NoArgs(c); err != nil {
 				return err
 			}
 			return hold(c, newLogger(stderr))
 		}},
 		{Name: "summary", Usage: "print denials per container and syscall from an audit log", ArgsUsage: "AUDIT-LOG", Action: func(c *cli.Context) error {
+			if err := noServeFlags(c); err != nil {
+				return err
+			}
 			if c.NArg() != 1 {
 				return cliapp.Usage(c, "needs one AUDIT-LOG (usage: seccomp-agent summary AUDIT-LOG)")
 			}
@@ -73,6 +79,15 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "holder", Usage: "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts"},
 		&cli.StringFlag{Name: "config", Usage: "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or " + policy.DefaultConfigPath},
 	}
+}
+
+// noServeFlags refuses serve's flags, which the app takes, before another
+// command: they would be ignored.
+func noServeFlags(c *cli.Context) error {
+	if l := c.Lineage(); len(l) > 1 && l[1].NumFlags() > 0 {
+		return cliapp.Usage(c, "the flags before %q are serve's; %s takes its own after it", c.Command.Name, c.Command.Name)
+	}
+	return nil
 }
 
 // newLogger is the agent's own log: logrus text on stderr, which systemd's

@@ -146,6 +146,8 @@ func TestBadFlags(t *testing.T) {
 		{"-socket"}, // a value is missing
 		{"--audit-stdout=maybe"},
 		{"hold", "--no-such-flag"},
+		{"--socket", "x", "hold"}, // serve's flag: hold would ignore it
+		{"--audit-log", "x", "summary", "testdata/audit.log"},
 	} {
 		code, out, errOut := runMain(args...)
 		if code != 2 {

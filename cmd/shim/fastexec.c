@@ -39,8 +39,9 @@ static const char *const passthrough[] = {
 static const char *const valueflags[] = {
 	"root", "log", "log-format", "criu", "rootless", "cgroup-manager", "log-level", NULL,
 };
+// --help and --version are the shim's own first (Go: internal/shim).
 static const char *const boolflags[] = {
-	"debug", "systemd-cgroup", "help", "h", "version", "v", NULL,
+	"debug", "systemd-cgroup", NULL,
 };
 
 static const char *const creates[] = {"create", "run", "restore", NULL};

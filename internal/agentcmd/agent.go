@@ -1,5 +1,6 @@
-// Package agent is the seccomp-agent command: flags, the listening socket,
-// signals, and the audit-log summary. The agent itself is pkg/notify.
+// Package agentcmd is the seccomp-agent command: flags, the listening
+// socket, signals, and the audit-log summary. The agent itself is
+// pkg/notify.
 package agentcmd
 
 import (
@@ -7,10 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
 	"os"
@@ -21,45 +20,100 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/holder"
-	"github.com/seccomp-shim/seccomp-shim/internal/passthrough"
-	"github.com/seccomp-shim/seccomp-shim/internal/shim"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
 )
 
 // Main runs seccomp-agent with args (os.Args[1:]) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "summary" {
-		return summary(args[1:], stdout, stderr)
+	app := cliapp.New("seccomp-agent", "answer containers' notified syscalls and write the audit log of denials", stdout, stderr)
+	app.Description = "Without a command, seccomp-agent serves: the flags are serve's."
+	serve := func(c *cli.Context) error {
+		if err := cliapp.NoArgs(c); err != nil {
+			return err
+		}
+		return serveCmd(c, stdout, stderr)
 	}
-	if len(args) > 0 && args[0] == "hold" {
-		return hold(args[1:], stderr)
+	app.Flags, app.Action = serveFlags(), serve
+	app.Commands = []*cli.Command{
+		{Name: "serve", Usage: "receive runc's notify fds, answer by policy, audit denials (the default)", Flags: serveFlags(), Action: serve},
+		{Name: "hold", Usage: "hold containers' notify fds across the agent's restarts", Flags: []cli.Flag{
+			&cli.StringFlag{Name: "socket", Value: policy.DefaultSocket, Usage: "the socket runc hands notify fds to ([audit] socket)"},
+			&cli.StringFlag{Name: "agent", Value: "/run/seccomp-shim/agent.private.sock", Usage: "the agent's --socket, where fds are passed on"},
+			&cli.StringFlag{Name: "control", Value: "/run/seccomp-shim/holder.ctl", Usage: "the socket agents connect to (--holder)"},
+		}, Action: func(c *cli.Context) error {
+			if err := noServeFlags(c); err != nil {
+				return err
+			}
+			if err := cliapp.NoArgs(c); err != nil {
+				return err
+			}
+			return hold(c, newLogger(stderr))
+		}},
+		{Name: "summary", Usage: "print denials per container and syscall from an audit log", ArgsUsage: "AUDIT-LOG", Action: func(c *cli.Context) error {
+			if err := noServeFlags(c); err != nil {
+				return err
+			}
+			if c.NArg() != 1 {
+				return cliapp.Usage(c, "needs one AUDIT-LOG (usage: seccomp-agent summary AUDIT-LOG)")
+			}
+			return summary(c.Args().First(), stdout)
+		}},
 	}
-	fs := flag.NewFlagSet("seccomp-agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	socket := fs.String("socket", policy.DefaultSocket, "UNIX socket runc hands notify fds to (its directory is made root-only)")
-	auditLog := fs.String("audit-log", "/var/log/seccomp-shim/audit.log", "file the audit records are appended to")
-	toStdout := fs.Bool("audit-stdout", false, "also write audit records to stdout")
-	metricsAddr := fs.String("metrics", "127.0.0.1:9646", "address for Prometheus metrics at /metrics; empty turns them off")
-	createSock := fs.String("shim-socket", passthrough.CreateSocket, "where seccomp-shim's C fast path asks the agent to apply the policy for a create; empty turns it off")
-	holderCtl := fs.String("holder", "", "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts")
-	config := fs.String("config", "", "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or "+policy.DefaultConfigPath)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	logger := log.New(stderr, "seccomp-agent: ", log.LstdFlags)
-	if *config != "" {
-		os.Setenv(policy.ConfigEnv, *config)
-	}
-	if err := run(*socket, *auditLog, *metricsAddr, *holderCtl, *createSock, *toStdout, stdout, logger); err != nil {
-		logger.Print(err)
-		return 1
-	}
-	return 0
+	return cliapp.Run(app, args)
 }
 
-func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout bool, stdout io.Writer, logger *log.Logger) error {
+// serveFlags are serve's, which the app takes too: a fresh set each time,
+// as urfave/cli records on a flag whether it was set.
+func serveFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "socket", Value: policy.DefaultSocket, Usage: "UNIX socket runc hands notify fds to (its directory is made root-only)"},
+		&cli.StringFlag{Name: "audit-log", Value: "/var/log/seccomp-shim/audit.log", Usage: "file the audit records are appended to"},
+		&cli.BoolFlag{Name: "audit-stdout", Usage: "also write audit records to stdout"},
+		&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9646", Usage: "address for Prometheus metrics at /metrics; empty turns them off"},
+		&cli.StringFlag{Name: "holder", Usage: "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts"},
+		&cli.StringFlag{Name: "config", Usage: "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or " + policy.DefaultConfigPath},
+	}
+}
+
+// noServeFlags refuses serve's flags, which the app takes, before another
+// command: they would be ignored.
+func noServeFlags(c *cli.Context) error {
+	if l := c.Lineage(); len(l) > 1 && l[1].NumFlags() > 0 {
+		return cliapp.Usage(c, "the flags before %q are serve's; %s takes its own after it", c.Command.Name, c.Command.Name)
+	}
+	return nil
+}
+
+// newLogger is the agent's own log: logrus text on stderr, which systemd's
+// journal and kubectl logs keep.
+func newLogger(stderr io.Writer) *logrus.Logger {
+	l := logrus.New()
+	l.Out = stderr
+	return l
+}
+
+func serveCmd(c *cli.Context, stdout, stderr io.Writer) error {
+	flag := func(name string) *cli.Context { return cliapp.Lookup(c, name) }
+	logger := newLogger(stderr)
+	if config := flag("config").String("config"); config != "" {
+		os.Setenv(policy.ConfigEnv, config)
+	}
+	err := run(flag("socket").String("socket"), flag("audit-log").String("audit-log"), flag("metrics").String("metrics"),
+		flag("holder").String("holder"), flag("audit-stdout").Bool("audit-stdout"), stdout, logger)
+	if err != nil {
+		logger.Error(err)
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout io.Writer, logger *logrus.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(auditPath), 0o750); err != nil {
 		return err
 	}
@@ -84,7 +138,7 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 	pol := notify.NewPolicy(cfg)
 	metrics := notify.NewMetrics()
 	metrics.AuditDropped = audit.DroppedCount
-	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Logf: logger.Printf, BlockingReceive: notify.BlockingOK()}
+	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK()}
 	if runtime.GOMAXPROCS(0) < 2 {
 		// Pinned to one CPU, a thread blocked in RECV must not leave the
 		// rest of the agent without a P to run on.
@@ -96,9 +150,10 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 			return fmt.Errorf("--metrics %s: %w", metricsAddr, err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics)
+		mux.Handle("/metrics", promhttp.HandlerFor(notify.NewRegistry(metrics, cliapp.Version()), promhttp.HandlerOpts{}))
 		go http.Serve(ml, mux)
 		defer ml.Close()
+		metricsAddr = ml.Addr().String() // the port, if it was :0
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -127,24 +182,15 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 			stamp = configStamp(cfg.Source)
 			next, err := policy.Load(os.Getenv)
 			if err != nil {
-				logger.Printf("new policy rejected, the old one stays in force: %v", err)
+				logger.WithError(err).Error("new policy rejected, the old one stays in force")
 				continue
 			}
 			cfg = next
 			pol.Store(next)
-			logger.Printf("policy reloaded from %s: %d notify rules", next.Source, len(next.Notify.Rules))
+			logger.WithFields(logrus.Fields{"config": next.Source, "notify_rules": len(next.Notify.Rules)}).Info("policy reloaded")
 		}
 	}()
-	if createSock != "" {
-		cl, err := listen(createSock)
-		if err != nil {
-			return fmt.Errorf("--shim-socket: %w", err)
-		}
-		defer os.Remove(createSock)
-		defer cl.Close()
-		go passthrough.ServeCreates(cl, prepareCreate)
-	}
-	logger.Printf("listening on %s, audit log %s", socket, auditPath)
+	logger.WithFields(logrus.Fields{"socket": socket, "audit_log": auditPath, "metrics": metricsAddr}).Info("listening")
 	if holderCtl != "" {
 		// Listening already, so the fds the holder forwards at once land.
 		// The connection stays open for our lifetime: its end tells the
@@ -167,51 +213,33 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 	return err
 }
 
-// prepareCreate applies the policy for a create that seccomp-shim's C fast
-// path handed over, with the very code the shim runs, in the shim's
-// working directory and environment.
-func prepareCreate(r *passthrough.Request) (string, error) {
-	s := &shim.Shim{
-		Args: r.Args, Env: r.Env, Dir: r.Cwd, Stdout: io.Discard, Stderr: io.Discard,
-		Self: r.Exe, RuntimeCache: passthrough.CachePath,
-	}
-	return s.Prepare()
-}
-
 // hold runs the fd holder: see internal/holder.
-func hold(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("seccomp-agent hold", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	socket := fs.String("socket", policy.DefaultSocket, "the socket runc hands notify fds to ([audit] socket)")
-	agentSock := fs.String("agent", "/run/seccomp-shim/agent.private.sock", "the agent's --socket, where fds are passed on")
-	control := fs.String("control", "/run/seccomp-shim/holder.ctl", "the socket agents connect to (--holder)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+func hold(c *cli.Context, logger *logrus.Logger) error {
+	socket, agentSock, control := c.String("socket"), c.String("agent"), c.String("control")
+	fail := func(err error) error {
+		logger.Error(err)
+		return cli.Exit("", 1)
 	}
-	logger := log.New(stderr, "seccomp-agent hold: ", log.LstdFlags)
-	rl, err := listen(*socket)
+	rl, err := listen(socket)
 	if err != nil {
-		logger.Print(err)
-		return 1
+		return fail(err)
 	}
-	cl, err := listen(*control)
+	cl, err := listen(control)
 	if err != nil {
-		logger.Print(err)
-		return 1
+		return fail(err)
 	}
-	h := &holder.Holder{Agent: *agentSock, Logf: logger.Printf}
+	h := &holder.Holder{Agent: agentSock, Log: logger}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() { <-sigs; rl.Close(); cl.Close() }()
-	logger.Printf("holding fds handed to %s; agent at %s, control %s", *socket, *agentSock, *control)
+	logger.WithFields(logrus.Fields{"socket": socket, "agent": agentSock, "control": control}).Info("holding the fds handed to socket")
 	err = h.Serve(rl, cl)
-	os.Remove(*socket)
-	os.Remove(*control)
+	os.Remove(socket)
+	os.Remove(control)
 	if errors.Is(err, net.ErrClosed) {
-		return 0
+		return nil
 	}
-	logger.Print(err)
-	return 1
+	return fail(err)
 }
 
 // configStamp identifies the config file's content cheaply.
@@ -252,15 +280,10 @@ func before(a, b string) bool {
 }
 
 // summary prints denials per container and syscall from an audit log.
-func summary(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: seccomp-agent summary AUDIT-LOG")
-		return 2
-	}
-	f, err := os.Open(args[0])
+func summary(path string, stdout io.Writer) error {
+	f, err := os.Open(path)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+		return err
 	}
 	defer f.Close()
 	type row struct {
@@ -308,5 +331,5 @@ func summary(args []string, stdout, stderr io.Writer) int {
 	for _, r := range list {
 		fmt.Fprintf(stdout, "%-24s %-20s %8d  %s .. %s\n", r.container, r.syscall, r.count, r.first, r.last)
 	}
-	return 0
+	return nil
 }

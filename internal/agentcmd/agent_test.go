@@ -146,6 +146,8 @@ func TestBadFlags(t *testing.T) {
 		{"-socket"}, // a value is missing
 		{"--audit-stdout=maybe"},
 		{"hold", "--no-such-flag"},
+		{"--socket", "x", "hold"}, // serve's flag: hold would ignore it
+		{"--audit-log", "x", "summary", "testdata/audit.log"},
 	} {
 		code, out, errOut := runMain(args...)
 		if code != 2 {
@@ -155,9 +157,9 @@ func TestBadFlags(t *testing.T) {
 			t.Errorf("Main(%q): stdout %q, stderr %q; want the problem on stderr only", args, out, errOut)
 		}
 	}
-	// -h is not an error of the flags, but it must not start an agent either.
-	if code, _, errOut := runMain("-h"); code != 2 || !strings.Contains(errOut, "-socket") {
-		t.Errorf("Main(-h) = %d, stderr %q; want 2 and the usage", code, errOut)
+	// -h is not an error: the usage on stdout, exit 0, and no agent started.
+	if code, out, _ := runMain("-h"); code != 0 || !strings.Contains(out, "--socket") {
+		t.Errorf("Main(-h) = %d, stdout %q; want 0 and the usage", code, out)
 	}
 }
 
@@ -192,7 +194,7 @@ func TestRefusesSecondAgent(t *testing.T) {
 	done := make(chan int, 1)
 	var out, errOut bytes.Buffer
 	go func() {
-		done <- Main([]string{"--socket", sock, "--shim-socket", filepath.Join(dir, "run", "shim.sock"), "--audit-log", filepath.Join(dir, "log", "audit.log"), "--metrics", "", "--config", cfg}, &out, &errOut)
+		done <- Main([]string{"--socket", sock, "--audit-log", filepath.Join(dir, "log", "audit.log"), "--metrics", "", "--config", cfg}, &out, &errOut)
 	}()
 	var code int
 	select {
@@ -273,21 +275,15 @@ func TestRunLifecycle(t *testing.T) {
 	done := make(chan int, 1)
 	// Every path is the test's own: the defaults are the host's /run and
 	// /var/log.
-	shimSock := filepath.Join(dir, "run", "shim.sock")
 	go func() {
-		done <- Main([]string{"--socket", sock, "--shim-socket", shimSock, "--audit-log", auditLog, "--metrics", "", "--config", cfg}, &bytes.Buffer{}, logs)
+		done <- Main([]string{"--socket", sock, "--audit-log", auditLog, "--metrics", "", "--config", cfg}, &bytes.Buffer{}, logs)
 	}()
-	waitLog(t, logs, "listening on "+sock, 10*time.Second)
+	waitLog(t, logs, "msg=listening audit_log="+auditLog+" metrics= socket="+sock, 10*time.Second)
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatalf("the stale socket was not replaced: %v", err)
 	}
 	c.Close()
-	if c, err := net.Dial("unix", shimSock); err != nil {
-		t.Errorf("no --shim-socket listener: %v", err)
-	} else {
-		c.Close()
-	}
 	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("socket directory mode %v (%v), want 0700", fi.Mode().Perm(), err)
 	}
@@ -303,12 +299,12 @@ func TestRunLifecycle(t *testing.T) {
 
 	writeConfig(t, cfg, 2)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
-	waitLog(t, logs, "policy reloaded from "+cfg+": 2 notify rules", 5*time.Second)
+	waitLog(t, logs, `msg="policy reloaded" config=`+cfg+" notify_rules=2", 5*time.Second)
 
 	// No signal this time: the agent notices the file changed (checked every
 	// 2 s).
 	writeConfig(t, cfg, 3)
-	waitLog(t, logs, "policy reloaded from "+cfg+": 3 notify rules", 6*time.Second)
+	waitLog(t, logs, `msg="policy reloaded" config=`+cfg+" notify_rules=3", 6*time.Second)
 
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	select {
@@ -319,9 +315,7 @@ func TestRunLifecycle(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the agent did not stop on SIGTERM; log:\n%s", logs.String())
 	}
-	for _, p := range []string{sock, shimSock} {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("socket %s left behind after SIGTERM: %v", p, err)
-		}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket %s left behind after SIGTERM: %v", sock, err)
 	}
 }

@@ -24,6 +24,7 @@ package holder
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -32,13 +33,14 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/internal/replay"
 	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
 // Holder holds the fds.
 type Holder struct {
-	Agent string // the agent's hand-off socket
-	Logf  func(format string, args ...any)
+	Agent string         // the agent's hand-off socket
+	Log   *logrus.Logger // nil logs nothing
 	// AllowPeer decides who may hand off fds and connect as the agent;
 	// nil means root only.
 	AllowPeer func(unix.Ucred) bool
@@ -49,10 +51,19 @@ type Holder struct {
 	replay  *replayer // answers while no agent is connected
 }
 
-func (h *Holder) logf(format string, args ...any) {
-	if h.Logf != nil {
-		h.Logf(format, args...)
+// log returns an entry for the holder's events, with the container's ID
+// if st is not nil.
+func (h *Holder) log(st *specs.ContainerProcessState) *logrus.Entry {
+	l := h.Log
+	if l == nil {
+		l = logrus.New()
+		l.Out = io.Discard
 	}
+	e := logrus.NewEntry(l)
+	if st != nil {
+		e = e.WithField("container", st.State.ID)
+	}
+	return e
 }
 
 // Serve accepts runc's hand-offs on runtime and agents on control, and
@@ -80,7 +91,7 @@ func (h *Holder) Serve(runtime, control *net.UnixListener) error {
 			conn.Close()
 			if err != nil {
 				if !errors.Is(err, handoff.ErrMalformed) {
-					h.logf("hand-off refused: %v", err)
+					h.log(nil).WithError(err).Warn("hand-off refused")
 				}
 				return
 			}
@@ -93,7 +104,7 @@ func (h *Holder) add(st *specs.ContainerProcessState, fd int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.held[fd] = st
-	h.logf("container %s: holding its notify fd", st.State.ID)
+	h.log(st).Info("holding its notify fd")
 	if h.agentUp && h.forward(st, fd) == nil {
 		return
 	}
@@ -104,7 +115,7 @@ func (h *Holder) add(st *specs.ContainerProcessState, fd int) {
 func (h *Holder) forward(st *specs.ContainerProcessState, fd int) error {
 	err := handoff.Send(h.Agent, st, fd, 2*time.Second)
 	if err != nil {
-		h.logf("container %s: forwarding to the agent: %v", st.State.ID, err)
+		h.log(st).WithError(err).Error("forwarding to the agent")
 	}
 	return err
 }
@@ -112,8 +123,8 @@ func (h *Holder) forward(st *specs.ContainerProcessState, fd int) error {
 // answer serves a copy of fd with the profile's own answers; shutdown of
 // the replayer closes the copy, never the held fd.
 func (h *Holder) answer(st *specs.ContainerProcessState, fd int) {
-	if err := h.replay.serve(st, fd, h.logf); err != nil {
-		h.logf("container %s: answering without the agent: %v", st.State.ID, err)
+	if err := h.replay.serve(st, fd, h.log(st)); err != nil {
+		h.log(st).WithError(err).Error("answering without the agent")
 	}
 }
 
@@ -137,7 +148,7 @@ func (h *Holder) controls(l *net.UnixListener) {
 		rp, err := newReplayer()
 		if err != nil {
 			h.mu.Unlock()
-			h.logf("agent refused: %v", err)
+			h.log(nil).WithError(err).Warn("agent refused")
 			conn.Close()
 			continue
 		}
@@ -149,7 +160,7 @@ func (h *Holder) controls(l *net.UnixListener) {
 				h.answer(st, fd)
 			}
 		}
-		h.logf("agent connected: %d containers forwarded", len(h.held))
+		h.log(nil).WithField("containers", len(h.held)).Info("agent connected: containers forwarded")
 		h.mu.Unlock()
 		var b [1]byte
 		conn.Read(b[:]) // returns when the agent goes away
@@ -159,7 +170,7 @@ func (h *Holder) controls(l *net.UnixListener) {
 		for fd, st := range h.held {
 			h.answer(st, fd)
 		}
-		h.logf("agent gone: answering %d containers with their profiles' errnos", len(h.held))
+		h.log(nil).WithField("containers", len(h.held)).Warn("agent gone: answering containers with their profiles' errnos")
 		h.mu.Unlock()
 	}
 }
@@ -180,7 +191,7 @@ func (h *Holder) reap(done <-chan struct{}) {
 			if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
 				unix.Close(fd)
 				delete(h.held, fd)
-				h.logf("container %s: released", st.State.ID)
+				h.log(st).Info("released")
 			}
 		}
 		h.mu.Unlock()
@@ -203,12 +214,12 @@ func newReplayer() (*replayer, error) {
 }
 
 // serve answers a copy of fd until shutdown or until no task uses it.
-func (r *replayer) serve(st *specs.ContainerProcessState, fd int, logf func(string, ...any)) error {
+func (r *replayer) serve(st *specs.ContainerProcessState, fd int, log *logrus.Entry) error {
 	var meta *replay.Meta // nil answers EPERM: fail closed
 	if st.Metadata != "" {
 		var err error
 		if meta, err = replay.Parse(st.Metadata); err != nil {
-			logf("container %s: %v; denying its notified syscalls with EPERM", st.State.ID, err)
+			log.WithError(err).Warn("bad listener metadata: denying its notified syscalls with EPERM")
 		}
 	}
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
@@ -220,7 +231,7 @@ func (r *replayer) serve(st *specs.ContainerProcessState, fd int, logf func(stri
 		defer r.wg.Done()
 		defer unix.Close(dup)
 		if err := r.loop(dup, meta); err != nil {
-			logf("container %s: answering without the agent: %v", st.State.ID, err)
+			log.WithError(err).Error("answering without the agent")
 		}
 	}()
 	return nil

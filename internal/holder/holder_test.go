@@ -39,7 +39,7 @@ func start(t *testing.T, allow func(unix.Ucred) bool) *env {
 	}
 	dir := t.TempDir()
 	e := &env{runtime: filepath.Join(dir, "holder.sock"), control: filepath.Join(dir, "holder.ctl"), agent: filepath.Join(dir, "agent.sock")}
-	e.h = &Holder{Agent: e.agent, Logf: t.Logf, AllowPeer: allow}
+	e.h = &Holder{Agent: e.agent, AllowPeer: allow}
 	rt := listen(t, e.runtime)
 	ctl := listen(t, e.control)
 	served := make(chan error, 1)

@@ -16,12 +16,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
-	"github.com/seccomp-shim/seccomp-shim/internal/logline"
+	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
 )
 
 // ErrPolicyMismatch is returned when a container's profile is not the one
@@ -39,38 +41,48 @@ type Hook struct {
 	Stdout, Stderr io.Writer
 }
 
-const usage = `usage: seccomp-hook [--config FILE] STAGE
-stages: precreate (spec on stdin, spec on stdout);
-        createRuntime, createContainer, prestart (state on stdin: check);
-        startContainer, poststart, poststop (state on stdin: record)`
-
-var stages = []string{"precreate", "createRuntime", "createContainer", "prestart", "startContainer", "poststart", "poststop"}
+// stages are the OCI (and podman/CRI-O) hook stages, each a command.
+var stages = []struct{ name, usage string }{
+	{"precreate", "read the spec on stdin, write it with the policy applied on stdout"},
+	{"createRuntime", "refuse a container whose profile escaped the policy (state on stdin)"},
+	{"createContainer", "as createRuntime"},
+	{"prestart", "as createRuntime"},
+	{"startContainer", "record the container in log.file (state on stdin)"},
+	{"poststart", "as startContainer"},
+	{"poststop", "as startContainer"},
+}
 
 // Run runs the hook and returns its exit code.
 func (h *Hook) Run() int {
-	args := h.Args[1:]
+	app := cliapp.New("seccomp-hook", "apply the node's seccomp policy as an OCI hook (podman, CRI-O)", h.Stdout, h.Stderr)
+	// Hooks run with an empty environment, so the config path is a flag.
+	app.Flags = []cli.Flag{&cli.StringFlag{Name: "config", Usage: "the policy file; default $" + policy.ConfigEnv + " or " + policy.DefaultConfigPath}}
+	for _, st := range stages {
+		app.Commands = append(app.Commands, &cli.Command{Name: st.name, Usage: st.usage, Action: func(c *cli.Context) error {
+			// Refused before reading stdin: from a terminal it would
+			// wait for EOF first.
+			if err := cliapp.NoArgs(c); err != nil {
+				return err
+			}
+			if code := h.stage(c.String("config"), st.name); code != 0 {
+				return cli.Exit("", code)
+			}
+			return nil
+		}})
+	}
+	return cliapp.Run(app, h.Args[1:])
+}
+
+// stage runs one stage with the config file path (if not "").
+func (h *Hook) stage(path, stage string) int {
 	getenv := h.Getenv
-	// hooks run with an empty environment, so the config path is a flag.
-	if len(args) >= 2 && args[0] == "--config" {
-		path := args[1]
+	if path != "" {
 		getenv = func(k string) string {
 			if k == policy.ConfigEnv {
 				return path
 			}
 			return h.Getenv(k)
 		}
-		args = args[2:]
-	}
-	if len(args) != 1 {
-		fmt.Fprintln(h.Stderr, usage)
-		return 2
-	}
-	stage := args[0]
-	// Refuse a bad stage before reading stdin: `seccomp-hook --help` from a
-	// terminal would otherwise wait for EOF first.
-	if !slices.Contains(stages, stage) {
-		fmt.Fprintln(h.Stderr, usage)
-		return 2
 	}
 	cfg, err := policy.Load(getenv)
 	if err != nil {
@@ -88,7 +100,7 @@ func (h *Hook) Run() int {
 		if _, err := h.Stdout.Write(out); err != nil {
 			return h.fail(cfg, stage, "", fmt.Errorf("writing stdout: %w", err))
 		}
-		h.log(cfg, logline.Info, "seccomp profile "+res.Action, stage, "", res)
+		h.log(cfg, logrus.InfoLevel, "seccomp profile "+res.Action, stage, "", res)
 		return 0
 	}
 	var state specs.State
@@ -101,9 +113,9 @@ func (h *Hook) Run() int {
 		if err != nil {
 			return h.fail(cfg, stage, state.ID, err)
 		}
-		h.log(cfg, logline.Info, "seccomp profile verified", stage, state.ID, res)
+		h.log(cfg, logrus.InfoLevel, "seccomp profile verified", stage, state.ID, res)
 	default:
-		h.log(cfg, logline.Info, "container "+stage, stage, state.ID, nil)
+		h.log(cfg, logrus.InfoLevel, "container "+stage, stage, state.ID, nil)
 	}
 	return 0
 }
@@ -132,29 +144,21 @@ func (h *Hook) fail(cfg *policy.Config, stage, id string, err error) int {
 	msg := fmt.Sprintf("seccomp-hook %s: %v", stage, err)
 	fmt.Fprintln(h.Stderr, msg)
 	if cfg != nil {
-		h.log(cfg, logline.Error, msg, stage, id, nil)
+		h.log(cfg, logrus.ErrorLevel, msg, stage, id, nil)
 	}
 	return 1
 }
 
-func (h *Hook) log(cfg *policy.Config, level, msg, stage, id string, res *policy.Result) {
-	if cfg.Log.File == "" || !logline.Enabled(cfg.Log.Level, level) {
-		return
+func (h *Hook) log(cfg *policy.Config, level logrus.Level, msg, stage, id string, res *policy.Result) {
+	fields := logrus.Fields{}
+	if res != nil {
+		fields = logfile.Result(res)
 	}
-	fields := map[string]any{"component": "seccomp-hook", "stage": stage}
+	fields["component"], fields["stage"] = "seccomp-hook", stage
 	if id != "" {
 		fields["id"] = id
 	}
-	if res != nil {
-		fields["rule"], fields["profile"], fields["action"] = res.Rule, res.Profile, res.Action
-		if res.Audit != "" {
-			fields["audit"] = res.Audit
-		}
-		if len(res.Warnings) > 0 {
-			fields["warnings"] = res.Warnings
-		}
-	}
-	if err := logline.Append(cfg.Log.File, "json", level, msg, fields); err != nil {
+	if err := logfile.Node(cfg.Log, level, msg, fields); err != nil {
 		fmt.Fprintf(h.Stderr, "seccomp-hook: log.file: %v\n", err)
 	}
 }

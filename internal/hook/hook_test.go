@@ -240,14 +240,19 @@ func TestUsage(t *testing.T) {
 	e := setup(t)
 	for _, args := range [][]string{
 		{"--config", e.config, "poststep"},
-		{"--help"},
 		{},
 		{"--config", e.config},
 		{"precreate", "extra"},
+		{"--no-such-flag", "precreate"},
 	} {
 		r := run(noEnv, failReader{t}, args...)
-		if r.code != 2 || !strings.HasPrefix(r.stderr, "usage: seccomp-hook") || r.stdout != "" {
+		if r.code != 2 || !strings.HasPrefix(r.stderr, "seccomp-hook") || !strings.Contains(r.stderr, "USAGE:") || r.stdout != "" {
 			t.Errorf("%q = %d, stderr %q", args, r.code, r.stderr)
 		}
+	}
+	// --help is no error: the usage, every stage listed, on stdout.
+	r := run(noEnv, failReader{t}, "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "createRuntime") || r.stderr != "" {
+		t.Errorf("--help = %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }

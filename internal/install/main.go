@@ -2,7 +2,6 @@ package install
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,56 +10,81 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/urfave/cli/v2"
 )
 
-const usage = `usage: seccomp-install [flags] install|uninstall|status
-       seccomp-install [--root DIR] [--dry-run] config --from FILE [--watch DURATION]
-
-install    copy the binaries to PREFIX/bin, write the policy (if there is
-           none), the agent's systemd units, and register the runtime
-           seccomp-shim with each engine; running it again changes nothing
-uninstall  remove what install added (the policy stays)
-status     show what is installed; exits 1 if something is missing or stale
-config     replace the policy with FILE once it validates (for a ConfigMap);
-           with --watch, keep doing so whenever FILE changes
-
-flags:
-`
+// globalFlags are the flags every command takes, before or after its name:
+// a fresh set each time, as urfave/cli records on a flag whether it was set.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "root", Value: "/", Usage: "the node's root directory; every path is taken under it"},
+		&cli.StringFlag{Name: "prefix", Value: "/usr/local", Usage: "install the binaries to PREFIX/bin"},
+		&cli.StringFlag{Name: "engines", Value: "auto", Usage: "docker,containerd,podman,crio, or auto: those whose config or binary is under --root"},
+		&cli.StringFlag{Name: "bin", Usage: "the directory holding the binaries to install (default: this executable's)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "say what would change, change nothing"},
+		&cli.BoolFlag{Name: "systemd", Value: true, Usage: "install the agent's systemd units (false in a DaemonSet, which runs the agent itself)"},
+	}
+}
 
 // Main runs seccomp-install with args (os.Args[1:]) and returns the exit
 // code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("seccomp-install", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
+	app := cliapp.New("seccomp-install", "install seccomp-shim on a node and register it with its container engines", stdout, stderr)
+	app.Flags = globalFlags()
+	command := func(name, usage string, flags []cli.Flag, do func(*cli.Context, *Installer) error) *cli.Command {
+		return &cli.Command{Name: name, Usage: usage, Flags: append(globalFlags(), flags...), Action: func(c *cli.Context) error {
+			if err := cliapp.NoArgs(c); err != nil {
+				return err
+			}
+			in, err := installer(c, stdout)
+			if err != nil {
+				return err
+			}
+			return do(c, in)
+		}}
 	}
-	root := fs.String("root", "/", "the node's root directory; every path is taken under it")
-	prefix := fs.String("prefix", "/usr/local", "install the binaries to PREFIX/bin")
-	engines := fs.String("engines", "auto", "docker,containerd,podman,crio, or auto: those whose config or binary is under --root")
-	bin := fs.String("bin", "", "the directory holding the binaries to install (default: this executable's)")
-	dryRun := fs.Bool("dry-run", false, "say what would change, change nothing")
-	systemd := fs.Bool("systemd", true, "install the agent's systemd units (false in a DaemonSet, which runs the agent itself)")
-	from := fs.String("from", "", "config: the policy file to install")
-	watch := fs.Duration("watch", 0, "config: check --from this often and install it when it changed")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	app.Commands = []*cli.Command{
+		command("install", "copy the binaries to PREFIX/bin, write the policy (if there is none), the agent's systemd units, and register the runtime seccomp-shim with each engine; running it again changes nothing", nil,
+			func(_ *cli.Context, in *Installer) error {
+				if len(in.Engines) == 0 {
+					fmt.Fprintln(stdout, "no container engine found under", in.Root, "(name them with --engines)")
+				}
+				return in.Install()
+			}),
+		command("uninstall", "remove what install added (the policy stays)", nil,
+			func(_ *cli.Context, in *Installer) error { return in.Uninstall() }),
+		command("status", "show what is installed; exits 1 if something is missing or stale", nil,
+			func(_ *cli.Context, in *Installer) error {
+				ok, err := in.Status()
+				if err == nil && !ok {
+					return cli.Exit("", 1)
+				}
+				return err
+			}),
+		command("config", "replace the policy with --from FILE once it validates (for a ConfigMap); with --watch, keep doing so whenever FILE changes", []cli.Flag{
+			&cli.StringFlag{Name: "from", Usage: "the policy file to install"},
+			&cli.DurationFlag{Name: "watch", Usage: "check --from this often and install it when it changed"},
+		}, func(c *cli.Context, in *Installer) error {
+			if c.String("from") == "" {
+				return cliapp.Usage(c, "config needs --from FILE")
+			}
+			return in.Config(c.String("from"), c.Duration("watch"), stderr)
+		}),
 	}
-	cmd := fs.Arg(0)
-	// Flags may follow the command too.
-	if err := fs.Parse(fs.Args()[min(1, fs.NArg()):]); err != nil {
-		return 2
+	return cliapp.Run(app, args)
+}
+
+// installer makes the Installer the command line describes.
+func installer(c *cli.Context, stdout io.Writer) (*Installer, error) {
+	flag := func(name string) *cli.Context { return cliapp.Lookup(c, name) }
+	in := &Installer{
+		Root: flag("root").String("root"), Prefix: filepath.Clean(flag("prefix").String("prefix")), BinDir: flag("bin").String("bin"),
+		DryRun: flag("dry-run").Bool("dry-run"), Systemd: flag("systemd").Bool("systemd"), Out: stdout,
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "seccomp-install: unexpected %q\n", fs.Arg(0))
-		return 2
-	}
-	in := &Installer{Root: *root, Prefix: filepath.Clean(*prefix), BinDir: *bin, DryRun: *dryRun, Systemd: *systemd, Out: stdout}
 	if !filepath.IsAbs(in.Root) || !filepath.IsAbs(in.Prefix) {
-		fmt.Fprintln(stderr, "seccomp-install: --root and --prefix must be absolute")
-		return 2
+		return nil, cliapp.Usage(c, "--root and --prefix must be absolute")
 	}
 	if in.BinDir == "" {
 		exe, err := os.Executable()
@@ -68,60 +92,26 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			exe, err = filepath.EvalSymlinks(exe)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "seccomp-install: finding the binaries: %v; use --bin\n", err)
-			return 1
+			return nil, fmt.Errorf("finding the binaries: %w; use --bin", err)
 		}
 		in.BinDir = filepath.Dir(exe)
 	}
-	if *engines == "auto" {
+	engines := flag("engines").String("engines")
+	if engines == "auto" {
 		in.Engines = Detect(in.Root)
-	} else {
-		for _, e := range strings.Split(*engines, ",") {
-			e = strings.TrimSpace(e)
-			if !slices.Contains(allEngines, e) {
-				fmt.Fprintf(stderr, "seccomp-install: unknown engine %q (know %s, or auto)\n", e, strings.Join(allEngines, ", "))
-				return 2
-			}
-			if !slices.Contains(in.Engines, e) {
-				in.Engines = append(in.Engines, e)
-			}
-		}
-		in.EnginesNamed = true
+		return in, nil
 	}
-	var err error
-	switch cmd {
-	case "install":
-		if len(in.Engines) == 0 {
-			fmt.Fprintln(stdout, "no container engine found under", in.Root, "(name them with --engines)")
+	for _, e := range strings.Split(engines, ",") {
+		e = strings.TrimSpace(e)
+		if !slices.Contains(allEngines, e) {
+			return nil, cliapp.Usage(c, "unknown engine %q (know %s, or auto)", e, strings.Join(allEngines, ", "))
 		}
-		err = in.Install()
-	case "uninstall":
-		err = in.Uninstall()
-	case "status":
-		var ok bool
-		ok, err = in.Status()
-		if err == nil && !ok {
-			return 1
+		if !slices.Contains(in.Engines, e) {
+			in.Engines = append(in.Engines, e)
 		}
-	case "config":
-		if *from == "" {
-			fmt.Fprintln(stderr, "seccomp-install: config needs --from FILE")
-			return 2
-		}
-		err = in.Config(*from, *watch, stderr)
-	case "":
-		fs.Usage()
-		return 2
-	default:
-		fmt.Fprintf(stderr, "seccomp-install: unknown command %q\n", cmd)
-		fs.Usage()
-		return 2
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "seccomp-install: %v\n", err)
-		return 1
-	}
-	return 0
+	in.EnginesNamed = true
+	return in, nil
 }
 
 // Config installs the policy file from, which must validate: the shim would

@@ -12,11 +12,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
-	"github.com/seccomp-shim/seccomp-shim/internal/logline"
+	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/internal/passthrough"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/runcargs"
+	"github.com/sirupsen/logrus"
+	"github.com/urfave/cli/v2"
 )
 
 // ErrNoRuntime is returned when no configured runtime candidate exists.
@@ -53,14 +56,57 @@ func (s *Shim) getenv(key string) string {
 // Run does the work and returns the exit code; it only returns on failure,
 // or after seccomp-shim's own commands.
 func (s *Shim) Run() int {
-	if len(s.Args) > 1 && s.Args[1] == "check" {
-		cfg, err := policy.Load(s.getenv)
-		if err != nil {
-			fmt.Fprintf(s.Stderr, "seccomp-shim check: %v\n", err)
-			return 1
+	if len(s.Args) > 1 {
+		// These, first, make the command line the shim's own rather than
+		// runc's. Only then is a cli.App built: not at every container start.
+		switch s.Args[1] {
+		case "check", "help", "--help", "-h", "--version", "-v":
+			return s.own()
 		}
-		return s.Check(cfg, s.Stdout)
 	}
+	return s.passThrough()
+}
+
+// own runs the shim's own commands.
+func (s *Shim) own() int {
+	app := cliapp.New("seccomp-shim", "a runc-compatible OCI runtime that applies the node's seccomp policy", s.Stdout, s.Stderr)
+	app.UsageText = "seccomp-shim [runc's global options] COMMAND [runc's arguments]\n" +
+		"   seccomp-shim check | --version | --help"
+	app.Description = "Every command line but the ones below is runc's: create, run and restore get the\n" +
+		"policy applied to the bundle's config.json, then the real runtime (runtime.path)\n" +
+		"is exec'd with the same argv; anything else goes to it untouched."
+	app.HideVersion = true // --version is the runtime's too: below
+	app.Flags = []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"},
+		Usage: "print seccomp-shim's version on stderr, then run the runtime's --version (engines parse its stdout)"}}
+	app.Action = func(c *cli.Context) error {
+		if !c.Bool("version") {
+			if err := cliapp.NoArgs(c); err != nil {
+				return err
+			}
+			return cliapp.Usage(c, "no command given")
+		}
+		fmt.Fprintf(s.Stderr, "seccomp-shim version %s\n", cliapp.Version())
+		return cli.Exit("", s.passThrough())
+	}
+	app.Commands = []*cli.Command{{
+		Name: "check", Usage: "tell whether this node is ready: kernel, runtime, config and every profile",
+		Action: func(c *cli.Context) error {
+			if err := cliapp.NoArgs(c); err != nil {
+				return err
+			}
+			cfg, err := policy.Load(s.getenv)
+			if err != nil {
+				return cli.Exit("seccomp-shim check: "+err.Error(), 1)
+			}
+			return cli.Exit("", s.Check(cfg, s.Stdout))
+		},
+	}}
+	return cliapp.Run(app, s.Args[1:])
+}
+
+// passThrough runs the command line as runc's: the policy for a create,
+// then the exec.
+func (s *Shim) passThrough() int {
 	a, rt, err := s.prepare()
 	if err != nil {
 		return s.fail(a, err)
@@ -145,14 +191,15 @@ func (s *Shim) runtime(cfg *policy.Config) (string, error) {
 	return cfg.FindRuntime(s.getenv("PATH"), self)
 }
 
-// fail reports err where engines look for it: stderr, and the --log file in
-// its --log-format, which is the only place Docker and containerd read a
-// runtime's error from.
+// fail reports err as runc reports its own (fatal: logrus, then stderr):
+// on stderr, and in the --log file in its --log-format, the only place
+// Docker and containerd read a runtime's error from. Errors never carry
+// the program's name: it is added here, once.
 func (s *Shim) fail(a *runcargs.Args, err error) int {
 	msg := "seccomp-shim: " + err.Error()
 	fmt.Fprintln(s.Stderr, msg)
 	if a.Log != "" {
-		if lerr := logline.Append(a.Log, a.LogFormat, logline.Error, msg, nil); lerr != nil {
+		if lerr := logfile.Engine(a.Log, a.LogFormat, logrus.ErrorLevel, msg); lerr != nil {
 			fmt.Fprintf(s.Stderr, "seccomp-shim: writing --log %s: %v\n", a.Log, lerr)
 		}
 	}
@@ -164,24 +211,12 @@ func (s *Shim) fail(a *runcargs.Args, err error) int {
 func (s *Shim) record(cfg *policy.Config, a *runcargs.Args, res *policy.Result) {
 	for _, w := range res.Warnings {
 		if a.Log != "" {
-			_ = logline.Append(a.Log, a.LogFormat, logline.Warning, "seccomp-shim: "+w, nil)
+			_ = logfile.Engine(a.Log, a.LogFormat, logrus.WarnLevel, "seccomp-shim: "+w)
 		}
 	}
-	if cfg.Log.File == "" || !logline.Enabled(cfg.Log.Level, logline.Info) {
-		return
-	}
-	fields := map[string]any{
-		"component": "seccomp-shim", "id": a.ID, "bundle": a.Bundle, "command": a.Command,
-		"rule": res.Rule, "profile": res.Profile, "requested": res.Requested, "action": res.Action,
-	}
-	if res.Audit != "" {
-		fields["audit"] = res.Audit
-	}
-	if len(res.Warnings) > 0 {
-		fields["warnings"] = res.Warnings
-	}
-	err := logline.Append(cfg.Log.File, "json", logline.Info, "seccomp profile "+res.Action, fields)
-	if err != nil {
+	fields := logfile.Result(res)
+	fields["component"], fields["id"], fields["bundle"], fields["command"], fields["requested"] = "seccomp-shim", a.ID, a.Bundle, a.Command, res.Requested
+	if err := logfile.Node(cfg.Log, logrus.InfoLevel, "seccomp profile "+res.Action, fields); err != nil {
 		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: log.file: %v\n", err)
 	}
 }

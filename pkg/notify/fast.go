@@ -60,7 +60,7 @@ func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
 	}
 	l, err := fastpath.New(fd, fastpath.Options{Arch: nativeArch, Blocking: s.BlockingReceive, StopFd: s.stop}, ask)
 	if err != nil {
-		s.logf("container %s: %v; serving it from Go", c.ID, err)
+		s.log(c).WithError(err).Warn("no fast path: serving it from Go")
 		return false
 	}
 	defer l.Free()
@@ -86,7 +86,7 @@ func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
 	defer cancel()
 	update() // before the first notification
 	if err := l.Start(); err != nil {
-		s.logf("container %s: %v; serving it from Go", c.ID, err)
+		s.log(c).WithError(err).Warn("no fast path: serving it from Go")
 		return false
 	}
 	s.mu.Lock()
@@ -105,7 +105,7 @@ func (s *Server) serveFast(c *Container, fd int, t tabler) bool {
 	s.Audit.detach(counters[:])
 	s.Metrics.untrack(l)
 	if err := l.Err(); err != nil {
-		s.logf("container %s: no longer served: %v", c.ID, err)
+		s.log(c).WithError(err).Error("fast path: no longer served")
 	}
 	s.mu.Lock()
 	delete(s.loops, l)

@@ -153,13 +153,12 @@ func TestMetricsFromC(t *testing.T) {
 
 func wantMetric(t *testing.T, ts *testServer, line string) {
 	t.Helper()
-	var out strings.Builder
+	var out string
 	if !eventually(wait, func() bool {
-		out.Reset()
-		ts.metrics.WriteTo(&out)
-		return strings.Contains(out.String(), line+"\n")
+		out = scrape(t, ts.metrics)
+		return strings.Contains(out, line+"\n")
 	}) {
-		t.Errorf("metrics lack %q:\n%s", line, out.String())
+		t.Errorf("metrics lack %q:\n%s", line, out)
 	}
 }
 

@@ -1,14 +1,13 @@
 package notify
 
 import (
-	"fmt"
-	"io"
-	"net/http"
-	"sort"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/seccomp-shim/seccomp-shim/internal/fastpath"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
@@ -16,8 +15,9 @@ import (
 // latencyBuckets are upper bounds in seconds: a decision takes microseconds.
 var latencyBuckets = [...]float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2}
 
-// Metrics counts what the agent does, for Prometheus. Counting a decision
-// allocates nothing once a (action, syscall) pair has been seen.
+// Metrics counts what the agent does, for Prometheus: it is a
+// prometheus.Collector (NewRegistry). Counting a decision allocates nothing
+// once a (action, syscall) pair has been seen.
 type Metrics struct {
 	mu            sync.Mutex
 	notifications map[string]uint64
@@ -102,14 +102,50 @@ func (m *Metrics) drain(l *fastpath.Loop, arch uint32) {
 	m.latencyCount += st.Count
 }
 
-// ServeHTTP writes the Prometheus text format.
-func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	m.WriteTo(w)
+// NewRegistry returns a Prometheus registry with m, the agent's
+// seccomp_agent_build_info, and the standard Go and process collectors:
+// serve it with promhttp.HandlerFor.
+func NewRegistry(m *Metrics, version string) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "seccomp_agent_build_info", Help: "The agent's build: always 1, with its version and Go version as labels.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	info.Set(1)
+	reg.MustRegister(m, info, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
-// WriteTo writes the metrics in Prometheus' text format.
-func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+// The descriptions of what Collect reports.
+var (
+	notificationsDesc = prometheus.NewDesc("seccomp_agent_notifications_total", "Notified syscalls received, by syscall.", []string{"syscall"}, nil)
+	decisionsDesc     = prometheus.NewDesc("seccomp_agent_decisions_total", "Decisions, by action and syscall.", []string{"action", "syscall"}, nil)
+	inflightDesc      = prometheus.NewDesc("seccomp_agent_inflight_notifications", "Notifications received and not yet answered.", nil, nil)
+	containersDesc    = prometheus.NewDesc("seccomp_agent_containers", "Containers whose notify fd the agent serves.", nil, nil)
+	handoffDesc       = prometheus.NewDesc("seccomp_agent_handoff_failures_total", "Hand-offs refused or broken.", nil, nil)
+	droppedDesc       = prometheus.NewDesc("seccomp_agent_audit_dropped_total", "Audit records dropped because the writer fell behind.", nil, nil)
+	latencyDesc       = prometheus.NewDesc("seccomp_agent_decision_seconds", "Time from receiving a notification to answering it.", nil, nil)
+)
+
+// Describe is prometheus.Collector's.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{notificationsDesc, decisionsDesc, inflightDesc, containersDesc, handoffDesc, droppedDesc, latencyDesc} {
+		ch <- d
+	}
+}
+
+// Collect is prometheus.Collector's: at each scrape it drains what the C
+// fast paths counted, and reports the counts as they are. Counting stays
+// plain increments under a mutex, so a decision allocates nothing.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, metric := range m.snapshot() {
+		ch <- metric
+	}
+}
+
+// snapshot makes the metrics under the lock, so a scrape holds up the
+// decisions no longer than that.
+func (m *Metrics) snapshot() []prometheus.Metric {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	inflight := m.InFlight.Load()
@@ -117,46 +153,25 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		m.drain(l, arch)
 		inflight += l.InFlight()
 	}
-	var n int64
-	p := func(format string, a ...any) {
-		k, _ := fmt.Fprintf(w, format, a...)
-		n += int64(k)
+	out := make([]prometheus.Metric, 0, len(m.notifications)+len(m.decisions)+5)
+	for k, n := range m.notifications {
+		out = append(out, prometheus.MustNewConstMetric(notificationsDesc, prometheus.CounterValue, float64(n), k))
 	}
-	p("# HELP seccomp_agent_notifications_total Notified syscalls received, by syscall.\n# TYPE seccomp_agent_notifications_total counter\n")
-	for _, k := range sortedKeys(m.notifications) {
-		p("seccomp_agent_notifications_total{syscall=%q} %d\n", k, m.notifications[k])
+	for k, n := range m.decisions {
+		out = append(out, prometheus.MustNewConstMetric(decisionsDesc, prometheus.CounterValue, float64(n), k[0], k[1]))
 	}
-	p("# HELP seccomp_agent_decisions_total Decisions, by action and syscall.\n# TYPE seccomp_agent_decisions_total counter\n")
-	keys := make([][2]string, 0, len(m.decisions))
-	for k := range m.decisions {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
-	for _, k := range keys {
-		p("seccomp_agent_decisions_total{action=%q,syscall=%q} %d\n", k[0], k[1], m.decisions[k])
-	}
-	p("# HELP seccomp_agent_inflight_notifications Notifications received and not yet answered.\n# TYPE seccomp_agent_inflight_notifications gauge\nseccomp_agent_inflight_notifications %d\n", inflight)
-	p("# HELP seccomp_agent_containers Containers whose notify fd the agent serves.\n# TYPE seccomp_agent_containers gauge\nseccomp_agent_containers %d\n", m.Containers.Load())
-	p("# HELP seccomp_agent_handoff_failures_total Hand-offs refused or broken.\n# TYPE seccomp_agent_handoff_failures_total counter\nseccomp_agent_handoff_failures_total %d\n", m.HandoffFailures.Load())
+	out = append(out,
+		prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(inflight)),
+		prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, float64(m.Containers.Load())),
+		prometheus.MustNewConstMetric(handoffDesc, prometheus.CounterValue, float64(m.HandoffFailures.Load())))
 	if m.AuditDropped != nil {
-		p("# HELP seccomp_agent_audit_dropped_total Audit records dropped because the writer fell behind.\n# TYPE seccomp_agent_audit_dropped_total counter\nseccomp_agent_audit_dropped_total %d\n", m.AuditDropped())
+		out = append(out, prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(m.AuditDropped())))
 	}
-	p("# HELP seccomp_agent_decision_seconds Time from receiving a notification to answering it.\n# TYPE seccomp_agent_decision_seconds histogram\n")
+	buckets := make(map[float64]uint64, len(latencyBuckets))
 	var cum uint64
 	for i, b := range latencyBuckets {
 		cum += m.buckets[i]
-		p("seccomp_agent_decision_seconds_bucket{le=\"%g\"} %d\n", b, cum)
+		buckets[b] = cum
 	}
-	cum += m.buckets[len(latencyBuckets)]
-	p("seccomp_agent_decision_seconds_bucket{le=\"+Inf\"} %d\nseccomp_agent_decision_seconds_sum %g\nseccomp_agent_decision_seconds_count %d\n", cum, m.latencySum, m.latencyCount)
-	return n, nil
-}
-
-func sortedKeys(m map[string]uint64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return append(out, prometheus.MustNewConstHistogram(latencyDesc, m.latencyCount, m.latencySum, buckets))
 }

@@ -5,11 +5,14 @@ import (
 	"math"
 	"net/http/httptest"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/seccomp-shim/seccomp-shim/internal/fastpath"
 )
 
@@ -78,7 +81,7 @@ func parseProm(t *testing.T, text string) (samples []sample, types map[string]st
 		family := s.name
 		if _, ok := types[family]; !ok {
 			for _, suf := range []string{"_bucket", "_sum", "_count"} {
-				if f := strings.TrimSuffix(s.name, suf); f != s.name && types[f] == "histogram" {
+				if f := strings.TrimSuffix(s.name, suf); f != s.name && (types[f] == "histogram" || types[f] == "summary") {
 					family = f
 				}
 			}
@@ -131,16 +134,11 @@ func TestMetricsText(t *testing.T) {
 	m.AuditDropped = func() uint64 { return 5 }
 
 	rec := httptest.NewRecorder()
-	m.ServeHTTP(rec, nil)
+	promhttp.HandlerFor(NewRegistry(m, "v1.2.3"), promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Errorf("Content-Type %q", ct)
 	}
 	text := rec.Body.String()
-	var direct strings.Builder
-	n, err := m.WriteTo(&direct)
-	if err != nil || n != int64(direct.Len()) || direct.String() != text {
-		t.Errorf("WriteTo = %d, %v for %d bytes; differs from ServeHTTP", n, err, direct.Len())
-	}
 	samples, types := parseProm(t, text)
 	if t.Failed() {
 		t.Logf("metrics:\n%s", text)
@@ -154,6 +152,9 @@ func TestMetricsText(t *testing.T) {
 		"seccomp_agent_handoff_failures_total": "counter",
 		"seccomp_agent_audit_dropped_total":    "counter",
 		"seccomp_agent_decision_seconds":       "histogram",
+		"seccomp_agent_build_info":             "gauge",
+		"go_goroutines":                        "gauge",
+		"process_cpu_seconds_total":            "counter",
 	} {
 		if types[name] != typ {
 			t.Errorf("TYPE of %s = %q, want %s", name, types[name], typ)
@@ -176,6 +177,7 @@ func TestMetricsText(t *testing.T) {
 		{"seccomp_agent_handoff_failures_total", nil, 3},
 		{"seccomp_agent_audit_dropped_total", nil, 5},
 		{"seccomp_agent_decision_seconds_count", nil, 6},
+		{"seccomp_agent_build_info", []string{"version", "v1.2.3", "goversion", runtime.Version()}, 1},
 	} {
 		if v, ok := find(samples, w.name, w.labels...); !ok || v != w.value {
 			t.Errorf("%s%v = %v (present %v), want %v", w.name, w.labels, v, ok, w.value)
@@ -225,10 +227,18 @@ func TestMetricsText(t *testing.T) {
 	}
 }
 
+// scrape returns what Prometheus gets from m alone.
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(m)
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
 func TestMetricsEmptyAndNil(t *testing.T) {
-	var out strings.Builder
-	NewMetrics().WriteTo(&out)
-	samples, _ := parseProm(t, out.String())
+	samples, _ := parseProm(t, scrape(t, NewMetrics()))
 	if v, ok := find(samples, "seccomp_agent_decision_seconds_bucket", "le", "+Inf"); !ok || v != 0 {
 		t.Errorf("empty histogram +Inf = %v, %v", v, ok)
 	}
@@ -245,11 +255,10 @@ func TestMetricsLabelQuoting(t *testing.T) {
 	// Undecodable syscalls are named syscall_<nr>; nothing needs escaping,
 	// but the parser must accept whatever %q produced.
 	m.decided("syscall_99999", "errno", time.Microsecond)
-	var out strings.Builder
-	m.WriteTo(&out)
-	samples, _ := parseProm(t, out.String())
+	out := scrape(t, m)
+	samples, _ := parseProm(t, out)
 	if v, ok := find(samples, "seccomp_agent_notifications_total", "syscall", "syscall_99999"); !ok || v != 1 {
-		t.Errorf("syscall_99999 = %v, %v:\n%s", v, ok, out.String())
+		t.Errorf("syscall_99999 = %v, %v:\n%s", v, ok, out)
 	}
 }
 

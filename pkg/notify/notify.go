@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -28,6 +29,7 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -104,8 +106,10 @@ type Server struct {
 	Handler Handler
 	Audit   *AuditLog
 	Metrics *Metrics // nil counts nothing
-	// Logf reports the agent's own events (hand-offs, containers ending).
-	Logf func(format string, args ...any)
+	// Log gets the agent's own events (hand-offs, containers starting and
+	// ending, errors), with the container's ID in a field; nil logs nothing.
+	// Decisions are never logged here: that is the audit log's job.
+	Log *logrus.Logger
 	// AllowPeer decides who may hand off fds; nil means root only.
 	AllowPeer func(unix.Ucred) bool
 	// BlockingReceive waits in RECV on a locked thread instead of polling
@@ -130,10 +134,22 @@ type Server struct {
 	stopping atomic.Bool
 }
 
-func (s *Server) logf(format string, args ...any) {
-	if s.Logf != nil {
-		s.Logf(format, args...)
+// log returns an entry for c's events (any container's if c is nil).
+func (s *Server) log(c *Container) *logrus.Entry {
+	return containerLog(s.Log, c)
+}
+
+// containerLog is l, or a logger that drops everything, with c's ID.
+func containerLog(l *logrus.Logger, c *Container) *logrus.Entry {
+	if l == nil {
+		l = logrus.New()
+		l.Out = io.Discard
 	}
+	e := logrus.NewEntry(l)
+	if c != nil {
+		e = e.WithField("container", c.ID)
+	}
+	return e
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -228,7 +244,7 @@ func (s *Server) accept(conn *net.UnixConn) {
 	if err != nil {
 		// A liveness probe (the shim dialling) sends nothing: not worth a line.
 		if !isProbe(err) {
-			s.logf("hand-off refused: %v", err)
+			s.log(nil).WithError(err).Warn("hand-off refused")
 		}
 		return
 	}
@@ -245,19 +261,19 @@ func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
 	if st.Metadata != "" {
 		var err error
 		if c.Meta, err = policy.ParseAuditMeta(st.Metadata); err != nil {
-			s.logf("container %s: %v; denying its notified syscalls with EPERM", c.ID, err)
+			s.log(c).WithError(err).Warn("no policy metadata: denying its notified syscalls with EPERM")
 		}
 	}
 	if s.Metrics != nil {
 		s.Metrics.Containers.Add(1)
 		defer s.Metrics.Containers.Add(-1)
 	}
-	s.logf("container %s (pid %d): watching", c.ID, st.Pid)
+	s.log(c).WithField("pid", st.Pid).Info("watching")
 	if t, ok := s.Handler.(tabler); !ok || s.NoFastPath || !s.serveFast(c, fd, t) {
 		s.serveContainer(c, fd)
 	}
 	unix.Close(fd)
-	s.logf("container %s: released", c.ID)
+	s.log(c).Info("released")
 }
 
 // isProbe tells the shim's liveness check (connect, send nothing, close)
@@ -274,7 +290,7 @@ func (s *Server) serveContainer(c *Container, fd int) {
 		// agent: this one's fd closes (its routed syscalls fail with
 		// ENOSYS, closed) and the rest go on.
 		if p := recover(); p != nil {
-			s.logf("container %s: panic while deciding, no longer served: %v", c.ID, p)
+			s.log(c).WithField("panic", p).Error("panic while deciding: no longer served")
 		}
 	}()
 	_ = unotify.SetSyncWakeUp(fd) // faster where the kernel has it (6.6+)
@@ -296,7 +312,7 @@ func (s *Server) serveContainer(c *Container, fd int) {
 				if err == unix.EINTR {
 					continue
 				}
-				s.logf("container %s: poll: %v", c.ID, err)
+				s.log(c).WithError(err).Error("poll: no longer served")
 				return
 			}
 			if fds[1].Revents != 0 || fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 && fds[0].Revents&unix.POLLIN == 0 {
@@ -310,7 +326,7 @@ func (s *Server) serveContainer(c *Container, fd int) {
 			if err == unix.ENOENT {
 				continue // the target was interrupted by a signal; the container goes on
 			}
-			s.logf("container %s: receive: %v", c.ID, err)
+			s.log(c).WithError(err).Error("receive: no longer served")
 			return
 		}
 		s.answer(r)
@@ -348,11 +364,11 @@ func (s *Server) answer(r *Request) {
 	}
 	if d.Kill {
 		if err := kill(fd, n); err != nil {
-			s.logf("container %s: kill after %s: %v", c.ID, r.Syscall, err)
+			s.log(c).WithError(err).WithField("syscall", r.Syscall).Error("kill failed")
 		}
 	}
 	if err := unotify.Send(fd, &resp); err != nil && err != unix.ENOENT {
-		s.logf("container %s: send: %v", c.ID, err)
+		s.log(c).WithError(err).WithField("syscall", r.Syscall).Error("send")
 	}
 	action := "errno"
 	switch {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,7 +28,7 @@ type testServer struct {
 	pol     *Policy
 	audit   *AuditLog
 	log     *syncBuffer // the audit log
-	logs    *syncBuffer // the agent's own lines (Logf)
+	logs    *syncBuffer // the agent's own lines (Log)
 	metrics *Metrics
 	served  chan error
 	down    bool
@@ -54,7 +54,7 @@ func startServerWith(t *testing.T, cfg *policy.Config, setup func(*Server)) *tes
 		Handler: ts.pol, Audit: ts.audit, Metrics: ts.metrics,
 		// t.Logf from a server goroutine could outlive the test; keep lines
 		// and show them on failure instead.
-		Logf: func(format string, args ...any) { fmt.Fprintf(ts.logs, format+"\n", args...) },
+		Log: &logrus.Logger{Out: ts.logs, Formatter: &logrus.TextFormatter{DisableTimestamp: true}, Hooks: logrus.LevelHooks{}, Level: logrus.DebugLevel},
 		// Root is not needed for anything else here, so let the test's own
 		// uid hand off; the root-only default has its own test.
 		AllowPeer: func(c unix.Ucred) bool { return int(c.Uid) == os.Geteuid() },
@@ -239,11 +239,10 @@ action = "continue"
 		t.Errorf("%d audit records, want 1 (only the denial)", got)
 	}
 	// Counted after the answer is sent, so possibly after the child has it.
-	var out strings.Builder
+	var out string
 	eventually(wait, func() bool {
-		out.Reset()
-		ts.metrics.WriteTo(&out)
-		return ts.metrics.InFlight.Load() == 0 && strings.Contains(out.String(), "seccomp_agent_decision_seconds_count 2\n")
+		out = scrape(t, ts.metrics)
+		return ts.metrics.InFlight.Load() == 0 && strings.Contains(out, "seccomp_agent_decision_seconds_count 2\n")
 	})
 	for _, line := range []string{
 		`seccomp_agent_decisions_total{action="continue",syscall="getppid"} 1`,
@@ -251,8 +250,8 @@ action = "continue"
 		`seccomp_agent_notifications_total{syscall="getppid"} 2`,
 		`seccomp_agent_inflight_notifications 0`,
 	} {
-		if !strings.Contains(out.String(), line+"\n") {
-			t.Errorf("metrics lack %q:\n%s", line, out.String())
+		if !strings.Contains(out, line+"\n") {
+			t.Errorf("metrics lack %q:\n%s", line, out)
 		}
 	}
 }
@@ -360,7 +359,7 @@ func TestServerReleasesExitedContainer(t *testing.T) {
 		t.Fatal("child did not exit")
 	}
 	ts.waitContainers(0)
-	if !eventually(wait, func() bool { return strings.Contains(ts.logs.String(), "container ctr-exit: released") }) {
+	if !eventually(wait, func() bool { return strings.Contains(ts.logs.String(), "msg=released container=ctr-exit") }) {
 		t.Error("no release logged")
 	}
 	if n := listeners(t); n != 0 {

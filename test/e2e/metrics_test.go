@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
+)
+
+// TestAgentMetrics: a live agent, after a container's denials, serves every
+// metric it ever had, with the same labels, plus its build info and the
+// standard Go and process metrics.
+func TestAgentMetrics(t *testing.T) {
+	harness.RequireRoot(t)
+	// A free port of our own: the default one may be a node agent's.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "run", "agent.sock")
+	daemon(t, "agent", "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--metrics", addr)
+	waitSocket(t, socket)
+	rt, _ := shim(t, "[audit]\nmode = \"always\"\nsocket = \""+socket+"\"\nunreachable = \"refuse\"\n")
+	want(t, run(t, rt, "metrics-1", probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
+
+	// name{label names} of each family, as the agent served them before
+	// client_golang (pkg/notify's own writer).
+	wanted := map[string][]string{
+		"seccomp_agent_notifications_total":     {"syscall"},
+		"seccomp_agent_decisions_total":         {"action", "syscall"},
+		"seccomp_agent_inflight_notifications":  nil,
+		"seccomp_agent_containers":              nil,
+		"seccomp_agent_handoff_failures_total":  nil,
+		"seccomp_agent_audit_dropped_total":     nil,
+		"seccomp_agent_decision_seconds_bucket": {"le"},
+		"seccomp_agent_decision_seconds_sum":    nil,
+		"seccomp_agent_decision_seconds_count":  nil,
+		"seccomp_agent_build_info":              {"goversion", "version"},
+		"go_goroutines":                         nil,
+		"process_cpu_seconds_total":             nil,
+	}
+	sample := regexp.MustCompile(`(?m)^([a-z_]+)(?:\{([^}]*)\})? `)
+	var text string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			text = string(b)
+			if strings.Contains(text, `seccomp_agent_notifications_total{syscall="keyctl"}`) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no keyctl in the metrics (%v):\n%s", err, text)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := map[string]string{}
+	for _, m := range sample.FindAllStringSubmatch(text, -1) {
+		var names []string
+		for _, kv := range strings.Split(m[2], ",") {
+			if k, _, ok := strings.Cut(kv, "="); ok {
+				names = append(names, k)
+			}
+		}
+		got[m[1]] = strings.Join(names, ",")
+	}
+	for name, labels := range wanted {
+		l, ok := got[name]
+		if !ok {
+			t.Errorf("no %s", name)
+		} else if l != strings.Join(labels, ",") {
+			t.Errorf("%s labels %q, want %q", name, l, labels)
+		}
+	}
+	if t.Failed() {
+		t.Logf("metrics:\n%s", text)
+	}
+}

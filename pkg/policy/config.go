@@ -20,6 +20,23 @@ const (
 	ConfigEnv          = "SECCOMP_SHIM_CONFIG"
 )
 
+// Where the shim keeps what holds until the next boot (the runtime cache, the
+// 32-bit emulation answer). The environment moves it: tests point it at a
+// temporary directory, so that they never fill the node's.
+const (
+	DefaultRunDir = "/run/seccomp-shim"
+	RunDirEnv     = "SECCOMP_SHIM_RUN_DIR"
+)
+
+// RunDir is the directory named by SECCOMP_SHIM_RUN_DIR in getenv, or the
+// default.
+func RunDir(getenv func(string) string) string {
+	if d := getenv(RunDirEnv); d != "" {
+		return d
+	}
+	return DefaultRunDir
+}
+
 // What a rule does with a profile the engine already put in the spec.
 const (
 	ExistingKeep    = "keep"

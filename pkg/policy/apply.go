@@ -3,10 +3,13 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 
+	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/kernelfeat"
 )
 
 // SpecOpt changes a spec, in the manner of containerd's oci.SpecOpts.
@@ -133,6 +136,8 @@ func (c *Config) Resolve(d Decision, spec *specs.Spec) (*specs.LinuxSeccomp, []s
 	case len(a) == 0 || a[0] == ArchProfile:
 	case a[0] == ArchNative:
 		sc.Architectures = []specs.Arch{nativeArch()}
+	case a[0] == ArchAuto:
+		sc.Architectures = c.autoArches()
 	default:
 		sc.Architectures = make([]specs.Arch, len(a))
 		for i, s := range a {
@@ -152,6 +157,27 @@ func nativeArch() specs.Arch {
 		"s390x": specs.ArchS390X, "riscv64": specs.ArchRISCV64, "loong64": specs.ArchLOONGARCH64,
 		"mips64le": specs.ArchMIPSEL64, "mips64": specs.ArchMIPS64,
 	}[runtime.GOARCH]
+}
+
+// autoArches is native alone where the kernel runs no 32-bit programs, and
+// native with the companions Docker's default profile lists for it (x86 and
+// x32 on x86_64) where it does or can't tell: a filter without them kills a
+// 32-bit process, so leaving them out never lets a call through.
+func (c *Config) autoArches() []specs.Arch {
+	native := nativeArch()
+	on := c.Compat32
+	if on == nil {
+		on = func() bool { return !errors.Is(kernelfeat.IA32Cached(c.RunDir), kernelfeat.ErrNotSupported) }
+	}
+	if !on() {
+		return []specs.Arch{native}
+	}
+	for _, m := range mobyseccomp.DefaultProfile().ArchMap {
+		if m.Arch == native {
+			return append([]specs.Arch{native}, m.SubArches...)
+		}
+	}
+	return []specs.Arch{native}
 }
 
 func equalJSON(a, b any) bool {

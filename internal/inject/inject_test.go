@@ -96,10 +96,12 @@ var withSeccomp = strings.Replace(runcSpec, `		"maskedPaths": [`, `		"seccomp": 
 		"maskedPaths": [`, 1)
 
 // config parses a policy with no profiles directory, so only the built-in
-// profiles exist whatever the machine has in /etc.
+// profiles exist whatever the machine has in /etc, and an agent socket where
+// none listens, whether or not the node runs an agent.
 func config(t testing.TB, rules string) *policy.Config {
 	t.Helper()
-	c, err := policy.ParseConfig("test.toml", []byte("[profiles]\ndir = \"\"\n"+rules))
+	noAgent := filepath.Join(t.TempDir(), "agent.sock")
+	c, err := policy.ParseConfig("test.toml", []byte("[profiles]\ndir = \"\"\n[audit]\nsocket = \""+noAgent+"\"\n"+rules))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -199,3 +199,33 @@ func UserNotif() error {
 	}
 	return nil
 }
+
+// SyncWakeUp reports whether a listener can ask for its waiter to be woken
+// on the current CPU (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, Linux 6.6).
+func SyncWakeUp() error {
+	return since(6, 6, "SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP")
+}
+
+// RecvWakesAtExit reports whether a RECV waiting on a filter is woken when
+// the filter's last task exits (Linux 6.11); before, it waits for ever.
+func RecvWakesAtExit() error {
+	return since(6, 11, "a waiting RECV woken when the filter's last task exits")
+}
+
+// since answers for notify features by the kernel's release: probing them
+// needs a listener, which a process only gets by filtering itself for good.
+func since(major, minor int, what string) error {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return fmt.Errorf("%s: uname: %w", what, err)
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	var ma, mi int
+	if _, err := fmt.Sscanf(rel, "%d.%d", &ma, &mi); err != nil {
+		return fmt.Errorf("%s: kernel release %q: %w", what, rel, err)
+	}
+	if ma < major || ma == major && mi < minor {
+		return fmt.Errorf("%s: %w (Linux %d.%d, this is %s)", what, ErrNotSupported, major, minor, rel)
+	}
+	return nil
+}

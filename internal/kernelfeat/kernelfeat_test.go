@@ -96,9 +96,11 @@ func TestIA32Cached(t *testing.T) {
 	}
 }
 
-func TestUserNotif(t *testing.T) {
-	err := UserNotif()
-	if err != nil && !errors.Is(err, ErrNotSupported) {
-		t.Fatal(err)
+// The other probes answer yes or "not supported" here, never "can't tell".
+func TestNotifyFeatures(t *testing.T) {
+	for name, probe := range map[string]func() error{"UserNotif": UserNotif, "SyncWakeUp": SyncWakeUp, "RecvWakesAtExit": RecvWakesAtExit} {
+		if err := probe(); err != nil && !errors.Is(err, ErrNotSupported) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

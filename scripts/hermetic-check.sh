@@ -2,7 +2,8 @@
 # Proves the tests are hermetic: the whole suite passes, once, while
 #  (a) a seccomp-agent serves the DEFAULT socket /run/seccomp-shim/agent.sock
 #      (with its default metrics address), as on a node, and
-#  (b) /etc/seccomp-shim/config.toml exists and is not TOML,
+#  (b) /etc/seccomp-shim/config.toml exists and is not TOML, and the node's
+#      profiles directory has a broken default.json,
 # and afterwards nothing in /run/seccomp-shim or /etc/seccomp-shim was written
 # by a test. Then (c) the tests that run 32-bit programs skip, and say why,
 # when told the kernel has no 32-bit emulation.
@@ -24,6 +25,7 @@ run_dir=/run/seccomp-shim
 etc_dir=/etc/seccomp-shim
 socket=$run_dir/agent.sock
 config=$etc_dir/config.toml
+profiles=$etc_dir/profiles
 
 if [ "${HERMETIC_PRIVATE:-}" = 1 ] && [ -z "${HERMETIC_IN_NS:-}" ]; then
 	made=()
@@ -43,6 +45,7 @@ fi
 work=$(mktemp -d /tmp/hermetic-check.XXXXXX)
 agent_pid=
 made_dirs=()
+made_profiles=
 restore() {
 	local rc=$?
 	if [ -n "$agent_pid" ]; then
@@ -51,6 +54,8 @@ restore() {
 	fi
 	rm -f "$config"
 	[ -e "$work/saved-config" ] && mv -f "$work/saved-config" "$config"
+	[ -n "$made_profiles" ] && rm -rf "$profiles"
+	[ -e "$work/saved-profiles" ] && mv -f "$work/saved-profiles" "$profiles"
 	[ -e "$work/saved-socket" ] && mv -f "$work/saved-socket" "$socket"
 	for d in "${made_dirs[@]}"; do rmdir "$d" 2>/dev/null || true; done
 	rm -rf "$work"
@@ -90,12 +95,19 @@ else
 	[ -S "$socket" ] || { echo "hermetic-check: the agent did not start:" >&2; cat "$work/agent.out" >&2; exit 1; }
 	echo "hermetic-check: seccomp-agent (pid $agent_pid) serves $socket"
 fi
-# (b) A broken node config.
+# (b) A broken node config, and a broken node profile that would override
+# the built-in default for anything reading the node's profiles directory.
 if [ -e "$config" ] || [ -L "$config" ]; then
 	mv "$config" "$work/saved-config"
 fi
 echo 'this is not toml [[' >"$config"
-echo "hermetic-check: $config is broken on purpose"
+if [ -e "$profiles" ] || [ -L "$profiles" ]; then
+	mv "$profiles" "$work/saved-profiles"
+fi
+made_profiles=1
+mkdir "$profiles"
+echo '{"defaultAction": "SCMP_ACT_EXPLODE", [' >"$profiles/default.json"
+echo "hermetic-check: $config and $profiles/default.json are broken on purpose"
 
 touch "$work/stamp"
 sleep 1 # mtimes of what the tests write must be newer than the stamp
@@ -107,7 +119,7 @@ if ! go test -count=1 "${pkgs[@]}" 2>&1 | tee "$work/test.log"; then
 fi
 
 # Nothing but our agent and our config may have changed there.
-skip=(! -path "$run_dir" ! -path "$etc_dir" ! -path "$socket" ! -path "$config")
+skip=(! -path "$run_dir" ! -path "$etc_dir" ! -path "$socket" ! -path "$config" ! -path "$profiles" ! -path "$profiles/default.json")
 if [ -n "$handoff" ]; then
 	skip+=(! -path "$run_dir/shim.sock" ! -path "$run_dir/runtime.cache")
 fi

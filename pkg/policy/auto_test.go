@@ -16,7 +16,7 @@ func TestArchAuto(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the companions below are x86_64's")
 	}
-	c := mustConfig(t, "[[rule]]\narchitectures = \"auto\"\n")
+	c := mustConfig(t, "[profiles]\ndir = \"\"\n[[rule]]\narchitectures = \"auto\"\n") // built-ins only
 	c.RunDir = t.TempDir()
 	arches := func() []specs.Arch {
 		t.Helper()

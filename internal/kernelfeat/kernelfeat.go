@@ -27,7 +27,7 @@ var ErrNotSupported = errors.New("not supported by this kernel")
 // build config nor the command line can say: ia32_emulation= and
 // CONFIG_IA32_EMULATION_DEFAULT_DISABLED set it at boot, but the kernel
 // also turns it off by itself in some guests (Xen PV, confidential VMs), and
-// it exports its state nowhere. So the probe runs a 12-byte 32-bit program
+// it exports its state nowhere. So the probe runs a 96-byte i386 program
 // from memory: ENOEXEC means off. It costs a fork and an exec (about a
 // millisecond): see IA32Cached.
 func IA32() error {

@@ -162,8 +162,13 @@ fail:
 }
 
 // trusted_read reads the cache if root owns it and nobody else can write it.
-static int trusted_read(char *buf, size_t size) {
-	int fd = open(CACHE_PATH, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+// SECCOMP_SHIM_RUN_DIR moves it, as it does for the Go side that writes it.
+static int trusted_read(char **envp, char *buf, size_t size) {
+	const char *dir = getenv_in(envp, "SECCOMP_SHIM_RUN_DIR");
+	char path[4096] = CACHE_PATH;
+	if (dir && *dir && (size_t)snprintf(path, sizeof(path), "%s/runtime.cache", dir) >= sizeof(path))
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -1;
 	struct stat st;
@@ -208,7 +213,7 @@ static void seccomp_shim_fastexec(int argc, char **argv, char **envp) {
 			 (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
 
 	char cache[8192];
-	if (trusted_read(cache, sizeof(cache)) < 0)
+	if (trusted_read(envp, cache, sizeof(cache)) < 0)
 		return;
 	// Lines: magic, config path, config identity, PATH, runtime.
 	char *line[5], *save = NULL, *p = cache;

@@ -9,6 +9,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/kernelfeat"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"golang.org/x/sys/unix"
 )
@@ -40,6 +42,9 @@ type Host struct {
 	Root    string // "/" on a real node
 	Release string // kernel release; uname if empty
 	Path    string // PATH for runtime lookup
+	// IA32 answers whether the kernel runs 32-bit x86 programs, as
+	// kernelfeat.IA32 does; nil means 32-bit emulation is not reported.
+	IA32 func() error
 }
 
 // Run checks the node and writes the report; the exit code is 1 if anything
@@ -47,7 +52,9 @@ type Host struct {
 func Run(cfg *policy.Config, w io.Writer) int {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
-	h := Host{Root: "/", Release: unix.ByteSliceToString(uts.Release[:]), Path: os.Getenv("PATH")}
+	h := Host{Root: "/", Release: unix.ByteSliceToString(uts.Release[:]), Path: os.Getenv("PATH"),
+		// Cached: the shim's architectures = "auto" then finds this boot's answer.
+		IA32: func() error { return kernelfeat.IA32Cached(cfg.RunDir) }}
 	code := 0
 	for _, f := range h.All(cfg) {
 		fmt.Fprintf(w, "%-4s %-10s %s\n", f.Status, f.Topic, f.Detail)
@@ -79,6 +86,9 @@ func (h Host) Kernel() []Finding {
 			}
 		}
 	}
+	if h.IA32 != nil {
+		out = append(out, ia32Finding(h.IA32()))
+	}
 	data, err := os.ReadFile(filepath.Join(h.Root, "proc/sys/kernel/seccomp/actions_avail"))
 	if err != nil {
 		return append(out, Finding{Fail, "kernel", "no /proc/sys/kernel/seccomp/actions_avail: seccomp filters unavailable"})
@@ -95,6 +105,18 @@ func (h Host) Kernel() []Finding {
 		out = append(out, Finding{Warn, "kernel", "no user_notif in actions_avail: no audit of denials through the agent"})
 	}
 	return out
+}
+
+// ia32Finding says whether 32-bit programs run here, and so whether a
+// filter's x86 and x32 sections protect anything.
+func ia32Finding(err error) Finding {
+	switch {
+	case err == nil:
+		return Finding{OK, "kernel", "32-bit emulation on: 32-bit programs run, and filters need their x86/x32 sections (architectures = \"auto\" keeps them)"}
+	case errors.Is(err, kernelfeat.ErrNotSupported):
+		return Finding{OK, "kernel", "32-bit emulation off: no 32-bit program runs; architectures = \"auto\" compiles filters for the native architecture only"}
+	}
+	return Finding{Warn, "kernel", fmt.Sprintf("32-bit emulation unknown (%v): architectures = \"auto\" keeps the x86/x32 sections", err)}
 }
 
 func (h Host) kernelConfig() (map[string]string, string, error) {

@@ -3,11 +3,14 @@ package check
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/kernelfeat"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
 
@@ -112,8 +115,26 @@ func TestConfigProfiles(t *testing.T) {
 func TestRunExitCode(t *testing.T) {
 	cfg := policy.DefaultConfig()
 	cfg.Runtime.Path = policy.StringList{"/nope/runc"}
+	cfg.Profiles.Dir = "" // the built-ins only, never the node's profiles
 	var out bytes.Buffer
 	if code := Run(cfg, &out); code != 1 || !strings.Contains(out.String(), "FAIL runtime") {
 		t.Fatalf("exit %d:\n%s", code, out.String())
+	}
+}
+
+// The 32-bit emulation line, for each answer the probe can give.
+func TestKernelIA32(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{nil, "ok 32-bit emulation on"},
+		{fmt.Errorf("x: %w", kernelfeat.ErrNotSupported), "ok 32-bit emulation off"},
+		{errors.New("memfd_create: EPERM"), "warn 32-bit emulation unknown (memfd_create: EPERM)"},
+	} {
+		h := Host{Root: t.TempDir(), Release: "6.1.0-test", IA32: func() error { return c.err }}
+		if got := statuses(h.Kernel()); !strings.Contains(got, c.want) {
+			t.Errorf("probe %v: want %q in\n%s", c.err, c.want, got)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/kernelfeat"
 	"golang.org/x/sys/unix"
 )
 
@@ -158,10 +160,42 @@ type Child struct {
 	werr   error
 }
 
+// RequireFeature gates a test on a kernel feature, as cilium/ebpf's
+// testutils do: err is a kernelfeat probe's answer. Absent, the test skips
+// and says why; present, it runs, and fails like any other; a probe that
+// could not tell fails the test, since that is a broken machine.
+func RequireFeature(tb testing.TB, err error) {
+	tb.Helper()
+	switch {
+	case err == nil:
+	case errors.Is(err, kernelfeat.ErrNotSupported):
+		tb.Skipf("kernel: %v", err)
+	default:
+		tb.Fatalf("kernel feature probe: %v", err)
+	}
+}
+
+// AssumeNoIA32Env set to "1" makes RequireIA32 skip as it would on a kernel
+// without 32-bit emulation: how to see a gated test's skip on a machine
+// that has it. Only the tests honour it, never the shim.
+const AssumeNoIA32Env = "SECCOMP_SHIM_TEST_ASSUME_NO_IA32"
+
+// RequireIA32 gates a test that runs a 32-bit x86 program: it fails with
+// "exec format error" on a kernel booted with ia32_emulation=0.
+func RequireIA32(tb testing.TB) {
+	tb.Helper()
+	if os.Getenv(AssumeNoIA32Env) == "1" {
+		tb.Skipf("kernel: 32-bit emulation: assumed off (%s=1)", AssumeNoIA32Env)
+	}
+	RequireFeature(tb, kernelfeat.IA32())
+}
+
 // Start starts a child and takes its listener fd (Child.Fd); the child is
-// killed when the test ends.
+// killed when the test ends. It skips where the kernel has no seccomp user
+// notification.
 func Start(tb testing.TB) *Child {
 	tb.Helper()
+	RequireFeature(tb, kernelfeat.UserNotif())
 	if runtime.GOARCH != "amd64" {
 		tb.Skip("the test filter is written for x86_64")
 	}

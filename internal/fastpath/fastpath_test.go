@@ -2,7 +2,6 @@ package fastpath
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
+	"github.com/seccomp-shim/seccomp-shim/internal/kernelfeat"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 	"golang.org/x/sys/unix"
 )
@@ -194,12 +194,11 @@ func TestEndsWithContainer(t *testing.T) {
 		name := "poll"
 		if blocking {
 			name = "blocking"
-			if !kernelAtLeast(6, 11) {
-				t.Log("blocking: skipped, RECV is woken at exit only since Linux 6.11")
-				continue
-			}
 		}
 		t.Run(name, func(t *testing.T) {
+			if blocking {
+				childtest.RequireFeature(t, kernelfeat.RecvWakesAtExit())
+			}
 			l := start(t, blocking)
 			l.c.Command("exit")
 			select {
@@ -321,16 +320,4 @@ func count(t *testing.T) (fds, threads int) {
 		t.Fatal(err)
 	}
 	return len(f), len(th)
-}
-
-func kernelAtLeast(major, minor int) bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	var ma, mi int
-	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); err != nil {
-		return false
-	}
-	return ma > major || ma == major && mi >= minor
 }

@@ -44,13 +44,14 @@ type env struct {
 	cfg         *policy.Config
 }
 
-// setup writes a config that names its own log file and no profiles
-// directory, so nothing outside the test's directory is read.
+// setup writes a config that names its own log file, no profiles directory
+// and an agent socket where nothing listens, so nothing outside the test's
+// directory is read or dialed.
 func setup(t *testing.T) env {
 	t.Helper()
 	dir := t.TempDir()
 	e := env{config: filepath.Join(dir, "config.toml"), log: filepath.Join(dir, "hook.log")}
-	data := "[profiles]\ndir = \"\"\n[log]\nfile = \"" + e.log + "\"\n"
+	data := "[profiles]\ndir = \"\"\n[log]\nfile = \"" + e.log + "\"\n[audit]\nsocket = \"" + filepath.Join(dir, "agent.sock") + "\"\n"
 	if err := os.WriteFile(e.config, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,12 @@ import (
 )
 
 // CachePath is where the runtime choice is remembered. It is root's: only a
-// root-owned cache is trusted by the constructor.
-const CachePath = "/run/seccomp-shim/runtime.cache"
+// root-owned cache is trusted by the constructor. SECCOMP_SHIM_RUN_DIR
+// (policy.RunDirEnv) moves it, for both halves, to <dir>/CacheName.
+const (
+	CachePath = "/run/seccomp-shim/" + CacheName
+	CacheName = "runtime.cache"
+)
 
 // Entry renders a cache entry: which config (by path and file identity) and
 // PATH resolve to which runtime. The constructor compares it line by line.

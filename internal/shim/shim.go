@@ -171,7 +171,11 @@ func (s *Shim) remember(rt string) {
 	if config == "" {
 		config = policy.DefaultConfigPath
 	}
-	if err := passthrough.Remember(s.RuntimeCache, config, s.getenv("PATH"), rt); err != nil {
+	cache := s.RuntimeCache
+	if d := s.getenv(policy.RunDirEnv); d != "" {
+		cache = filepath.Join(d, passthrough.CacheName)
+	}
+	if err := passthrough.Remember(cache, config, s.getenv("PATH"), rt); err != nil {
 		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: runtime cache: %v\n", err)
 	}
 }

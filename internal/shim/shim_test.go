@@ -212,10 +212,12 @@ func newEnv(t *testing.T) *env {
 }
 
 // writeConfig writes the shim's config: the fake runtime, the test's own
-// profiles directory, and rules.
+// profiles directory, an agent socket where nothing listens (never the
+// node's), and rules.
 func (e *env) writeConfig(t *testing.T, rules string) {
 	t.Helper()
-	data := fmt.Sprintf("[runtime]\npath = [%q]\n[profiles]\ndir = %q\n%s", e.runc, e.profiles, rules)
+	noAgent := filepath.Join(filepath.Dir(e.config), "agent.sock")
+	data := fmt.Sprintf("[runtime]\npath = [%q]\n[profiles]\ndir = %q\n[audit]\nsocket = %q\n%s", e.runc, e.profiles, noAgent, rules)
 	e.write(t, e.config, data, 0o644)
 }
 

@@ -3,9 +3,12 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/kernelfeat"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
 
@@ -133,6 +136,8 @@ func (c *Config) Resolve(d Decision, spec *specs.Spec) (*specs.LinuxSeccomp, []s
 	case len(a) == 0 || a[0] == ArchProfile:
 	case a[0] == ArchNative:
 		sc.Architectures = []specs.Arch{nativeArch()}
+	case a[0] == ArchAuto:
+		sc.Architectures = c.autoArches()
 	default:
 		sc.Architectures = make([]specs.Arch, len(a))
 		for i, s := range a {
@@ -148,6 +153,27 @@ func (c *Config) Resolve(d Decision, spec *specs.Spec) (*specs.LinuxSeccomp, []s
 func nativeArch() specs.Arch {
 	a, _ := unotify.NativeArch()
 	return a.Spec
+}
+
+// autoArches is native alone where the kernel runs no 32-bit programs, and
+// native with the companions Docker's default profile lists for it (x86 and
+// x32 on x86_64) where it does or can't tell: a filter without them kills a
+// 32-bit process, so leaving them out never lets a call through.
+func (c *Config) autoArches() []specs.Arch {
+	native := nativeArch()
+	on := c.Compat32
+	if on == nil {
+		on = func() bool { return !errors.Is(kernelfeat.IA32Cached(c.RunDir), kernelfeat.ErrNotSupported) }
+	}
+	if !on() {
+		return []specs.Arch{native}
+	}
+	for _, m := range mobyseccomp.DefaultProfile().ArchMap {
+		if m.Arch == native {
+			return append([]specs.Arch{native}, m.SubArches...)
+		}
+	}
+	return []specs.Arch{native}
 }
 
 func equalJSON(a, b any) bool {

@@ -20,6 +20,23 @@ const (
 	ConfigEnv          = "SECCOMP_SHIM_CONFIG"
 )
 
+// Where the shim keeps what holds until the next boot (the runtime cache, the
+// 32-bit emulation answer). The environment moves it: tests point it at a
+// temporary directory, so that they never fill the node's.
+const (
+	DefaultRunDir = "/run/seccomp-shim"
+	RunDirEnv     = "SECCOMP_SHIM_RUN_DIR"
+)
+
+// RunDir is the directory named by SECCOMP_SHIM_RUN_DIR in getenv, or the
+// default.
+func RunDir(getenv func(string) string) string {
+	if d := getenv(RunDirEnv); d != "" {
+		return d
+	}
+	return DefaultRunDir
+}
+
 // What a rule does with a profile the engine already put in the spec.
 const (
 	ExistingKeep    = "keep"
@@ -31,6 +48,10 @@ const (
 const (
 	ArchProfile = "profile" // the profile's own list
 	ArchNative  = "native"  // the host's architecture only
+	// ArchAuto is native alone where the kernel runs no 32-bit programs
+	// (their sections of a filter would protect nothing and cost start
+	// time), native and its 32-bit/x32 companions where it does.
+	ArchAuto = "auto"
 )
 
 // ErrConfig marks every config error.
@@ -38,7 +59,13 @@ var ErrConfig = errors.New("invalid config")
 
 // Config is the node's policy, read from config.toml.
 type Config struct {
-	Source   string         `toml:"-"`
+	Source string `toml:"-"`
+	// RunDir is where architectures = "auto" keeps the kernel's answer
+	// for this boot; "" asks the kernel every time.
+	RunDir string `toml:"-"`
+	// Compat32, when set, answers for the kernel whether it runs 32-bit
+	// programs: tests give both answers with it.
+	Compat32 func() bool    `toml:"-"`
 	Runtime  RuntimeConfig  `toml:"runtime"`
 	Profiles ProfilesConfig `toml:"profiles"`
 	Log      LogConfig      `toml:"log"`
@@ -139,12 +166,17 @@ func DefaultConfig() *Config {
 }
 
 // Load reads the config named by SECCOMP_SHIM_CONFIG in getenv, or the
-// default file.
+// default file; SECCOMP_SHIM_RUN_DIR sets its RunDir.
 func Load(getenv func(string) string) (*Config, error) {
-	if p := getenv(ConfigEnv); p != "" {
-		return LoadFile(p, true)
+	path, explicit := getenv(ConfigEnv), true
+	if path == "" {
+		path, explicit = DefaultConfigPath, false
 	}
-	return LoadFile(DefaultConfigPath, false)
+	c, err := LoadFile(path, explicit)
+	if c != nil {
+		c.RunDir = RunDir(getenv)
+	}
+	return c, err
 }
 
 // LoadFile reads and validates a config file. A missing file is an error if
@@ -264,12 +296,12 @@ func (r *Rule) validate() error {
 }
 
 func checkArches(a StringList) error {
-	if len(a) == 1 && (a[0] == ArchProfile || a[0] == ArchNative) {
+	if len(a) == 1 && (a[0] == ArchProfile || a[0] == ArchNative || a[0] == ArchAuto) {
 		return nil
 	}
 	for _, s := range a {
 		if _, ok := specArch(specs.Arch(s)); !ok {
-			return fmt.Errorf("architectures: %q is not %q, %q or an SCMP_ARCH_* name", s, ArchProfile, ArchNative)
+			return fmt.Errorf("architectures: %q is not %q, %q, %q or an SCMP_ARCH_* name", s, ArchProfile, ArchNative, ArchAuto)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
+	"github.com/seccomp-shim/seccomp-shim/internal/kernelfeat"
 	"golang.org/x/sys/unix"
 )
 
@@ -321,9 +322,7 @@ func TestDeadTarget(t *testing.T) {
 }
 
 func TestReceiveAfterLastTaskExits(t *testing.T) {
-	if !kernelAtLeast(t, 6, 11) {
-		t.Skip("before Linux 6.11 RECV keeps blocking when the filter loses its last task")
-	}
+	childtest.RequireFeature(t, kernelfeat.RecvWakesAtExit())
 	c := startChild(t)
 	done := make(chan error, 1)
 	fd := c.Fd
@@ -462,28 +461,13 @@ func TestClosedListenerGivesENOSYS(t *testing.T) {
 	})
 }
 
-func kernelAtLeast(t *testing.T, major, minor int) bool {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		t.Fatal(err)
-	}
-	rel := unix.ByteSliceToString(u.Release[:])
-	var ma, mi int
-	if _, err := fmt.Sscanf(rel, "%d.%d", &ma, &mi); err != nil {
-		t.Fatalf("kernel release %q: %v", rel, err)
-	}
-	return ma > major || ma == major && mi >= minor
-}
-
 func TestSetSyncWakeUp(t *testing.T) {
 	c := startChild(t)
 	err := SetSyncWakeUp(c.Fd)
-	if !kernelAtLeast(t, 6, 6) {
-		if !errors.Is(err, ErrNotSupported) {
-			t.Errorf("SetSyncWakeUp on a pre-6.6 kernel = %v, want ErrNotSupported", err)
-		}
-		t.Skip("SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP needs Linux 6.6")
+	if feat := kernelfeat.SyncWakeUp(); errors.Is(feat, kernelfeat.ErrNotSupported) && !errors.Is(err, ErrNotSupported) {
+		t.Errorf("SetSyncWakeUp where %v = %v, want ErrNotSupported", feat, err)
 	}
+	childtest.RequireFeature(t, kernelfeat.SyncWakeUp())
 	if err != nil {
 		t.Fatalf("SetSyncWakeUp on Linux >= 6.6: %v", err)
 	}

@@ -14,16 +14,18 @@ import (
 )
 
 // startAgent runs seccomp-agent on a private socket and returns the socket
-// and the audit log's path. It stops the agent when the test ends.
+// and the audit log's path. It stops the agent when the test ends. Without a
+// config it gets an empty one: never the node's.
 func startAgent(t *testing.T, config ...string) (socket, auditLog string) {
 	t.Helper()
 	harness.RequireRoot(t)
 	dir := t.TempDir()
 	socket, auditLog = filepath.Join(dir, "run", "agent.sock"), filepath.Join(dir, "audit.log")
-	args := []string{"--socket", socket, "--audit-log", auditLog, "--metrics", ""}
-	if len(config) > 0 {
-		args = append(args, "--config", config[0])
+	if len(config) == 0 {
+		cfg, _ := writeConfig(t, "")
+		config = append(config, cfg)
 	}
+	args := []string{"--socket", socket, "--audit-log", auditLog, "--metrics", "", "--config", config[0]}
 	daemon(t, "agent", args...)
 	waitSocket(t, socket)
 	return socket, auditLog
@@ -66,7 +68,11 @@ profile = "eacces"
 		"Seccomp:\t2", "keyctl errno EPERM 1", "add_key errno EPERM 1", "getpid ok")
 	// A 32-bit process: its calls are decided in Go (the C thread's table
 	// is the native arch's), and named by their own arch's numbers.
-	want(t, run(t, rt, "audit-32", probe32(t, "call", "keyctl", "call", "getpid")), "keyctl errno EPERM 1", "getpid ok")
+	ran32 := false
+	t.Run("32bit", func(t *testing.T) {
+		want(t, run(t, rt, "audit-32", probe32(t, "call", "keyctl", "call", "getpid")), "keyctl errno EPERM 1", "getpid ok")
+		ran32 = true
+	})
 	out := run(t, rt, "eacces-1", probe(t, "call", "keyctl", "call", "add_key"))
 	want(t, out, "keyctl errno EACCES 13")
 	if strings.Contains(out, "add_key errno EPERM") {
@@ -84,7 +90,11 @@ profile = "eacces"
 			t.Errorf("32-bit record: %v", r)
 		}
 	}
-	for _, w := range []string{"audit-1 keyctl 1", "audit-1 add_key 1", "audit-32 keyctl 1", "eacces-1 keyctl 13"} {
+	wants := []string{"audit-1 keyctl 1", "audit-1 add_key 1", "eacces-1 keyctl 13"}
+	if ran32 {
+		wants = append(wants, "audit-32 keyctl 1")
+	}
+	for _, w := range wants {
 		if !found[w] {
 			t.Errorf("no audit record %q in %v", w, found)
 		}

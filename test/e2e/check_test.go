@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/kernelfeat"
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
@@ -27,7 +29,11 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
 	}
-	for _, want := range []string{"kernel", "user_notif", "runc version 1.1", "SCMP_ACT_NOTIFY", "default (built-in) validates", "mine (" + profiles + "/mine.json) validates"} {
+	ia32 := "32-bit emulation on"
+	if err := kernelfeat.IA32(); errors.Is(err, kernelfeat.ErrNotSupported) {
+		ia32 = "32-bit emulation off"
+	}
+	for _, want := range []string{"kernel", "user_notif", ia32, "runc version 1.1", "SCMP_ACT_NOTIFY", "default (built-in) validates", "mine (" + profiles + "/mine.json) validates"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q:\n%s", want, out)
 		}

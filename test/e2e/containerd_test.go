@@ -26,16 +26,10 @@ const eaccesProfile = `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["
 
 // shimWrapper writes an executable that runs the shim with config cfg:
 // containerd's runc shim passes no environment and no extra argv to its
-// BinaryName, so on a node the shim reads /etc/seccomp-shim/config.toml,
-// and here a wrapper names the test's config.
+// BinaryName.
 func shimWrapper(t *testing.T, cfg string) string {
 	t.Helper()
-	wrapper := filepath.Join(t.TempDir(), "seccomp-shim")
-	script := fmt.Sprintf("#!/bin/sh\nSECCOMP_SHIM_CONFIG=%s exec %s \"$@\"\n", cfg, bins.shim)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return wrapper
+	return harness.ShimWrapper(t, filepath.Join(t.TempDir(), "seccomp-shim"), bins.shim, cfg)
 }
 
 // shimDecisions reads the shim's decision log (next to the config) by

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
@@ -27,6 +29,13 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 			defer os.RemoveAll(dir)
+			// The shim's per-boot files go here, not in the node's
+			// /run/seccomp-shim: every runtime, wrapper and daemon the
+			// tests start inherits this.
+			if err := os.Setenv(policy.RunDirEnv, filepath.Join(dir, "run")); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
 			bins.shim, bins.hook, bins.agent = filepath.Join(dir, "seccomp-shim"), filepath.Join(dir, "seccomp-hook"), filepath.Join(dir, "seccomp-agent")
 			// The Makefile's build, so the tests run what gets installed.
 			if b, err := exec.Command("make", "--no-print-directory", "-C", "../..", "build", "BIN="+dir).CombinedOutput(); err != nil {
@@ -109,7 +118,9 @@ func engineProfile(m map[string]any) {
 	}
 }
 
-// probe32 is probe's 32-bit (GOARCH=386) build.
+// probe32 is probe's 32-bit (GOARCH=386) build. A test that runs it skips
+// where the kernel runs no 32-bit programs.
 func probe32(t *testing.T, args ...string) string {
+	childtest.RequireIA32(t)
 	return harness.NewBundle(t, harness.Rootfs(t), append([]string{"/bin/probe32"}, args...)...)
 }

@@ -1,9 +1,6 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,13 +21,8 @@ profile = "eacces"
 existing = "replace"
 `)
 	writeProfile(t, profiles, "eacces", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`)
-	// podman passes no environment to its runtime: on a node the shim reads
-	// /etc/seccomp-shim/config.toml; here a wrapper names the test's config.
-	wrapper := filepath.Join(t.TempDir(), "seccomp-shim")
-	script := fmt.Sprintf("#!/bin/sh\nSECCOMP_SHIM_CONFIG=%s exec %s \"$@\"\n", cfg, bins.shim)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	// podman passes no environment to its runtime.
+	wrapper := shimWrapper(t, cfg)
 	hooks := hooksDir(t, cfg, "precreate")
 	probeArgs := []string{image, "/bin/probe", "status", "call", "keyctl", "call", "getpid"}
 	for _, c := range []struct {

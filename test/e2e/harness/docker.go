@@ -2,7 +2,6 @@ package harness
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
 
 // DockerImage is the name NewDocker imports the test rootfs as.
@@ -27,9 +28,8 @@ type Docker struct {
 }
 
 // NewDocker starts dockerd with one runtime per entry of configs: the runtime
-// name maps to a seccomp-shim config file. Each runtime is a small script
-// that sets SECCOMP_SHIM_CONFIG and execs shim, because Docker passes no
-// environment to a runtime. It imports Rootfs as DockerImage, and stops
+// name maps to a seccomp-shim config file. Each runtime is a ShimWrapper,
+// because Docker passes no environment to a runtime. It imports Rootfs as DockerImage, and stops
 // dockerd when the test ends.
 func NewDocker(t testing.TB, shim string, configs map[string]string) *Docker {
 	t.Helper()
@@ -54,12 +54,7 @@ func NewDocker(t testing.TB, shim string, configs map[string]string) *Docker {
 
 	runtimes := map[string]any{}
 	for name, cfg := range configs {
-		script := filepath.Join(d.Dir, "runtime-"+name)
-		body := fmt.Sprintf("#!/bin/sh\nSECCOMP_SHIM_CONFIG=%s\nexport SECCOMP_SHIM_CONFIG\nexec %s \"$@\"\n", shellQuote(cfg), shellQuote(shim))
-		if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		runtimes[name] = map[string]any{"path": script}
+		runtimes[name] = map[string]any{"path": ShimWrapper(t, filepath.Join(d.Dir, "runtime-"+name), shim, cfg)}
 	}
 	daemonJSON, _ := json.MarshalIndent(map[string]any{
 		"runtimes":       runtimes,
@@ -178,6 +173,23 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// ShimWrapper writes an executable script at path that runs shim with the
+// config cfg and this test process's SECCOMP_SHIM_RUN_DIR: engines pass no
+// environment to a runtime, so on a node the shim would read
+// /etc/seccomp-shim/config.toml and fill /run/seccomp-shim.
+func ShimWrapper(t testing.TB, path, shim, cfg string) string {
+	t.Helper()
+	body := "#!/bin/sh\n" + policy.ConfigEnv + "=" + shellQuote(cfg) + "\nexport " + policy.ConfigEnv + "\n"
+	if d := os.Getenv(policy.RunDirEnv); d != "" {
+		body += policy.RunDirEnv + "=" + shellQuote(d) + "\nexport " + policy.RunDirEnv + "\n"
+	}
+	body += "exec " + shellQuote(shim) + " \"$@\"\n"
+	if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func shellQuote(s string) string {

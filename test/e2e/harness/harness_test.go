@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
 )
 
 func TestMain(m *testing.M) {
@@ -56,6 +58,9 @@ func TestRun(t *testing.T) {
 		{"32bit", []string{"/bin/probe32", "call", "getpid", "call", "uname"}, "getpid ok\nuname ok\n", "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.args[0] == "/bin/probe32" {
+				childtest.RequireIA32(t)
+			}
 			res, err := rt.Run(t, "c-"+tc.name, NewBundle(t, rootfs, tc.args...))
 			if err != nil {
 				t.Fatal(err)

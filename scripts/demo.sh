@@ -29,7 +29,7 @@ sed -i -e 's/"terminal": true/"terminal": false/' \
 
 # The notify agent: the shim routes every syscall the profile denies to it,
 # it answers with the same errno and writes the audit log.
-"$PWD/bin/seccomp-agent" --socket "$work/run/agent.sock" --audit-log "$work/audit.log" --metrics "" --shim-socket "" 2>"$work/agent.log" &
+"$PWD/bin/seccomp-agent" --socket "$work/run/agent.sock" --audit-log "$work/audit.log" --metrics "" 2>"$work/agent.log" &
 agent=$!
 until [ -S "$work/run/agent.sock" ]; do sleep 0.05; done
 

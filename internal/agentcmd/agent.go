@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/holder"
-	"github.com/seccomp-shim/seccomp-shim/internal/passthrough"
-	"github.com/seccomp-shim/seccomp-shim/internal/shim"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
@@ -42,7 +40,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	auditLog := fs.String("audit-log", "/var/log/seccomp-shim/audit.log", "file the audit records are appended to")
 	toStdout := fs.Bool("audit-stdout", false, "also write audit records to stdout")
 	metricsAddr := fs.String("metrics", "127.0.0.1:9646", "address for Prometheus metrics at /metrics; empty turns them off")
-	createSock := fs.String("shim-socket", passthrough.CreateSocket, "where seccomp-shim's C fast path asks the agent to apply the policy for a create; empty turns it off")
 	holderCtl := fs.String("holder", "", "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts")
 	config := fs.String("config", "", "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or "+policy.DefaultConfigPath)
 	if err := fs.Parse(args); err != nil {
@@ -52,14 +49,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if *config != "" {
 		os.Setenv(policy.ConfigEnv, *config)
 	}
-	if err := run(*socket, *auditLog, *metricsAddr, *holderCtl, *createSock, *toStdout, stdout, logger); err != nil {
+	if err := run(*socket, *auditLog, *metricsAddr, *holderCtl, *toStdout, stdout, logger); err != nil {
 		logger.Print(err)
 		return 1
 	}
 	return 0
 }
 
-func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout bool, stdout io.Writer, logger *log.Logger) error {
+func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout io.Writer, logger *log.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(auditPath), 0o750); err != nil {
 		return err
 	}
@@ -135,15 +132,6 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 			logger.Printf("policy reloaded from %s: %d notify rules", next.Source, len(next.Notify.Rules))
 		}
 	}()
-	if createSock != "" {
-		cl, err := listen(createSock)
-		if err != nil {
-			return fmt.Errorf("--shim-socket: %w", err)
-		}
-		defer os.Remove(createSock)
-		defer cl.Close()
-		go passthrough.ServeCreates(cl, prepareCreate)
-	}
 	logger.Printf("listening on %s, audit log %s", socket, auditPath)
 	if holderCtl != "" {
 		// Listening already, so the fds the holder forwards at once land.
@@ -165,17 +153,6 @@ func run(socket, auditPath, metricsAddr, holderCtl, createSock string, toStdout 
 		return nil
 	}
 	return err
-}
-
-// prepareCreate applies the policy for a create that seccomp-shim's C fast
-// path handed over, with the very code the shim runs, in the shim's
-// working directory and environment.
-func prepareCreate(r *passthrough.Request) (string, error) {
-	s := &shim.Shim{
-		Args: r.Args, Env: r.Env, Dir: r.Cwd, Stdout: io.Discard, Stderr: io.Discard,
-		Self: r.Exe, RuntimeCache: passthrough.CachePath,
-	}
-	return s.Prepare()
 }
 
 // hold runs the fd holder: see internal/holder.

@@ -192,7 +192,7 @@ func TestRefusesSecondAgent(t *testing.T) {
 	done := make(chan int, 1)
 	var out, errOut bytes.Buffer
 	go func() {
-		done <- Main([]string{"--socket", sock, "--shim-socket", filepath.Join(dir, "run", "shim.sock"), "--audit-log", filepath.Join(dir, "log", "audit.log"), "--metrics", "", "--config", cfg}, &out, &errOut)
+		done <- Main([]string{"--socket", sock, "--audit-log", filepath.Join(dir, "log", "audit.log"), "--metrics", "", "--config", cfg}, &out, &errOut)
 	}()
 	var code int
 	select {
@@ -273,9 +273,8 @@ func TestRunLifecycle(t *testing.T) {
 	done := make(chan int, 1)
 	// Every path is the test's own: the defaults are the host's /run and
 	// /var/log.
-	shimSock := filepath.Join(dir, "run", "shim.sock")
 	go func() {
-		done <- Main([]string{"--socket", sock, "--shim-socket", shimSock, "--audit-log", auditLog, "--metrics", "", "--config", cfg}, &bytes.Buffer{}, logs)
+		done <- Main([]string{"--socket", sock, "--audit-log", auditLog, "--metrics", "", "--config", cfg}, &bytes.Buffer{}, logs)
 	}()
 	waitLog(t, logs, "listening on "+sock, 10*time.Second)
 	c, err := net.Dial("unix", sock)
@@ -283,11 +282,6 @@ func TestRunLifecycle(t *testing.T) {
 		t.Fatalf("the stale socket was not replaced: %v", err)
 	}
 	c.Close()
-	if c, err := net.Dial("unix", shimSock); err != nil {
-		t.Errorf("no --shim-socket listener: %v", err)
-	} else {
-		c.Close()
-	}
 	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("socket directory mode %v (%v), want 0700", fi.Mode().Perm(), err)
 	}
@@ -319,7 +313,7 @@ func TestRunLifecycle(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the agent did not stop on SIGTERM; log:\n%s", logs.String())
 	}
-	for _, p := range []string{sock, shimSock} {
+	for _, p := range []string{sock} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("socket %s left behind after SIGTERM: %v", p, err)
 		}

@@ -1,5 +1,7 @@
-// Package fastexec is the Go half of seccomp-shim's pass-through fast path:
-// the cache that tells the C half (cmd/shim/fastexec.c) which runtime to exec.
+// Package passthrough is the Go half of seccomp-shim's pass-through fast
+// path: the cache that tells the C half (cmd/shim/fastexec.c) which runtime
+// to exec. Only the shim's own Go code fills it, after resolving the runtime
+// itself, in its own process, working directory and environment.
 //
 // Only create, run and restore need the shim's policy code; start, state,
 // kill, delete and the rest must reach runc unchanged, and containerd calls

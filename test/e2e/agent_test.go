@@ -20,7 +20,7 @@ func startAgent(t *testing.T, config ...string) (socket, auditLog string) {
 	harness.RequireRoot(t)
 	dir := t.TempDir()
 	socket, auditLog = filepath.Join(dir, "run", "agent.sock"), filepath.Join(dir, "audit.log")
-	args := []string{"--socket", socket, "--audit-log", auditLog, "--metrics", "", "--shim-socket", ""}
+	args := []string{"--socket", socket, "--audit-log", auditLog, "--metrics", ""}
 	if len(config) > 0 {
 		args = append(args, "--config", config[0])
 	}
@@ -116,7 +116,7 @@ func agentShim(t *testing.T, body string) (rt *harness.Runtime, cfg, auditLog st
 	cfg = strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
 	dir := t.TempDir()
 	auditLog = filepath.Join(dir, "audit.log")
-	daemon(t, "agent", "--socket", socket, "--audit-log", auditLog, "--config", cfg, "--metrics", "", "--shim-socket", "")
+	daemon(t, "agent", "--socket", socket, "--audit-log", auditLog, "--config", cfg, "--metrics", "")
 	waitSocket(t, socket)
 	return rt, cfg, auditLog
 }

@@ -175,13 +175,13 @@ type hostileAgent struct {
 
 // startHostileAgent is agentShim's agent with its own socket and config,
 // kept so the test can check it is alive and stop it to flush the audit
-// log. --metrics "" and --shim-socket "": another agent may hold the
+// log. --metrics "": another agent may hold the
 // default port and socket.
 func startHostileAgent(t *testing.T, socket, cfg string) *hostileAgent {
 	t.Helper()
 	dir := t.TempDir()
 	a := &hostileAgent{auditLog: filepath.Join(dir, "audit.log"), out: filepath.Join(dir, "agent.out")}
-	a.cmd = exec.Command(bins.agent, "--socket", socket, "--audit-log", a.auditLog, "--config", cfg, "--metrics", "", "--shim-socket", "")
+	a.cmd = exec.Command(bins.agent, "--socket", socket, "--audit-log", a.auditLog, "--config", cfg, "--metrics", "")
 	out, err := os.Create(a.out)
 	if err != nil {
 		t.Fatal(err)

@@ -164,10 +164,10 @@ func startNotifyListener(b *testing.B, l *notifyListener, tools map[string]strin
 	var args []string
 	switch l.kind {
 	case "agent":
-		// --metrics "" and --shim-socket "": the other agents here, and
+		// --metrics "": the other agents here, and
 		// those of other tests, would fight over the default port and
 		// socket.
-		args = []string{bins.agent, "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--config", cfg, "--metrics", "", "--shim-socket", ""}
+		args = []string{bins.agent, "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--config", cfg, "--metrics", ""}
 	case "floor":
 		args = []string{tools["floor"], socket, answer}
 	case "go-block", "go-cthread", "go-poll", "go-poll-locked":

@@ -74,7 +74,7 @@ action = "continue"
 	waitSocket(t, sock)
 	waitSocket(t, ctl)
 	agent := func() func(os.Signal) {
-		stop := daemon(t, "agent", "--socket", private, "--holder", ctl, "--config", cfg, "--metrics", "", "--shim-socket", "", "--audit-log", filepath.Join(dir, "audit.log"))
+		stop := daemon(t, "agent", "--socket", private, "--holder", ctl, "--config", cfg, "--metrics", "", "--audit-log", filepath.Join(dir, "audit.log"))
 		waitSocket(t, private)
 		return stop
 	}

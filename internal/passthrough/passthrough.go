@@ -5,12 +5,14 @@
 //
 // Only create, run and restore need the shim's policy code; start, state,
 // kill, delete and the rest must reach runc unchanged, and containerd calls
-// them on every container start. Starting Go costs milliseconds on a small
-// VM, so a C constructor in the seccomp-shim binary (the trick runc's nsexec
-// uses) execs the runtime directly for those commands, provided this cache
-// says which runtime this very config resolves to. Whenever anything is
-// unsure (no cache, another config, a changed config file or PATH, an unknown
-// flag, a failed exec) the constructor returns and the Go code does the work.
+// them on every container start. Starting Go, and even a static glibc,
+// costs a millisecond on a small VM, so C code at the seccomp-shim binary's
+// entry point (a constructor on architectures other than amd64, the trick
+// runc's nsexec uses) execs the runtime directly for those commands,
+// provided this cache says which runtime this very config resolves to.
+// Whenever anything is unsure (no cache, another config, a changed config
+// file or PATH, an unknown flag, a failed exec) the C code returns and the
+// Go code does the work.
 package passthrough
 
 import (
@@ -21,11 +23,11 @@ import (
 )
 
 // CachePath is where the runtime choice is remembered. It is root's: only a
-// root-owned cache is trusted by the constructor.
+// root-owned cache is trusted by the C side.
 const CachePath = "/run/seccomp-shim/runtime.cache"
 
 // Entry renders a cache entry: which config (by path and file identity) and
-// PATH resolve to which runtime. The constructor compares it line by line.
+// PATH resolve to which runtime. The C side compares it byte for byte.
 func Entry(configPath, pathEnv, runtime string) string {
 	id := "absent"
 	var st syscall.Stat_t
@@ -37,7 +39,7 @@ func Entry(configPath, pathEnv, runtime string) string {
 }
 
 // Remember records the runtime for the config and PATH, if it is not already
-// recorded. It does nothing when not root: the constructor would not trust
+// recorded. It does nothing when not root: the C side would not trust
 // the file anyway.
 func Remember(path, configPath, pathEnv, runtime string) error {
 	if os.Geteuid() != 0 {

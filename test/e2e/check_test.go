@@ -39,7 +39,7 @@ func TestCheck(t *testing.T) {
 }
 
 // TestFastPath: after a create, pass-through commands reach runc through
-// the C constructor without starting the shim's Go code; a changed config
+// the C entry point without starting the shim's Go code; a changed config
 // file sends them through Go again, with the same result.
 func TestFastPath(t *testing.T) {
 	rt, _ := shim(t, "")

@@ -9,11 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-echo "bundles on tmpfs, and on $(df -T --output=fstype "${TMPDIR:-/tmp}" | tail -1) under TMPDIR=${TMPDIR:-/tmp}"
+echo "bundles on tmpfs, and on $(df --output=fstype "${TMPDIR:-/tmp}" | tail -1) under TMPDIR=${TMPDIR:-/tmp}"
 go test -run='^$' -bench='^BenchmarkStart$' -benchtime="${N:-30}x" -count="${COUNT:-3}" ./test/e2e/ >"$out" || { cat "$out"; exit 1; }
 grep -E '^(Benchmark|cpu)' "$out"
 echo
-echo "shim/runc, the same filter reaching runc either way (target <= 1.05):"
+echo "shim/runc, medians, the same filter reaching runc either way (target <= 1.05):"
 awk '/^BenchmarkStart\// {
 	split($1, n, "/"); sub(/-[0-9]+$/, "", n[2])
 	for (i = 3; i < NF; i += 2) v[$(i+1)] = $i

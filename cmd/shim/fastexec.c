@@ -9,7 +9,9 @@
 // Nothing of libc is ready there, so this file uses no libc at all: raw
 // system calls, its own string functions, no stack protector (fastexec.go's
 // CFLAGS), and nothing the compiler could turn into a call to memcpy or
-// memset, which static glibc resolves only later.
+// memset, which static glibc resolves only later. Nor is anything relocated
+// yet in a static PIE, so the Makefile's static build must stay non-PIE (a
+// dynamic build, PIE or not, is relocated by ld.so before the entry point).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>

@@ -17,8 +17,8 @@ import (
 
 // The compiled-profile cache (profiles.cache_dir) keeps what Resolve made of
 // a profile file: parsing it twice (strictly, then moby's resolver) and
-// checking every name against libseccomp cost a container start 1 to 2 ms
-// on a small VM, the same work for every container. Built-in profiles are
+// checking every name against libseccomp cost a container start about 1 ms
+// of CPU on a small VM, the same work for every container. Built-in profiles are
 // not cached: resolving them is cheaper than decoding the cached result.
 //
 // An entry is found by a hash of everything its content depends on, and it
@@ -27,8 +27,8 @@ import (
 // with its own libseccomp tables, starts afresh), the kernel release
 // (minKernel rules), the container's capabilities and the architecture
 // choice. So an entry is never trusted over its inputs: change any of them
-// and it no longer matches. Only root's entries in a root-only directory are
-// read, and entries are written to a temporary file then renamed, so
+// and it no longer matches. Only root's entries, in a directory only root
+// can write (made 0700, entries 0600), are read, and entries are written to a temporary file then renamed, so
 // concurrent creates each see a whole entry or none.
 
 const cacheMagic = "seccomp-shim compiled profile v1"

@@ -127,7 +127,7 @@ func dialAgent(socket string) error {
 		return fmt.Errorf("socket: %w", err)
 	}
 	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: socket}); err != nil {
-		return fmt.Errorf("dial unix %s: %w", socket, err)
+		return fmt.Errorf("dial unix %s: connect: %w", socket, err)
 	}
 	return nil
 }

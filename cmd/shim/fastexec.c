@@ -6,10 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define CACHE_PATH "/run/seccomp-shim/runtime.cache"
@@ -44,121 +41,31 @@ static const char *const boolflags[] = {
 	"debug", "systemd-cgroup", NULL,
 };
 
-static const char *const creates[] = {"create", "run", "restore", NULL};
-
-enum { GO, PASS, CREATE };
-
-// classify says whether argv is a command the shim doesn't touch (PASS), one
-// whose bundle it rewrites (CREATE), or anything else (GO). An unknown flag
-// or "--" gives GO: Go's parser is the authority.
-static int classify(int argc, char **argv) {
+// passes says whether argv is a command the shim doesn't touch. Anything
+// else, an unknown flag or "--" included, is Go's: its parser is the
+// authority, and only Go applies the policy.
+static int passes(int argc, char **argv) {
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (a[0] != '-')
-			return in(a, passthrough) ? PASS : in(a, creates) ? CREATE : GO;
+			return in(a, passthrough);
 		if (strcmp(a, "--") == 0 || strcmp(a, "-") == 0)
-			return GO;
+			return 0;
 		char name[32];
 		const char *n = a + (a[1] == '-' ? 2 : 1);
 		size_t len = strcspn(n, "=");
 		if (len == 0 || len >= sizeof(name))
-			return GO;
+			return 0;
 		memcpy(name, n, len);
 		name[len] = 0;
 		if (in(name, valueflags)) {
 			if (n[len] != '=')
 				i++; // its value
 		} else if (!in(name, boolflags)) {
-			return GO;
+			return 0;
 		}
 	}
-	return PASS; // flags only, e.g. --version
-}
-
-#define CREATE_SOCKET "/run/seccomp-shim/shim.sock"
-
-static int put(char *buf, size_t size, size_t *n, const char *s) {
-	size_t l = strlen(s) + 1;
-	if (*n + l > size)
-		return -1;
-	memcpy(buf + *n, s, l);
-	*n += l;
-	return 0;
-}
-
-// agent_create asks the agent to apply the policy for this create (see
-// internal/passthrough ServeCreates) and returns the runtime to exec in rt, or -1
-// to let Go do it all.
-static int agent_create(int argc, char **argv, char **envp, char *rt, size_t rtsize) {
-	struct stat st;
-	if (stat("/run/seccomp-shim", &st) != 0 || st.st_uid != 0 || (st.st_mode & 022))
-		return -1;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	struct timeval tv = {.tv_sec = 3};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	strcpy(addr.sun_path, CREATE_SOCKET);
-	static char buf[65536];
-	char cwd[4096], exe[4096], num[16];
-	ssize_t el = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || !getcwd(cwd, sizeof(cwd)) || el <= 0)
-		goto fail;
-	exe[el] = 0;
-	size_t n = 0;
-	const char *keys[] = {"SECCOMP_SHIM_CONFIG", "PATH"};
-	const char *vals[2];
-	int nenv = 0;
-	for (int k = 0; k < 2; k++)
-		if ((vals[k] = getenv_in(envp, keys[k])))
-			nenv++;
-	snprintf(num, sizeof(num), "%d", nenv);
-	if (put(buf, sizeof(buf), &n, "seccomp-shim-create v1") || put(buf, sizeof(buf), &n, cwd) ||
-	    put(buf, sizeof(buf), &n, exe) || put(buf, sizeof(buf), &n, num))
-		goto fail;
-	for (int k = 0; k < 2; k++) {
-		char kv[8192];
-		if (!vals[k])
-			continue;
-		if ((size_t)snprintf(kv, sizeof(kv), "%s=%s", keys[k], vals[k]) >= sizeof(kv) || put(buf, sizeof(buf), &n, kv))
-			goto fail;
-	}
-	snprintf(num, sizeof(num), "%d", argc);
-	if (put(buf, sizeof(buf), &n, num))
-		goto fail;
-	for (int i = 0; i < argc; i++)
-		if (put(buf, sizeof(buf), &n, argv[i]))
-			goto fail;
-	for (size_t off = 0; off < n;) {
-		ssize_t w = write(fd, buf + off, n - off);
-		if (w <= 0)
-			goto fail;
-		off += w;
-	}
-	shutdown(fd, SHUT_WR);
-	size_t got = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (r < 0)
-			goto fail;
-		if (r == 0)
-			break;
-		got += r;
-		if (got == sizeof(buf) - 1)
-			goto fail;
-	}
-	buf[got] = 0;
-	close(fd);
-	// "ok\0/path/to/runc\0"
-	if (got < 4 || memcmp(buf, "ok", 3) != 0 || buf[3] != '/' || strlen(buf + 3) >= rtsize)
-		return -1;
-	strcpy(rt, buf + 3);
-	return 0;
-fail:
-	close(fd);
-	return -1;
+	return 1; // flags only, e.g. --version
 }
 
 // trusted_read reads the cache if root owns it and nobody else can write it.
@@ -183,20 +90,7 @@ static int trusted_read(char **envp, char *buf, size_t size) {
 }
 
 static void seccomp_shim_fastexec(int argc, char **argv, char **envp) {
-	if (argc < 2 || geteuid() != 0)
-		return;
-	int kind = classify(argc, argv);
-	if (kind == CREATE) {
-		static char rt[4096];
-		if (agent_create(argc, argv, envp, rt, sizeof(rt)) != 0)
-			return;
-		char *old = argv[0];
-		argv[0] = rt;
-		execve(rt, argv, envp);
-		argv[0] = old;
-		return;
-	}
-	if (kind != PASS)
+	if (argc < 2 || geteuid() != 0 || !passes(argc, argv))
 		return;
 	const char *config = getenv_in(envp, "SECCOMP_SHIM_CONFIG");
 	if (!config || !*config)

@@ -1,5 +1,7 @@
-// Package fastexec is the Go half of seccomp-shim's pass-through fast path:
-// the cache that tells the C half (cmd/shim/fastexec.c) which runtime to exec.
+// Package passthrough is the Go half of seccomp-shim's pass-through fast
+// path: the cache that tells the C half (cmd/shim/fastexec.c) which runtime
+// to exec. Only the shim's own Go code fills it, after resolving the runtime
+// itself, in its own process, working directory and environment.
 //
 // Only create, run and restore need the shim's policy code; start, state,
 // kill, delete and the rest must reach runc unchanged, and containerd calls
@@ -9,6 +11,7 @@
 // says which runtime this very config resolves to. Whenever anything is
 // unsure (no cache, another config, a changed config file or PATH, an unknown
 // flag, a failed exec) the constructor returns and the Go code does the work.
+// Only the shim's own Go code writes the cache.
 package passthrough
 
 import (
@@ -29,7 +32,7 @@ const (
 )
 
 // Entry renders a cache entry: which config (by path and file identity) and
-// PATH resolve to which runtime. The constructor compares it line by line.
+// PATH resolve to which runtime. The C side compares it byte for byte.
 func Entry(configPath, pathEnv, runtime string) string {
 	id := "absent"
 	var st syscall.Stat_t
@@ -41,7 +44,7 @@ func Entry(configPath, pathEnv, runtime string) string {
 }
 
 // Remember records the runtime for the config and PATH, if it is not already
-// recorded. It does nothing when not root: the constructor would not trust
+// recorded. It does nothing when not root: the C side would not trust
 // the file anyway.
 func Remember(path, configPath, pathEnv, runtime string) error {
 	if os.Geteuid() != 0 {

@@ -1,28 +1,23 @@
 package passthrough
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-func TestParseRequest(t *testing.T) {
-	ok := strings.Join([]string{createMagic, "/b", "/usr/local/bin/seccomp-shim", "2", "PATH=/bin", "SECCOMP_SHIM_CONFIG=/c.toml", "4", "seccomp-shim", "create", "--bundle", "/b"}, "\x00") + "\x00"
-	r, err := ParseRequest([]byte(ok))
-	if err != nil || r.Cwd != "/b" || len(r.Env) != 2 || r.Args[1] != "create" || r.Args[3] != "/b" {
-		t.Fatalf("%v %+v", err, r)
+// TestEntry: the five lines fastexec.c compares, in its order.
+func TestEntry(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if got := strings.Split(Entry(cfg, "", "/usr/bin/runc"), "\n"); len(got) != 6 || got[0] != "seccomp-shim-runtime-cache v1" || got[1] != cfg || got[2] != "absent" || got[3] != "PATH=" || got[4] != "/usr/bin/runc" {
+		t.Errorf("entry for an absent config: %q", got)
 	}
-	for _, bad := range []string{"", "x\x00", createMagic + "\x00/b\x00/e\x009\x00", createMagic + "\x00/b\x00/e\x000\x001\x00x\x00", ok + "extra\x00", createMagic + "\x00/b\x00/e\x00-1\x00"} {
-		if _, err := ParseRequest([]byte(bad)); err == nil {
-			t.Errorf("accepted %q", bad)
-		}
+	if err := os.WriteFile(cfg, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func FuzzParseRequest(f *testing.F) {
-	f.Add([]byte(createMagic + "\x00/b\x00/e\x001\x00PATH=/bin\x002\x00shim\x00create\x00"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if r, err := ParseRequest(b); err == nil && len(r.Args) < 2 {
-			t.Fatal("accepted a request without a command")
-		}
-	})
+	if id := strings.Split(Entry(cfg, "/bin", "/usr/bin/runc"), "\n")[2]; len(strings.Fields(id)) != 5 {
+		t.Errorf("identity %q: want dev, inode, size, mtime s and ns", id)
+	}
 }

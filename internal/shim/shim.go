@@ -115,14 +115,6 @@ func (s *Shim) passThrough() int {
 	return s.fail(a, fmt.Errorf("exec %s: %w", rt, err))
 }
 
-// Prepare does what Run does before the exec, and reports nothing: it is
-// for the agent, which does it for the C fast path of a create (see
-// internal/passthrough). It returns the runtime to exec.
-func (s *Shim) Prepare() (string, error) {
-	_, rt, err := s.prepare()
-	return rt, err
-}
-
 func (s *Shim) prepare() (*runcargs.Args, string, error) {
 	a, perr := runcargs.Parse(s.Args[1:], s.Dir)
 	if perr != nil {

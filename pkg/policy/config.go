@@ -102,6 +102,9 @@ type RuntimeConfig struct {
 // ProfilesConfig says where named profiles live.
 type ProfilesConfig struct {
 	Dir string `toml:"dir"`
+	// CacheDir keeps profile files as resolved and validated, so a create
+	// need not do it again (cache.go); "" turns it off.
+	CacheDir string `toml:"cache_dir"`
 }
 
 // LogConfig says where the shim and hook record their decisions.
@@ -226,6 +229,9 @@ func (c *Config) validate() error {
 	}
 	if c.Profiles.Dir != "" && !filepath.IsAbs(c.Profiles.Dir) {
 		errs = append(errs, fmt.Errorf("profiles.dir %q: must be an absolute path", c.Profiles.Dir))
+	}
+	if c.Profiles.CacheDir != "" && !filepath.IsAbs(c.Profiles.CacheDir) {
+		errs = append(errs, fmt.Errorf("profiles.cache_dir %q: must be an absolute path", c.Profiles.CacheDir))
 	}
 	if c.Log.File != "" && !filepath.IsAbs(c.Log.File) {
 		errs = append(errs, fmt.Errorf("log.file %q: must be an absolute path", c.Log.File))

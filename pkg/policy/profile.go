@@ -95,15 +95,17 @@ func LoadProfile(dir, name string) (*Profile, error) {
 	if !ValidName(name) {
 		return nil, fmt.Errorf("profile name %q: must be %s: %w", name, profileNameRule, ErrUnknownProfile)
 	}
-	if dir != "" {
-		path := filepath.Join(dir, name+".json")
-		data, err := os.ReadFile(path)
-		if err == nil {
-			return ParseProfile(name, path, data)
-		}
-		if !errors.Is(err, os.ErrNotExist) {
+	pf, err := openProfile(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	if pf != nil {
+		defer pf.f.Close()
+		data, _, err := pf.read()
+		if err != nil {
 			return nil, fmt.Errorf("profile %q: %w", name, err)
 		}
+		return ParseProfile(name, pf.path, data)
 	}
 	if p, ok := builtin(name); ok {
 		return p, nil

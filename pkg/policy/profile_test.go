@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 )
@@ -73,20 +74,42 @@ func TestProfilesGolden(t *testing.T) {
 	}
 }
 
+// TestBuiltinsValidate stands for the validation that creates skip for the
+// built-in profiles (Config.Resolve): each one, with no capability, each
+// capability its rules depend on alone, all of them, and every
+// architecture choice, must validate with every check.
 func TestBuiltinsValidate(t *testing.T) {
-	for _, caps := range [][]string{nil, {"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYSLOG", "CAP_BPF", "CAP_PERFMON", "CAP_SYS_BOOT"}} {
+	var all []string
+	for _, s := range mobyseccomp.DefaultProfile().Syscalls {
+		if s.Includes != nil {
+			all = append(all, s.Includes.Caps...)
+		}
+		if s.Excludes != nil {
+			all = append(all, s.Excludes.Caps...)
+		}
+	}
+	if len(all) == 0 {
+		t.Fatal("Docker's profile names no capabilities: the test checks nothing")
+	}
+	capSets := [][]string{nil, all}
+	for _, c := range all {
+		capSets = append(capSets, []string{c})
+	}
+	for _, caps := range capSets {
 		spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}}
 		for _, name := range []string{ProfileDefault, ProfileStrict} {
-			p, err := LoadProfile("", name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sc, err := p.Resolve(spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ValidateAll(p, sc); err != nil {
-				t.Errorf("built-in %s with caps %v: %v", name, caps, err)
+			for _, arches := range []StringList{{ArchProfile}, {ArchNative}, {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86"}} {
+				c := DefaultConfig()
+				c.Profiles.Dir = ""
+				d := Decision{Rule: "r", Profile: name, Architectures: arches}
+				sc, warnings, err := c.Resolve(d, spec)
+				if err != nil || len(warnings) > 0 {
+					t.Fatalf("built-in %s with caps %v: %v %q", name, caps, err, warnings)
+				}
+				p, _ := LoadProfile("", name)
+				if _, err := ValidateAll(p, sc); err != nil {
+					t.Errorf("built-in %s with caps %v, architectures %v: %v", name, caps, arches, err)
+				}
 			}
 		}
 	}

@@ -13,24 +13,11 @@ import (
 // drift on the machine hits both alike. Docker passes its default profile in
 // both cases and the default policy keeps it, so runc loads the same filter
 // either way and the ratio is the shim's cost as a user of Docker sees it.
-// The "agent" sub-benchmark runs a seccomp-agent serving the shim's create
-// fast path, as on a node where it is deployed.
 func BenchmarkDockerRun(b *testing.B) {
 	harness.RequireRoot(b)
 	plain, _ := writeConfig(b, "")
 	d := harness.NewDocker(b, bins.shim, map[string]string{"seccomp-shim": plain})
-	for _, agent := range []bool{false, true} {
-		name := "no-agent"
-		if agent {
-			name = "agent"
-		}
-		b.Run(name, func(b *testing.B) {
-			if agent {
-				startCreateAgent(b)
-			}
-			benchmarkDockerRun(b, d)
-		})
-	}
+	b.Run("no-agent", func(b *testing.B) { benchmarkDockerRun(b, d) })
 }
 
 func benchmarkDockerRun(b *testing.B, d *harness.Docker) {

@@ -59,8 +59,10 @@ func writeConfig(t testing.TB, body string) (path, profiles string) {
 		t.Fatal(err)
 	}
 	path = filepath.Join(dir, "config.toml")
-	full := fmt.Sprintf("[runtime]\npath = [%q]\n[profiles]\ndir = %q\n[log]\nfile = %q\nlevel = \"debug\"\n%s",
-		harness.RequireBinary(t, "runc"), profiles, filepath.Join(dir, "shim.log"), body)
+	// cache_dir: every test with a profile file goes through the cache,
+	// kept in the test's own directory.
+	full := fmt.Sprintf("[runtime]\npath = [%q]\n[profiles]\ndir = %q\ncache_dir = %q\n[log]\nfile = %q\nlevel = \"debug\"\n%s",
+		harness.RequireBinary(t, "runc"), profiles, filepath.Join(dir, "cache"), filepath.Join(dir, "shim.log"), body)
 	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}

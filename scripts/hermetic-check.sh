@@ -69,14 +69,6 @@ for d in "$run_dir" "$etc_dir"; do
 done
 
 make --no-print-directory build >/dev/null
-# An agent that still has the shim's create hand-off (being removed) would
-# serve every create of the tests itself, so ours keeps it off; and the e2e
-# test of that hand-off makes its own agent fill the default runtime cache,
-# which the shim's SECCOMP_SHIM_RUN_DIR can't reach.
-handoff=
-if [[ "$(bin/seccomp-agent --help 2>&1 || true)" == *-shim-socket* ]]; then
-	handoff=1
-fi
 # (a) An agent on the default socket: the node's, if one answers; else ours.
 if [ -S "$socket" ] && ss -xlH | awk '{print $5}' | grep -qxF "$socket"; then
 	echo "hermetic-check: a node agent already serves $socket; using it"
@@ -86,9 +78,6 @@ else
 	fi
 	printf '[audit]\nmode = "auto"\n' >"$work/agent.toml"
 	args=(--config "$work/agent.toml" --audit-log "$work/audit.log")
-	if [ -n "$handoff" ]; then
-		args+=(--shim-socket "")
-	fi
 	bin/seccomp-agent "${args[@]}" >"$work/agent.out" 2>&1 &
 	agent_pid=$!
 	for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
@@ -120,9 +109,6 @@ fi
 
 # Nothing but our agent and our config may have changed there.
 skip=(! -path "$run_dir" ! -path "$etc_dir" ! -path "$socket" ! -path "$config" ! -path "$profiles" ! -path "$profiles/default.json")
-if [ -n "$handoff" ]; then
-	skip+=(! -path "$run_dir/shim.sock" ! -path "$run_dir/runtime.cache")
-fi
 leaked=$(find "$run_dir" "$etc_dir" -newer "$work/stamp" "${skip[@]}" 2>/dev/null || true)
 if [ -n "$leaked" ]; then
 	echo "hermetic-check: FAIL: the tests wrote the node's files:" >&2

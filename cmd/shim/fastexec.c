@@ -36,7 +36,7 @@ static const char *const passthrough[] = {
 static const char *const valueflags[] = {
 	"root", "log", "log-format", "criu", "rootless", "cgroup-manager", "log-level", NULL,
 };
-// --help and --version are the shim's own first (Go: internal/shim).
+// --help and --version go to Go, which adds the shim's own to the runtime's.
 static const char *const boolflags[] = {
 	"debug", "systemd-cgroup", NULL,
 };

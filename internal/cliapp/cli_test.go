@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -83,6 +83,9 @@ func TestCLIRules(t *testing.T) {
 				refused = [][]string{{"--no-such-flag"}, {"-no-such-flag=1"}, {"no-such-command"}}
 			}
 			helps := [][]string{{"--help"}, {"-h"}, {"help"}}
+			if b.name == "seccomp-shim" { // the runtime's first: TestShimHelpVersion
+				helps = nil
+			}
 			for _, c := range b.commands {
 				refused = append(refused, []string{c, "--no-such-flag"}, []string{c, "extra", "arguments"})
 				helps = append(helps, []string{c, "--help"}, []string{c, "-h"}, []string{"help", c})
@@ -119,21 +122,29 @@ func TestCLIRules(t *testing.T) {
 	}
 }
 
-// TestShimVersion: the shim prints its own version on stderr, then runs the
-// runtime's --version with the same argv: engines parse runc's stdout.
-func TestShimVersion(t *testing.T) {
-	for _, args := range [][]string{{"--version"}, {"-v"}} {
+// TestShimHelpVersion: the shim's --version and --help are the runtime's,
+// whole and first on stdout with its exit code (engines parse `runc
+// --version`; runc's own tests read the first lines of both), then the
+// shim's own version or command list on stderr.
+func TestShimHelpVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-v"}, {"--help"}, {"-h"}, {"help"}} {
 		var o, e bytes.Buffer
 		s := shimFor(t, &o, &e, args)
-		var argv []string
-		s.Exec = func(_ string, a, _ []string) error { argv = a; return errors.New("exec'd") }
-		s.Env = append(s.Env, "PATH=/usr/sbin:/usr/bin:/sbin:/bin")
-		s.Run()
-		if !strings.HasPrefix(e.String(), "seccomp-shim version "+cliapp.Version()+"\n") || o.String() != "" {
-			t.Errorf("%q: stdout %q, stderr %q", args, o.String(), e.String())
+		dir := strings.TrimPrefix(s.Env[1], "PATH=")
+		runtime := "#!/bin/sh\necho \"runc $*\"\necho runtime-stderr >&2\nexit 3\n"
+		if err := os.WriteFile(filepath.Join(dir, "runc"), []byte(runtime), 0o755); err != nil {
+			t.Fatal(err)
 		}
-		if len(argv) == 0 || !slices.Equal(argv[1:], args) {
-			t.Errorf("%q: runtime argv %q", args, argv)
+		if err := os.WriteFile(filepath.Join(dir, "none.toml"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code := s.Run()
+		own := "seccomp-shim version " + cliapp.Version() + "\n"
+		if args[0] != "--version" && args[0] != "-v" {
+			own = "COMMANDS of its own:\n   check "
+		}
+		if code != 3 || o.String() != "runc "+args[0]+"\n" || !strings.HasPrefix(e.String(), "runtime-stderr\n") || !strings.Contains(e.String(), own) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want the runtime's exit 3 and output, then %q on stderr", args, code, o.String(), e.String(), own)
 		}
 	}
 }

@@ -6,10 +6,13 @@
 package shim
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
@@ -56,38 +59,51 @@ func (s *Shim) getenv(key string) string {
 // Run does the work and returns the exit code; it only returns on failure,
 // or after seccomp-shim's own commands.
 func (s *Shim) Run() int {
-	if len(s.Args) > 1 {
-		// These, first, make the command line the shim's own rather than
-		// runc's. Only then is a cli.App built: not at every container start.
-		switch s.Args[1] {
-		case "check", "help", "--help", "-h", "--version", "-v":
-			return s.own()
-		}
+	switch {
+	case len(s.Args) > 1 && s.Args[1] == "check",
+		len(s.Args) == 3 && s.Args[1] == "help" && s.Args[2] == "check":
+		// The shim's own command. Only here is a cli.App built: not at
+		// every container start.
+		return s.own()
+	case len(s.Args) == 2 && slices.Contains([]string{"--version", "-v", "--help", "-h", "help"}, s.Args[1]):
+		return s.runtimeThenOwn()
 	}
 	return s.passThrough()
 }
 
-// own runs the shim's own commands.
+// runtimeThenOwn answers --version and --help: the runtime's answer first,
+// whole and on stdout as runc gives it (engines parse `runc --version`,
+// and runc's own test suite reads the first lines of both), then the
+// shim's own on stderr. So the runtime runs as a child here, not exec'd.
+func (s *Shim) runtimeThenOwn() int {
+	a, rt, err := s.prepare()
+	if err != nil {
+		return s.fail(a, err)
+	}
+	cmd := exec.Command(rt, s.Args[1:]...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = s.Env, s.Stdout, s.Stderr
+	code := 0
+	if err := cmd.Run(); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			return s.fail(a, fmt.Errorf("running %s: %w", rt, err))
+		}
+		code = exit.ExitCode()
+	}
+	if s.Args[1] == "--version" || s.Args[1] == "-v" {
+		fmt.Fprintf(s.Stderr, "seccomp-shim version %s\n", cliapp.Version())
+	} else {
+		fmt.Fprintf(s.Stderr, "\nseccomp-shim %s runs the runtime above (%s) with the node's seccomp policy.\n"+
+			"COMMANDS of its own:\n   check  tell whether this node is ready (seccomp-shim check --help)\n", cliapp.Version(), rt)
+	}
+	return code
+}
+
+// own runs the shim's own command, check.
 func (s *Shim) own() int {
 	app := cliapp.New("seccomp-shim", "a runc-compatible OCI runtime that applies the node's seccomp policy", s.Stdout, s.Stderr)
-	app.UsageText = "seccomp-shim [runc's global options] COMMAND [runc's arguments]\n" +
-		"   seccomp-shim check | --version | --help"
-	app.Description = "Every command line but the ones below is runc's: create, run and restore get the\n" +
-		"policy applied to the bundle's config.json, then the real runtime (runtime.path)\n" +
-		"is exec'd with the same argv; anything else goes to it untouched."
-	app.HideVersion = true // --version is the runtime's too: below
-	app.Flags = []cli.Flag{&cli.BoolFlag{Name: "version", Aliases: []string{"v"},
-		Usage: "print seccomp-shim's version on stderr, then run the runtime's --version (engines parse its stdout)"}}
-	app.Action = func(c *cli.Context) error {
-		if !c.Bool("version") {
-			if err := cliapp.NoArgs(c); err != nil {
-				return err
-			}
-			return cliapp.Usage(c, "no command given")
-		}
-		fmt.Fprintf(s.Stderr, "seccomp-shim version %s\n", cliapp.Version())
-		return cli.Exit("", s.passThrough())
-	}
+	app.UsageText = "seccomp-shim check"
+	app.HideVersion = true // --version is the runtime's first: runtimeThenOwn
 	app.Commands = []*cli.Command{{
 		Name: "check", Usage: "tell whether this node is ready: kernel, runtime, config and every profile",
 		Action: func(c *cli.Context) error {

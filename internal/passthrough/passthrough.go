@@ -1,5 +1,5 @@
 // Package passthrough is the Go half of seccomp-shim's pass-through fast
-// path: the cache that tells the C half (cmd/shim/fastexec.c) which runtime
+// path: the cache that tells the C half (cmd/shim/passthrough.c) which runtime
 // to exec. Only the shim's own Go code fills it, after resolving the runtime
 // itself, in its own process, working directory and environment.
 //

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestEntry: the five lines fastexec.c compares, in its order.
+// TestEntry: the five lines passthrough.c compares, in its order.
 func TestEntry(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "config.toml")

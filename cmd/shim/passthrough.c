@@ -89,7 +89,7 @@ static int trusted_read(char **envp, char *buf, size_t size) {
 	return 0;
 }
 
-static void seccomp_shim_fastexec(int argc, char **argv, char **envp) {
+static void seccomp_shim_passthrough(int argc, char **argv, char **envp) {
 	if (argc < 2 || geteuid() != 0 || !passes(argc, argv))
 		return;
 	const char *config = getenv_in(envp, "SECCOMP_SHIM_CONFIG");
@@ -126,6 +126,6 @@ static void seccomp_shim_fastexec(int argc, char **argv, char **envp) {
 }
 
 // glibc passes argc, argv and envp to constructors, dynamic or static.
-__attribute__((constructor)) static void fastexec_init(int argc, char **argv, char **envp) {
-	seccomp_shim_fastexec(argc, argv, envp);
+__attribute__((constructor)) static void passthrough_init(int argc, char **argv, char **envp) {
+	seccomp_shim_passthrough(argc, argv, envp);
 }

@@ -1,6 +1,6 @@
 package main
 
-// fastexec.c holds a constructor that runs before the Go runtime: see
+// passthrough.c holds a constructor that runs before the Go runtime: see
 // internal/passthrough. Being in package main, it is in the seccomp-shim binary only.
 
 /*

@@ -81,8 +81,9 @@ func (h *Holder) Serve(runtime, control *net.UnixListener) error {
 	defer close(done)
 	go h.controls(control)
 	go h.reap(done)
+	var backoff handoff.Backoff
 	for {
-		conn, err := runtime.AcceptUnix()
+		conn, err := h.accept(runtime, &backoff, "runtime")
 		if err != nil {
 			return err
 		}
@@ -97,6 +98,28 @@ func (h *Holder) Serve(runtime, control *net.UnixListener) error {
 			}
 			h.add(&ho.State, ho.SeccompFd)
 		}()
+	}
+}
+
+// accept accepts on l, backing off while accept fails for want of fds:
+// the holder must outlive any shortage, or every container's listener dies
+// with it. It returns an error only once l is closed or broken.
+func (h *Holder) accept(l *net.UnixListener, b *handoff.Backoff, socket string) (*net.UnixConn, error) {
+	for {
+		conn, err := l.AcceptUnix()
+		if err == nil {
+			if b.Done() {
+				h.log(nil).WithField("socket", socket).Info("accepting again")
+			}
+			return conn, nil
+		}
+		first, ok := b.Wait(err)
+		if !ok {
+			return nil, err
+		}
+		if first {
+			h.log(nil).WithField("socket", socket).WithError(err).Error("accept failed: retrying with backoff")
+		}
 	}
 }
 
@@ -130,8 +153,9 @@ func (h *Holder) answer(st *specs.ContainerProcessState, fd int) {
 
 // controls tracks the agent: while one is connected it gets every fd.
 func (h *Holder) controls(l *net.UnixListener) {
+	var backoff handoff.Backoff
 	for {
-		conn, err := l.AcceptUnix()
+		conn, err := h.accept(l, &backoff, "control")
 		if err != nil {
 			return
 		}

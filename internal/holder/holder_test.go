@@ -1,18 +1,22 @@
 package holder
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
 	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,6 +32,26 @@ const meta = `{"v":1,"profile":"p","errno":1,"errnos":{"mkdir":13}}`
 type env struct {
 	h                       *Holder
 	runtime, control, agent string // socket paths
+	logs                    *syncBuffer
+	served                  chan error // Serve's result
+}
+
+// syncBuffer is the holder's log, written from its goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // start serves a holder on sockets in a temporary directory. allow nil
@@ -38,16 +62,18 @@ func start(t *testing.T, allow func(unix.Ucred) bool) *env {
 		t.Skip("the holder admits root only by default")
 	}
 	dir := t.TempDir()
-	e := &env{runtime: filepath.Join(dir, "holder.sock"), control: filepath.Join(dir, "holder.ctl"), agent: filepath.Join(dir, "agent.sock")}
-	e.h = &Holder{Agent: e.agent, AllowPeer: allow}
+	e := &env{runtime: filepath.Join(dir, "holder.sock"), control: filepath.Join(dir, "holder.ctl"), agent: filepath.Join(dir, "agent.sock"), logs: &syncBuffer{}, served: make(chan error, 1)}
+	e.h = &Holder{Agent: e.agent, AllowPeer: allow, Log: &logrus.Logger{Out: e.logs, Formatter: &logrus.TextFormatter{DisableTimestamp: true}, Hooks: logrus.LevelHooks{}, Level: logrus.DebugLevel}}
 	rt := listen(t, e.runtime)
 	ctl := listen(t, e.control)
-	served := make(chan error, 1)
-	go func() { served <- e.h.Serve(rt, ctl) }()
+	go func() { e.served <- e.h.Serve(rt, ctl) }()
 	t.Cleanup(func() {
 		rt.Close()
 		ctl.Close()
-		<-served
+		<-e.served
+		if t.Failed() {
+			t.Logf("holder log:\n%s", e.logs.String())
+		}
 	})
 	return e
 }
@@ -189,5 +215,71 @@ func TestPeerCheck(t *testing.T) {
 	if conn, err := l.AcceptUnix(); err == nil {
 		conn.Close()
 		t.Error("a refused peer got a hand-off")
+	}
+}
+
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(childtest.Wait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+// TestSurvivesEMFILE: out of fds, accept fails on both sockets; the holder
+// backs off and logs it once per socket, and serves runc and the agent again
+// when fds are free, instead of exiting and taking every container's
+// listener with it.
+func TestSurvivesEMFILE(t *testing.T) {
+	e := start(t, nil)
+	// Serve has its fds once it accepts: a probe, as the shim's.
+	probe, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: e.runtime, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.CloseWrite()
+	probe.SetReadDeadline(time.Now().Add(childtest.Wait))
+	probe.Read(make([]byte, 1)) // until the holder closes it
+	probe.Close()
+	var clients []int
+	for range 2 {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		clients = append(clients, fd)
+	}
+	release := childtest.ExhaustFds(t)
+	err0 := unix.Connect(clients[0], &unix.SockaddrUnix{Name: e.runtime})
+	err1 := unix.Connect(clients[1], &unix.SockaddrUnix{Name: e.control})
+	ok := err0 == nil && err1 == nil && eventually(func() bool { return strings.Count(e.logs.String(), "accept failed") >= 2 })
+	time.Sleep(50 * time.Millisecond) // a few more failures, each not logged
+	release()
+	if err0 != nil || err1 != nil {
+		t.Fatal(err0, err1)
+	}
+	if !ok {
+		t.Fatalf("no accept failure logged for each socket:\n%s", e.logs.String())
+	}
+	select {
+	case err := <-e.served:
+		e.served <- err
+		t.Fatalf("Serve returned %v while out of fds", err)
+	default:
+	}
+	unix.Close(clients[0])
+	unix.Close(clients[1]) // an agent that came and went
+
+	c := childtest.Start(t)
+	c.HandOff(e.runtime, "c1", meta, nil)
+	wantErrno(t, c, "getppid", unix.EPERM)
+	l, _ := e.connect(t)
+	if h := receive(t, l); h.State.State.ID != "c1" {
+		t.Fatalf("forwarded %+v", h.State)
+	}
+	if n := strings.Count(e.logs.String(), "accept failed"); n != 2 {
+		t.Errorf("%d lines say accept failed, want one per socket", n)
 	}
 }

@@ -169,6 +169,7 @@ func (s *Server) Serve(l *net.UnixListener) error {
 	}
 	s.listener = l
 	s.mu.Unlock()
+	var backoff handoff.Backoff
 	for {
 		conn, err := l.AcceptUnix()
 		if err != nil {
@@ -181,7 +182,20 @@ func (s *Server) Serve(l *net.UnixListener) error {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				continue
 			}
-			return err
+			if s.Metrics != nil {
+				s.Metrics.AcceptErrors.Add(1)
+			}
+			first, ok := backoff.Wait(err)
+			if !ok {
+				return err
+			}
+			if first {
+				s.log(nil).WithError(err).Error("accept failed: retrying with backoff; hand-offs wait meanwhile")
+			}
+			continue
+		}
+		if backoff.Done() {
+			s.log(nil).Info("accepting again")
 		}
 		s.wg.Add(1)
 		go func() {

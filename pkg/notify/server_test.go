@@ -14,6 +14,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -566,5 +567,55 @@ func TestShutdownWithSilentPeer(t *testing.T) {
 	}
 	if err != nil {
 		t.Errorf("Shutdown with a silent peer: %v", err)
+	}
+}
+
+// TestServeSurvivesEMFILE: out of fds, accept fails; the agent backs off,
+// counts and logs it once, and accepts again when fds are free, instead of
+// returning from Serve and leaving every later container without an agent.
+func TestServeSurvivesEMFILE(t *testing.T) {
+	ts := startServer(t, nil)
+	sendRaw(t, ts.path, "") // Serve has its fds: it accepted this one
+	var clients []int
+	for range 3 {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		clients = append(clients, fd)
+	}
+	release := childtest.ExhaustFds(t)
+	for _, fd := range clients {
+		if err := unix.Connect(fd, &unix.SockaddrUnix{Name: ts.path}); err != nil {
+			release()
+			t.Fatal(err)
+		}
+	}
+	ok := eventually(wait, func() bool { return ts.metrics.AcceptErrors.Load() >= 2 })
+	release()
+	if !ok {
+		t.Fatalf("accept errors = %d, want some while out of fds", ts.metrics.AcceptErrors.Load())
+	}
+	select {
+	case err := <-ts.served:
+		ts.served <- err
+		t.Fatalf("Serve returned %v while out of fds", err)
+	default:
+	}
+	// With fds free again, the connections made meanwhile are served:
+	// garbage counts as a failed hand-off.
+	for _, fd := range clients {
+		unix.Write(fd, []byte("not JSON"))
+		unix.Shutdown(fd, unix.SHUT_WR)
+	}
+	if !eventually(wait, func() bool { return ts.metrics.HandoffFailures.Load() == 3 }) {
+		t.Fatalf("hand-off failures = %d, want 3 once fds are free", ts.metrics.HandoffFailures.Load())
+	}
+	if n := strings.Count(ts.logs.String(), "accept failed"); n != 1 {
+		t.Errorf("%d lines say accept failed, want 1 per episode:\n%s", n, ts.logs.String())
+	}
+	if !strings.Contains(ts.logs.String(), "accepting again") {
+		t.Errorf("no line says the agent accepts again:\n%s", ts.logs.String())
 	}
 }

@@ -117,7 +117,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	if err := os.MkdirAll(filepath.Dir(auditPath), 0o750); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(auditPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := notify.OpenAuditFile(auditPath, logger)
 	if err != nil {
 		return fmt.Errorf("--audit-log: %w", err)
 	}
@@ -171,6 +171,12 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 					_ = s.Shutdown(ctx)
 					close(stopped)
 					return
+				}
+				// logrotate's postrotate: a new file at the path now.
+				if err := f.Reopen(); err != nil {
+					logger.WithError(err).Error("audit log not reopened: records go to the old file")
+				} else {
+					logger.WithField("audit_log", auditPath).Info("audit log reopened")
 				}
 			case <-tick.C:
 				if configStamp(cfg.Source) == stamp {

@@ -297,9 +297,17 @@ func TestRunLifecycle(t *testing.T) {
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitLog(t, logs, "new policy rejected, the old one stays in force", 5*time.Second)
 
+	// logrotate's create mode: rename, then SIGHUP; a new file at once.
+	if err := os.Rename(auditLog, auditLog+".1"); err != nil {
+		t.Fatal(err)
+	}
 	writeConfig(t, cfg, 2)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitLog(t, logs, `msg="policy reloaded" config=`+cfg+" notify_rules=2", 5*time.Second)
+	waitLog(t, logs, `msg="audit log reopened" audit_log=`+auditLog, 5*time.Second)
+	if _, err := os.Stat(auditLog); err != nil {
+		t.Errorf("no new audit log after rename and SIGHUP: %v", err)
+	}
 
 	// No signal this time: the agent notices the file changed (checked every
 	// 2 s).

@@ -43,7 +43,7 @@ type Record struct {
 // one aggregate record per (container, syscall) at the end of the window: the
 // log's volume stays bounded. Writing happens on one goroutine behind a
 // bounded queue, so a slow disk never stalls a container; what the queue
-// can't take is counted in Dropped.
+// can't take, and what the writer fails to write, is counted in Dropped.
 type AuditLog struct {
 	PerKey int
 	Window time.Duration
@@ -124,7 +124,7 @@ func (a *AuditLog) write(w io.Writer) {
 				a.flush(w, true)
 				return
 			}
-			w.Write(b)
+			a.put(w, b)
 		case <-t.C:
 			a.flush(w, false)
 		}
@@ -154,7 +154,17 @@ func (a *AuditLog) flush(w io.Writer, all bool) {
 	a.mu.Unlock()
 	for _, r := range out {
 		b, _ := json.Marshal(r)
-		w.Write(append(b, '\n'))
+		a.put(w, append(b, '\n'))
+	}
+}
+
+// put writes one record, counting it as dropped if the write fails (a full
+// disk: AuditFile logs it).
+func (a *AuditLog) put(w io.Writer, b []byte) {
+	if _, err := w.Write(b); err != nil {
+		a.mu.Lock()
+		a.Dropped++
+		a.mu.Unlock()
 	}
 }
 
@@ -211,7 +221,8 @@ func record(c *Container, n *unotify.Notif, arch, syscall string, d Decision, no
 	return rec
 }
 
-// DroppedCount returns how many records the queue could not take.
+// DroppedCount returns how many records were not written: the queue could
+// not take them, or the write failed.
 func (a *AuditLog) DroppedCount() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()

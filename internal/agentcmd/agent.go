@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -72,7 +73,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // as urfave/cli records on a flag whether it was set.
 func serveFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "socket", Value: policy.DefaultSocket, Usage: "UNIX socket runc hands notify fds to (its directory is made root-only)"},
+		&cli.StringFlag{Name: "socket", Value: policy.DefaultSocket, Usage: "UNIX socket runc hands notify fds to (a directory made for it is root-only; a shared one is refused)"},
 		&cli.StringFlag{Name: "audit-log", Value: "/var/log/seccomp-shim/audit.log", Usage: "file the audit records are appended to"},
 		&cli.BoolFlag{Name: "audit-stdout", Usage: "also write audit records to stdout"},
 		&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9646", Usage: "address for Prometheus metrics at /metrics; empty turns them off"},
@@ -130,7 +131,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	if err != nil {
 		return err
 	}
-	l, err := listen(socket)
+	l, err := listen(socket, "--socket", logger)
 	if err != nil {
 		return err
 	}
@@ -226,11 +227,11 @@ func hold(c *cli.Context, logger *logrus.Logger) error {
 		logger.Error(err)
 		return cli.Exit("", 1)
 	}
-	rl, err := listen(socket)
+	rl, err := listen(socket, "--socket", logger)
 	if err != nil {
 		return fail(err)
 	}
-	cl, err := listen(control)
+	cl, err := listen(control, "--control", logger)
 	if err != nil {
 		return fail(err)
 	}
@@ -257,21 +258,55 @@ func configStamp(path string) string {
 	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 }
 
-// listen makes the socket in a root-only directory, replacing a stale one.
-func listen(socket string) (*net.UnixListener, error) {
+// listen makes the socket, replacing a stale one. A directory it creates
+// is made root-only. One that exists (/run) is left as it is, but refused if
+// others could replace the socket in it: whoever did would receive the
+// containers' notify fds from runc. flag names the socket in errors.
+func listen(socket, flag string, logger *logrus.Logger) (*net.UnixListener, error) {
 	dir := filepath.Dir(socket)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	warning, err := socketDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, socket, err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, err
+	if warning != "" {
+		logger.WithField("socket", socket).Warn(warning)
 	}
 	if c, err := net.Dial("unix", socket); err == nil {
 		c.Close()
-		return nil, fmt.Errorf("--socket %s: another agent is listening", socket)
+		return nil, fmt.Errorf("%s %s: another agent is listening", flag, socket)
 	}
 	os.Remove(socket)
 	return net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+}
+
+// socketDir makes dir root-only if it does not exist, and otherwise checks
+// that no one but root (or us) can replace what is in it. A sticky
+// directory (/tmp) is let through with a warning: others can't replace
+// the socket there, but can take its name first.
+func socketDir(dir string) (warning string, err error) {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+		return "", os.Chmod(dir, 0o700) // whatever the umask
+	}
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return "", fmt.Errorf("directory %s belongs to uid %d, who could replace the socket: use a directory of root's", dir, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 == 0 {
+		return "", nil
+	}
+	if fi.Mode()&os.ModeSticky == 0 {
+		return "", fmt.Errorf("directory %s is world- or group-writable (%v) without the sticky bit: anyone who can write it could replace the socket and receive containers' notify fds; use a root-only directory such as /run/seccomp-shim", dir, fi.Mode().Perm())
+	}
+	return fmt.Sprintf("directory %s is shared (%v, sticky): others can't replace the socket but could take its name before a restart; a root-only directory such as /run/seccomp-shim is safer", dir, fi.Mode()&(os.ModePerm|os.ModeSticky)), nil
 }
 
 // before compares RFC 3339 times as times: as strings, 06:00:00Z would sort

@@ -284,8 +284,9 @@ func TestRunLifecycle(t *testing.T) {
 		t.Fatalf("the stale socket was not replaced: %v", err)
 	}
 	c.Close()
-	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("socket directory mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	// Not ours: an existing directory (as /run is) keeps its mode.
+	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("socket directory mode %v (%v), want 0755 as it was", fi.Mode().Perm(), err)
 	}
 	if _, err := os.Stat(auditLog); err != nil {
 		t.Errorf("audit log not created: %v", err)
@@ -325,5 +326,68 @@ func TestRunLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket %s left behind after SIGTERM: %v", sock, err)
+	}
+}
+
+// TestListenDirectory: a directory listen creates is root-only; one that
+// exists (/run) keeps its mode; one others could write is refused, unless
+// sticky (/tmp), which is only warned about.
+func TestListenDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("directory ownership checks are for root's agent")
+	}
+	dir := t.TempDir()
+	mkdir := func(name string, mode os.FileMode) string {
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	mode := func(d string) os.FileMode {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode() & (os.ModePerm | os.ModeSticky)
+	}
+	for _, tc := range []struct {
+		name    string
+		dir     string
+		mode    os.FileMode // after listen
+		err     string
+		warning string
+	}{
+		{"created", filepath.Join(dir, "new", "run"), 0o700, "", ""},
+		{"like /run", mkdir("run", 0o755), 0o755, "", ""},
+		{"world-writable", mkdir("shared", 0o777), 0o777, "world- or group-writable", ""},
+		{"group-writable", mkdir("group", 0o775), 0o775, "world- or group-writable", ""},
+		{"sticky like /tmp", mkdir("tmp", 0o777|os.ModeSticky), 0o777 | os.ModeSticky, "", "sticky"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &lockedBuffer{}
+			l, err := listen(filepath.Join(tc.dir, "agent.sock"), "--socket", newLogger(logs))
+			if l != nil {
+				l.Close()
+			}
+			switch {
+			case tc.err == "" && err != nil:
+				t.Errorf("listen: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), tc.dir)):
+				t.Errorf("listen: %v, want an error naming %s and saying %q", err, tc.dir, tc.err)
+			}
+			if tc.warning != "" && !strings.Contains(logs.String(), tc.warning) {
+				t.Errorf("no warning saying %q:\n%s", tc.warning, logs.String())
+			}
+			if tc.warning == "" && strings.Contains(logs.String(), "level=warn") {
+				t.Errorf("unexpected warning:\n%s", logs.String())
+			}
+			if got := mode(tc.dir); got != tc.mode {
+				t.Errorf("directory mode %v after listen, want %v", got, tc.mode)
+			}
+		})
 	}
 }

@@ -202,11 +202,12 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 		// Listening already, so the fds the holder forwards at once land.
 		// The connection stays open for our lifetime: its end tells the
 		// holder to answer in our place.
-		ctl, err := net.Dial("unix", holderCtl)
+		metrics.UsesHolder = true
+		link, err := dialHolder(holderCtl, logger, metrics)
 		if err != nil {
-			return fmt.Errorf("--holder %s: %w", holderCtl, err)
+			return err
 		}
-		defer ctl.Close()
+		defer link.Close()
 	}
 	err = s.Serve(l)
 	if errors.Is(err, notify.ErrServerClosed) {

@@ -158,6 +158,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	stopped := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(2 * time.Second)
@@ -167,6 +168,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 			select {
 			case sig := <-sigs:
 				if sig != syscall.SIGHUP {
+					logger.WithField("signal", sig).Info("stopping")
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					defer cancel()
 					_ = s.Shutdown(ctx)
@@ -216,6 +218,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	audit.Close()
 	os.Remove(socket)
 	if errors.Is(err, notify.ErrServerClosed) {
+		logger.Info("stopped")
 		return nil
 	}
 	return err
@@ -239,15 +242,25 @@ func hold(c *cli.Context, logger *logrus.Logger) error {
 	h := &holder.Holder{Agent: agentSock, Log: logger}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() { <-sigs; rl.Close(); cl.Close() }()
+	defer signal.Stop(sigs)
+	go func() {
+		sig, ok := <-sigs
+		if !ok {
+			return
+		}
+		logger.WithField("signal", sig).Info("stopping")
+		rl.Close()
+		cl.Close()
+	}()
 	logger.WithFields(logrus.Fields{"socket": socket, "agent": agentSock, "control": control}).Info("holding the fds handed to socket")
 	err = h.Serve(rl, cl)
 	os.Remove(socket)
 	os.Remove(control)
 	if errors.Is(err, net.ErrClosed) {
+		logger.Info("stopped")
 		return nil
 	}
-	return fail(err)
+	return fail(fmt.Errorf("stopping: %w", err))
 }
 
 // configStamp identifies the config file's content cheaply.

@@ -324,6 +324,11 @@ func TestRunLifecycle(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the agent did not stop on SIGTERM; log:\n%s", logs.String())
 	}
+	for _, line := range []string{"msg=stopping signal=terminated", "msg=stopped"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("no %q in the agent's log: it must say why it stops:\n%s", line, logs.String())
+		}
+	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket %s left behind after SIGTERM: %v", sock, err)
 	}
@@ -389,5 +394,30 @@ func TestListenDirectory(t *testing.T) {
 				t.Errorf("directory mode %v after listen, want %v", got, tc.mode)
 			}
 		})
+	}
+}
+
+// TestHoldStops: the holder says why it stops.
+func TestHoldStops(t *testing.T) {
+	dir := t.TempDir()
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"hold", "--socket", filepath.Join(dir, "agent.sock"), "--agent", filepath.Join(dir, "agent.private.sock"), "--control", filepath.Join(dir, "holder.ctl")}, &bytes.Buffer{}, logs)
+	}()
+	waitLog(t, logs, "holding the fds handed to socket", 10*time.Second)
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("hold after SIGTERM = %d, want 0; log:\n%s", code, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the holder did not stop on SIGTERM; log:\n%s", logs.String())
+	}
+	for _, line := range []string{"msg=stopping signal=terminated", "msg=stopped"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("no %q in the holder's log:\n%s", line, logs.String())
+		}
 	}
 }

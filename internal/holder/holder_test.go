@@ -283,3 +283,32 @@ func TestSurvivesEMFILE(t *testing.T) {
 		t.Errorf("%d lines say accept failed, want one per socket", n)
 	}
 }
+
+// TestReleasedOnce: through agent restarts a running container is never
+// said to be released; when it ends, it is, once.
+func TestReleasedOnce(t *testing.T) {
+	e := start(t, nil)
+	c := childtest.Start(t)
+	c.HandOff(e.runtime, "c1", meta, nil)
+	wantErrno(t, c, "getppid", unix.EPERM)
+	for range 3 {
+		l, ctl := e.connect(t)
+		h := receive(t, l)
+		ctl.Close()
+		unix.Close(h.SeccompFd)
+		h.SeccompFd = -1
+		wantErrno(t, c, "getppid", unix.EPERM)
+	}
+	time.Sleep(1500 * time.Millisecond) // a reap or more
+	if n := strings.Count(e.logs.String(), "msg=released"); n != 0 {
+		t.Fatalf("%d lines say a running container was released:\n%s", n, e.logs.String())
+	}
+	c.Kill()
+	if !eventually(func() bool { return strings.Contains(e.logs.String(), "msg=released") }) {
+		t.Fatal("an ended container was never released")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if n := strings.Count(e.logs.String(), "msg=released"); n != 1 {
+		t.Errorf("%d lines say the container was released, want 1:\n%s", n, e.logs.String())
+	}
+}

@@ -287,6 +287,12 @@ func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
 		s.serveContainer(c, fd)
 	}
 	unix.Close(fd)
+	if s.stopping.Load() {
+		// It may well run on: under a holder, answered by the holder;
+		// without one, its routed syscalls fail with ENOSYS from here.
+		s.log(c).Info("no longer served: agent stopping")
+		return
+	}
 	s.log(c).Info("released")
 }
 

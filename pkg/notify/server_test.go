@@ -398,6 +398,10 @@ func TestShutdownFailsClosed(t *testing.T) {
 	if n := listeners(t); n != 0 {
 		t.Errorf("%d listener fds open after Shutdown", n)
 	}
+	// It runs on: the log must not say it was released, as when it ends.
+	if logs := ts.logs.String(); strings.Contains(logs, "msg=released") || !strings.Contains(logs, "agent stopping") {
+		t.Errorf("a running container's end of service is logged as a release, or not at all:\n%s", logs)
+	}
 	// Nobody holds the listener any more: the kernel fails the call.
 	ret, errno = c.Run("getppid")
 	wantErrno(t, "getppid after Shutdown", ret, errno, unix.ENOSYS)

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"sort"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +30,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 )
+
+// DefaultAuditLog is where serve writes the audit log, and summary reads it.
+const DefaultAuditLog = "/var/log/seccomp-shim/audit.log"
 
 // Main runs seccomp-agent with args (os.Args[1:]) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
@@ -56,15 +60,31 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			return hold(c, newLogger(stderr))
 		}},
-		{Name: "summary", Usage: "print denials per container and syscall from an audit log", ArgsUsage: "AUDIT-LOG", Action: func(c *cli.Context) error {
-			if err := noServeFlags(c); err != nil {
-				return err
-			}
-			if c.NArg() != 1 {
-				return cliapp.Usage(c, "needs one AUDIT-LOG (usage: seccomp-agent summary AUDIT-LOG)")
-			}
-			return summary(c.Args().First(), stdout)
-		}},
+		{Name: "summary", Usage: "print notified syscalls per container, syscall and action from an audit log", ArgsUsage: "[AUDIT-LOG] (default " + DefaultAuditLog + ")",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
+				&cli.BoolFlag{Name: "json", Usage: "the same as --format json"},
+			},
+			Action: func(c *cli.Context) error {
+				if err := noServeFlags(c); err != nil {
+					return err
+				}
+				if c.NArg() > 1 {
+					return cliapp.Usage(c, "takes one AUDIT-LOG at most (usage: seccomp-agent summary [AUDIT-LOG])")
+				}
+				format := c.String("format")
+				if c.Bool("json") {
+					format = "json"
+				}
+				if format != "table" && format != "json" {
+					return cliapp.Usage(c, "--format %q: table or json", format)
+				}
+				path := DefaultAuditLog
+				if c.NArg() == 1 {
+					path = c.Args().First()
+				}
+				return summary(path, format, stdout)
+			}},
 	}
 	return cliapp.Run(app, args)
 }
@@ -74,7 +94,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func serveFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "socket", Value: policy.DefaultSocket, Usage: "UNIX socket runc hands notify fds to (a directory made for it is root-only; a shared one is refused)"},
-		&cli.StringFlag{Name: "audit-log", Value: "/var/log/seccomp-shim/audit.log", Usage: "file the audit records are appended to"},
+		&cli.StringFlag{Name: "audit-log", Value: DefaultAuditLog, Usage: "file the audit records are appended to"},
 		&cli.BoolFlag{Name: "audit-stdout", Usage: "also write audit records to stdout"},
 		&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9646", Usage: "address for Prometheus metrics at /metrics; empty turns them off"},
 		&cli.StringFlag{Name: "holder", Usage: "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts"},
@@ -334,19 +354,30 @@ func before(a, b string) bool {
 	return ta.Before(tb)
 }
 
-// summary prints denials per container and syscall from an audit log.
-func summary(path string, stdout io.Writer) error {
+// summaryRow is one line of summary: the records of one container,
+// syscall and action.
+type summaryRow struct {
+	Container string `json:"container"`
+	Name      string `json:"name,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Syscall   string `json:"syscall"`
+	Action    string `json:"action"`
+	Count     int    `json:"count"`
+	First     string `json:"first"`
+	Last      string `json:"last"`
+}
+
+// summary prints the records of an audit log per container, syscall and
+// action, as a table or JSON.
+func summary(path, format string, stdout io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	type row struct {
-		container, syscall string
-		count              int
-		first, last        string
-	}
-	rows := map[[2]string]*row{}
+	rows := map[[3]string]*summaryRow{}
+	names := map[string]notify.Record{} // the CRI names last seen per container
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -354,37 +385,61 @@ func summary(path string, stdout io.Writer) error {
 		if json.Unmarshal(sc.Bytes(), &r) != nil {
 			continue
 		}
-		k := [2]string{r.Container, r.Syscall}
+		if r.Name != "" || r.Pod != "" || r.Namespace != "" {
+			names[r.Container] = r
+		}
+		k := [3]string{r.Container, r.Syscall, r.Action}
 		x := rows[k]
 		if x == nil {
-			x = &row{container: r.Container, syscall: r.Syscall, first: r.Time}
+			x = &summaryRow{Container: r.Container, Syscall: r.Syscall, Action: r.Action, First: r.Time}
 			rows[k] = x
 		}
 		n, first, last := 1, r.Time, r.Time
 		if r.Count > 0 {
 			n, first, last = r.Count, r.First, r.Last
 		}
-		x.count += n
-		if before(first, x.first) {
-			x.first = first
+		x.Count += n
+		if before(first, x.First) {
+			x.First = first
 		}
-		if x.last == "" || before(x.last, last) {
-			x.last = last
+		if x.Last == "" || before(x.Last, last) {
+			x.Last = last
 		}
 	}
-	list := make([]*row, 0, len(rows))
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	list := make([]*summaryRow, 0, len(rows))
 	for _, r := range rows {
+		n := names[r.Container]
+		r.Name, r.Pod, r.Namespace = n.Name, n.Pod, n.Namespace
 		list = append(list, r)
 	}
 	sort.Slice(list, func(i, j int) bool {
-		if list[i].container != list[j].container {
-			return list[i].container < list[j].container
+		a, b := list[i], list[j]
+		if a.Container != b.Container {
+			return a.Container < b.Container
 		}
-		return list[i].count > list[j].count
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		return a.Syscall+" "+a.Action < b.Syscall+" "+b.Action
 	})
-	fmt.Fprintf(stdout, "%-24s %-20s %8s  %s\n", "CONTAINER", "SYSCALL", "DENIED", "FIRST .. LAST")
-	for _, r := range list {
-		fmt.Fprintf(stdout, "%-24s %-20s %8d  %s .. %s\n", r.container, r.syscall, r.count, r.first, r.last)
+	if format == "json" {
+		e := json.NewEncoder(stdout)
+		e.SetIndent("", "  ")
+		return e.Encode(list)
 	}
-	return nil
+	w := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "CONTAINER\tNAME\tPOD\tNAMESPACE\tSYSCALL\tACTION\tCOUNT\tFIRST\tLAST")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, r := range list {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Container, dash(r.Name), dash(r.Pod), dash(r.Namespace), r.Syscall, r.Action, r.Count, r.First, r.Last)
+	}
+	return w.Flush()
 }

@@ -2,6 +2,7 @@ package agentcmd
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -14,36 +15,37 @@ import (
 	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/urfave/cli/v2"
 )
 
-type summaryRow struct {
+type tableRow struct {
 	count       int
 	first, last string
 }
 
 // parseSummary reads summary's table back, checking its header and order.
-func parseSummary(t *testing.T, out string) (map[[2]string]summaryRow, [][2]string) {
+func parseSummary(t *testing.T, out string) (map[[2]string]tableRow, [][2]string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != "CONTAINER SYSCALL DENIED FIRST .. LAST" {
+	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != "CONTAINER NAME POD NAMESPACE SYSCALL ACTION COUNT FIRST LAST" {
 		t.Fatalf("summary header: %q", out)
 	}
-	rows := map[[2]string]summaryRow{}
+	rows := map[[2]string]tableRow{}
 	var order [][2]string
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 6 || f[4] != ".." {
+		if len(f) != 9 {
 			t.Fatalf("summary line %q", l)
 		}
-		n, err := strconv.Atoi(f[2])
+		n, err := strconv.Atoi(f[6])
 		if err != nil {
 			t.Fatalf("summary line %q: %v", l, err)
 		}
-		k := [2]string{f[0], f[1]}
+		k := [2]string{f[0], f[4]}
 		if _, dup := rows[k]; dup {
 			t.Errorf("%v listed twice", k)
 		}
-		rows[k] = summaryRow{n, f[3], f[5]}
+		rows[k] = tableRow{n, f[7], f[8]}
 		order = append(order, k)
 	}
 	return rows, order
@@ -82,7 +84,7 @@ func TestSummary(t *testing.T) {
 	if fmt.Sprint(order) != fmt.Sprint(wantOrder) {
 		t.Errorf("order %v, want %v", order, wantOrder)
 	}
-	for k, w := range map[[2]string]summaryRow{
+	for k, w := range map[[2]string]tableRow{
 		// An aggregate's own first reaches back to its window's start.
 		{"web", "keyctl"}: {11, "2026-11-27T05:00:00.100000001Z", "2026-11-27T05:00:20.700000007Z"},
 		{"web", "mount"}:  {1, "2026-11-27T05:00:01.400000004Z", "2026-11-27T05:00:01.400000004Z"},
@@ -113,8 +115,8 @@ func TestSummary(t *testing.T) {
 		}
 		rows, _ := parseSummary(t, out)
 		got := rows[[2]string{"c", "keyctl"}]
-		want := summaryRow{2, "2026-11-27T06:00:00Z", "2026-11-27T06:00:00.5Z"}
-		if got == (summaryRow{2, want.last, want.first}) {
+		want := tableRow{2, "2026-11-27T06:00:00Z", "2026-11-27T06:00:00.5Z"}
+		if got == (tableRow{2, want.last, want.first}) {
 			t.Fatal(`regression: agent.go summary orders times as strings, but RFC3339Nano drops trailing zeros, so "06:00:00Z" sorts after "06:00:00.5Z"; parse them with time.Parse(time.RFC3339Nano, ...) and compare time.Time`)
 		}
 		if got != want {
@@ -129,14 +131,87 @@ func TestSummaryUsage(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"summary"}, 2, "usage: seccomp-agent summary AUDIT-LOG"},
 		{[]string{"summary", "a", "b"}, 2, "usage:"},
+		{[]string{"summary", "--format", "xml", "a"}, 2, "--format"},
 		{[]string{"summary", filepath.Join(t.TempDir(), "missing.log")}, 1, "no such file"},
 	} {
 		code, out, errOut := runMain(tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) || out != "" {
 			t.Errorf("Main(%q) = %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out, errOut, tc.code, tc.msg)
 		}
+	}
+}
+
+// TestSummaryKubernetes: 64-hex ids keep the columns aligned; the name,
+// pod and namespace are shown where the records have them; continue
+// records (audit = true rules) are counted apart from denials; --json and
+// --format json give the same rows as JSON.
+func TestSummaryKubernetes(t *testing.T) {
+	code, out, errOut := runMain("summary", "testdata/kubernetes.log")
+	if code != 0 {
+		t.Fatalf("summary exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want a header and 3 rows:\n%s", len(lines), out)
+	}
+	for _, col := range []string{"NAME", "POD", "NAMESPACE", "SYSCALL", "ACTION", "COUNT", "FIRST", "LAST"} {
+		at := strings.Index(lines[0], col)
+		for _, l := range lines[1:] {
+			if at >= len(l) || l[at] == ' ' || l[at-1] != ' ' {
+				t.Errorf("column %s (at %d) not aligned:\n%s", col, at, out)
+				break
+			}
+		}
+	}
+	hex := strings.Repeat("a", 64)
+	for _, want := range [][]string{
+		{hex, "nginx", "web-7d4b9c-x2x8q", "shop", "keyctl", "errno", "2", "2026-11-27T07:00:00.1Z", "2026-11-27T07:00:00.2Z"},
+		{strings.Repeat("0123456789abcdef", 4), "sidecar", "web-7d4b9c-x2x8q", "shop", "personality", "continue", "1", "2026-11-27T07:00:01Z", "2026-11-27T07:00:01Z"},
+		{"plain", "-", "-", "-", "mount", "errno", "1", "2026-11-27T07:00:02Z", "2026-11-27T07:00:02Z"},
+	} {
+		found := false
+		for _, l := range lines[1:] {
+			found = found || strings.Join(strings.Fields(l), " ") == strings.Join(want, " ")
+		}
+		if !found {
+			t.Errorf("no row %q:\n%s", want, out)
+		}
+	}
+	for _, args := range [][]string{{"summary", "--json", "testdata/kubernetes.log"}, {"summary", "--format", "json", "testdata/kubernetes.log"}} {
+		code, out, errOut := runMain(args...)
+		if code != 0 {
+			t.Fatalf("%q exit %d: %s", args, code, errOut)
+		}
+		var rows []map[string]any
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("%q: not JSON: %v\n%s", args, err, out)
+		}
+		if len(rows) != 3 {
+			t.Fatalf("%q: %d rows, want 3:\n%s", args, len(rows), out)
+		}
+		r := rows[1] // by container: 0123… sorts first
+		if r["container"] != hex || r["name"] != "nginx" || r["pod"] != "web-7d4b9c-x2x8q" || r["namespace"] != "shop" ||
+			r["syscall"] != "keyctl" || r["action"] != "errno" || r["count"] != float64(2) || r["first"] != "2026-11-27T07:00:00.1Z" || r["last"] != "2026-11-27T07:00:00.2Z" {
+			t.Errorf("%q: first row %v", args, r)
+		}
+	}
+}
+
+// TestSummaryDefaultPath: summary reads where serve writes by default.
+func TestSummaryDefaultPath(t *testing.T) {
+	var serveDefault string
+	for _, f := range serveFlags() {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "audit-log" {
+			serveDefault = sf.Value
+		}
+	}
+	if serveDefault != DefaultAuditLog {
+		t.Errorf("serve's --audit-log default %q, summary's %q", serveDefault, DefaultAuditLog)
+	}
+	code, out, _ := runMain("summary", "--help")
+	if code != 0 || !strings.Contains(out, DefaultAuditLog) {
+		t.Errorf("summary --help = %d, %q: want the default path named", code, out)
 	}
 }
 

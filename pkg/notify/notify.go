@@ -50,6 +50,9 @@ type Container struct {
 func (c *Container) replayRules() (string, string) {
 	if c.replayRule == "" {
 		c.replayRule = "profile " + c.Meta.Profile
+		if c.Meta.Profile == policy.ProfileEngineKept {
+			c.replayRule = c.Meta.Profile
+		}
 		c.newerRule = c.replayRule + " (newer than the profile)"
 	}
 	return c.replayRule, c.newerRule

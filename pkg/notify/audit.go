@@ -56,7 +56,11 @@ type AuditLog struct {
 	Dropped uint64
 }
 
-type key struct{ container, syscall string }
+// key is what a flood is bounded by: let through and denied apart.
+type key struct {
+	container, syscall string
+	continued          bool
+}
 
 type agg struct {
 	n, suppressed int
@@ -168,9 +172,9 @@ func (a *AuditLog) put(w io.Writer, b []byte) {
 	}
 }
 
-// Record logs one denial.
+// Record logs one decision: a denial, or a continue its rule audits.
 func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d Decision, now time.Time) {
-	k := key{c.ID, r.Syscall}
+	k := key{c.ID, r.Syscall, d.Continue}
 	a.mu.Lock()
 	g := a.seen[k]
 	if g == nil {
@@ -182,7 +186,8 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 		// Counted, not formatted: a flood costs the container a counter.
 		g.suppressed++
 		g.lastC, g.lastN, g.lastD, g.lastArch, g.lastTime = c, *n, d, r.Arch, now
-		if ct := r.counter; ct != nil && !ct.started {
+		if ct := r.counter; ct != nil && !ct.started && !d.Continue {
+			// (The C thread counts denials only: a continue stays in Go.)
 			// From here the C thread counts this key's denials itself.
 			ct.started, ct.key = true, k
 			g.counters = append(g.counters, ct)
@@ -215,8 +220,11 @@ func record(c *Container, n *unotify.Notif, arch, syscall string, d Decision, no
 		Action: "errno", Errno: d.Errno, Rule: d.Rule, UID: -1, // -1: not read, not root
 	}
 	rec.Namespace, rec.Pod, rec.Name, rec.Image = policy.Labels(c.Annotations)
-	if d.Kill {
+	switch {
+	case d.Kill:
 		rec.Action = "kill"
+	case d.Continue:
+		rec.Action, rec.Errno = "continue", 0
 	}
 	return rec
 }

@@ -75,6 +75,7 @@ type Decision struct {
 	Kill     bool   // kill the calling process (the syscall fails with Errno meanwhile)
 	Errno    uint   // else fail it with this errno
 	Rule     string // what decided, for the audit record
+	Audit    bool   // record a Continue too (denials always are)
 }
 
 // Handler decides notified syscalls. It runs on the container's thread:
@@ -380,7 +381,8 @@ func (s *Server) answer(r *Request) {
 	resp := unotify.Deny(n.ID, unix.Errno(d.Errno))
 	if d.Continue {
 		resp = unotify.Continue(n.ID)
-	} else if s.Audit != nil {
+	}
+	if s.Audit != nil && (!d.Continue || d.Audit) {
 		// Recorded before the answer frees the caller (or the kill ends
 		// it), while its pid still names it; procInfo checks IDValid.
 		s.Audit.Record(c, fd, n, r, d, start)

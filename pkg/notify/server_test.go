@@ -623,3 +623,40 @@ func TestServeSurvivesEMFILE(t *testing.T) {
 		t.Errorf("no line says the agent accepts again:\n%s", ts.logs.String())
 	}
 }
+
+// TestServerAuditedContinue: a continue rule with audit = true records what
+// it lets through, with the rule's name, from the C fast path's container
+// too; and a flood of them stays bounded like denials, never turned into
+// denials by the fast path's counting.
+func TestServerAuditedContinue(t *testing.T) {
+	cfg := parseConfig(t, `
+[[notify.rule]]
+name = "ci may getppid"
+syscalls = ["getppid"]
+action = "continue"
+audit = true
+`)
+	ts := startServer(t, cfg)
+	c := startChild(t)
+	c.HandOff(ts.path, "ci-43", testMeta(t), nil)
+	for range 15 { // more than PerKey
+		if ret, errno := c.Run("getppid"); ret != int64(os.Getpid()) || errno != 0 {
+			t.Fatalf("getppid under an audited continue rule = %d errno %d, want our pid %d", ret, errno, os.Getpid())
+		}
+	}
+	r := ts.waitRecord(func(r Record) bool { return r.Syscall == "getppid" })
+	if r.Action != "continue" || r.Errno != 0 || r.Rule != "ci may getppid" || r.Container != "ci-43" {
+		t.Errorf("record %+v, want action continue by rule \"ci may getppid\"", r)
+	}
+	ts.shutdown() // flushes the aggregate
+	n := 0
+	for _, r := range ts.records() {
+		if r.Action != "continue" {
+			t.Errorf("record %+v, want only continues", r)
+		}
+		n += max(r.Count, 1)
+	}
+	if n != 15 {
+		t.Errorf("records count %d continues, want 15", n)
+	}
+}

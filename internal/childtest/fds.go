@@ -1,6 +1,7 @@
 package childtest
 
 import (
+	"bytes"
 	"sync"
 	"testing"
 	"time"
@@ -63,4 +64,47 @@ func ExhaustFds(t *testing.T) (release func()) {
 		}
 		unix.Setrlimit(unix.RLIMIT_NOFILE, &old)
 	}
+}
+
+// ConnectOutOfFds connects a client to each UNIX socket path with the
+// process out of fds (ExhaustFds), so that the server's accept of each
+// fails with EMFILE until release. The clients are returned for the test
+// to write to once released; they close when it ends.
+func ConnectOutOfFds(t *testing.T, paths ...string) (clients []int, release func()) {
+	t.Helper()
+	for range paths {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		clients = append(clients, fd)
+	}
+	release = ExhaustFds(t)
+	for i, fd := range clients {
+		if err := unix.Connect(fd, &unix.SockaddrUnix{Name: paths[i]}); err != nil {
+			release()
+			t.Fatal(err)
+		}
+	}
+	return clients, release
+}
+
+// SyncBuffer is a bytes.Buffer safe for a logger's goroutines and the
+// test reading it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package holder
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,26 +30,8 @@ const meta = `{"v":1,"profile":"p","errno":1,"errnos":{"mkdir":13}}`
 type env struct {
 	h                       *Holder
 	runtime, control, agent string // socket paths
-	logs                    *syncBuffer
+	logs                    *childtest.SyncBuffer
 	served                  chan error // Serve's result
-}
-
-// syncBuffer is the holder's log, written from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // start serves a holder on sockets in a temporary directory. allow nil
@@ -62,7 +42,7 @@ func start(t *testing.T, allow func(unix.Ucred) bool) *env {
 		t.Skip("the holder admits root only by default")
 	}
 	dir := t.TempDir()
-	e := &env{runtime: filepath.Join(dir, "holder.sock"), control: filepath.Join(dir, "holder.ctl"), agent: filepath.Join(dir, "agent.sock"), logs: &syncBuffer{}, served: make(chan error, 1)}
+	e := &env{runtime: filepath.Join(dir, "holder.sock"), control: filepath.Join(dir, "holder.ctl"), agent: filepath.Join(dir, "agent.sock"), logs: &childtest.SyncBuffer{}, served: make(chan error, 1)}
 	e.h = &Holder{Agent: e.agent, AllowPeer: allow, Log: &logrus.Logger{Out: e.logs, Formatter: &logrus.TextFormatter{DisableTimestamp: true}, Hooks: logrus.LevelHooks{}, Level: logrus.DebugLevel}}
 	rt := listen(t, e.runtime)
 	ctl := listen(t, e.control)
@@ -242,24 +222,10 @@ func TestSurvivesEMFILE(t *testing.T) {
 	probe.SetReadDeadline(time.Now().Add(childtest.Wait))
 	probe.Read(make([]byte, 1)) // until the holder closes it
 	probe.Close()
-	var clients []int
-	for range 2 {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		clients = append(clients, fd)
-	}
-	release := childtest.ExhaustFds(t)
-	err0 := unix.Connect(clients[0], &unix.SockaddrUnix{Name: e.runtime})
-	err1 := unix.Connect(clients[1], &unix.SockaddrUnix{Name: e.control})
-	ok := err0 == nil && err1 == nil && eventually(func() bool { return strings.Count(e.logs.String(), "accept failed") >= 2 })
+	clients, release := childtest.ConnectOutOfFds(t, e.runtime, e.control)
+	ok := eventually(func() bool { return strings.Count(e.logs.String(), "accept failed") >= 2 })
 	time.Sleep(50 * time.Millisecond) // a few more failures, each not logged
 	release()
-	if err0 != nil || err1 != nil {
-		t.Fatal(err0, err1)
-	}
 	if !ok {
 		t.Fatalf("no accept failure logged for each socket:\n%s", e.logs.String())
 	}
@@ -269,8 +235,9 @@ func TestSurvivesEMFILE(t *testing.T) {
 		t.Fatalf("Serve returned %v while out of fds", err)
 	default:
 	}
-	unix.Close(clients[0])
-	unix.Close(clients[1]) // an agent that came and went
+	for _, fd := range clients {
+		unix.Shutdown(fd, unix.SHUT_RDWR) // a probe; an agent that came and went
+	}
 
 	c := childtest.Start(t)
 	c.HandOff(e.runtime, "c1", meta, nil)

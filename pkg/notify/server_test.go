@@ -580,22 +580,7 @@ func TestShutdownWithSilentPeer(t *testing.T) {
 func TestServeSurvivesEMFILE(t *testing.T) {
 	ts := startServer(t, nil)
 	sendRaw(t, ts.path, "") // Serve has its fds: it accepted this one
-	var clients []int
-	for range 3 {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer unix.Close(fd)
-		clients = append(clients, fd)
-	}
-	release := childtest.ExhaustFds(t)
-	for _, fd := range clients {
-		if err := unix.Connect(fd, &unix.SockaddrUnix{Name: ts.path}); err != nil {
-			release()
-			t.Fatal(err)
-		}
-	}
+	clients, release := childtest.ConnectOutOfFds(t, ts.path, ts.path, ts.path)
 	ok := eventually(wait, func() bool { return ts.metrics.AcceptErrors.Load() >= 2 })
 	release()
 	if !ok {

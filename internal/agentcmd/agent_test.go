@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/urfave/cli/v2"
 )
@@ -295,22 +295,7 @@ func TestRefusesSecondAgent(t *testing.T) {
 }
 
 // lockedBuffer lets the test read what the agent's logger writes meanwhile.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = childtest.SyncBuffer
 
 func waitLog(t *testing.T, l *lockedBuffer, s string, d time.Duration) {
 	t.Helper()

@@ -61,7 +61,10 @@ func (h *Holder) log(st *specs.ContainerProcessState) *logrus.Entry {
 	}
 	e := logrus.NewEntry(l)
 	if st != nil {
-		e = e.WithField("container", st.State.ID)
+		e = e.WithFields(logrus.Fields{"container": st.State.ID, "pid": st.Pid})
+		if handoff.Exec(st) {
+			e = e.WithField("exec", true)
+		}
 	}
 	return e
 }
@@ -215,7 +218,12 @@ func (h *Holder) reap(done <-chan struct{}) {
 			if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
 				unix.Close(fd)
 				delete(h.held, fd)
-				h.log(st).Info("released")
+				if handoff.Exec(st) {
+					// The container goes on: only this process ended.
+					h.log(st).Info("exec'd process ended: its notify fd released")
+				} else {
+					h.log(st).Info("released")
+				}
 			}
 		}
 		h.mu.Unlock()

@@ -286,18 +286,25 @@ func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
 		s.Metrics.Containers.Add(1)
 		defer s.Metrics.Containers.Add(-1)
 	}
-	s.log(c).WithField("pid", st.Pid).Info("watching")
+	log := s.log(c).WithField("pid", st.Pid)
+	if handoff.Exec(st) {
+		log = log.WithField("exec", true)
+	}
+	log.Info("watching")
 	if t, ok := s.Handler.(tabler); !ok || s.NoFastPath || !s.serveFast(c, fd, t) {
 		s.serveContainer(c, fd)
 	}
 	unix.Close(fd)
-	if s.stopping.Load() {
+	switch {
+	case s.stopping.Load():
 		// It may well run on: under a holder, answered by the holder;
 		// without one, its routed syscalls fail with ENOSYS from here.
-		s.log(c).Info("no longer served: agent stopping")
-		return
+		log.Info("no longer served: agent stopping")
+	case handoff.Exec(st):
+		log.Info("exec'd process ended: its notify fd released") // the container goes on
+	default:
+		log.Info("released")
 	}
-	s.log(c).Info("released")
 }
 
 // isProbe tells the shim's liveness check (connect, send nothing, close)

@@ -145,7 +145,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	defer f.Close()
 	var w io.Writer = f
 	if toStdout {
-		w = io.MultiWriter(f, stdout)
+		w = tee{f, stdout}
 	}
 	cfg, err := policy.Load(os.Getenv)
 	if err != nil {
@@ -242,6 +242,16 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 		return nil
 	}
 	return err
+}
+
+// tee writes each audit record to the file and to stdout. Unlike
+// io.MultiWriter, a failed write to the file (a full disk) does not cost
+// the stdout copy (kubectl logs); the file's error is the one counted.
+type tee struct{ file, stdout io.Writer }
+
+func (t tee) Write(p []byte) (int, error) {
+	t.stdout.Write(p)
+	return t.file.Write(p)
 }
 
 // hold runs the fd holder: see internal/holder.

@@ -481,3 +481,16 @@ func TestHoldStops(t *testing.T) {
 		}
 	}
 }
+
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// TestTeeFullDisk: with --audit-stdout, a record the file can't take still
+// reaches stdout, and the failure is reported for the dropped count.
+func TestTeeFullDisk(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := (tee{fullDisk{}, &out}).Write([]byte("{}\n")); err == nil || out.String() != "{}\n" {
+		t.Errorf("tee to a full disk: error %v, stdout %q; want ENOSPC and the record on stdout", err, out.String())
+	}
+}

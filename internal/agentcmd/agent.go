@@ -159,6 +159,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	pol := notify.NewPolicy(cfg)
 	metrics := notify.NewMetrics()
 	metrics.AuditDropped = audit.DroppedCount
+	metrics.UsesHolder = holderCtl != ""
 	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK()}
 	if runtime.GOMAXPROCS(0) < 2 {
 		// Pinned to one CPU, a thread blocked in RECV must not leave the
@@ -224,7 +225,6 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 		// Listening already, so the fds the holder forwards at once land.
 		// The connection stays open for our lifetime: its end tells the
 		// holder to answer in our place.
-		metrics.UsesHolder = true
 		link, err := dialHolder(holderCtl, logger, metrics)
 		if err != nil {
 			return err

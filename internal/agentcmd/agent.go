@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"runtime"
 	"sort"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,6 +30,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 )
+
+// DefaultAuditLog is where serve writes the audit log, and summary reads it.
+const DefaultAuditLog = "/var/log/seccomp-shim/audit.log"
 
 // Main runs seccomp-agent with args (os.Args[1:]) and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
@@ -55,15 +60,31 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			return hold(c, newLogger(stderr))
 		}},
-		{Name: "summary", Usage: "print denials per container and syscall from an audit log", ArgsUsage: "AUDIT-LOG", Action: func(c *cli.Context) error {
-			if err := noServeFlags(c); err != nil {
-				return err
-			}
-			if c.NArg() != 1 {
-				return cliapp.Usage(c, "needs one AUDIT-LOG (usage: seccomp-agent summary AUDIT-LOG)")
-			}
-			return summary(c.Args().First(), stdout)
-		}},
+		{Name: "summary", Usage: "print notified syscalls per container, syscall and action from an audit log", ArgsUsage: "[AUDIT-LOG] (default " + DefaultAuditLog + ")",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
+				&cli.BoolFlag{Name: "json", Usage: "the same as --format json"},
+			},
+			Action: func(c *cli.Context) error {
+				if err := noServeFlags(c); err != nil {
+					return err
+				}
+				if c.NArg() > 1 {
+					return cliapp.Usage(c, "takes one AUDIT-LOG at most (usage: seccomp-agent summary [AUDIT-LOG])")
+				}
+				format := c.String("format")
+				if c.Bool("json") {
+					format = "json"
+				}
+				if format != "table" && format != "json" {
+					return cliapp.Usage(c, "--format %q: table or json", format)
+				}
+				path := DefaultAuditLog
+				if c.NArg() == 1 {
+					path = c.Args().First()
+				}
+				return summary(path, format, stdout)
+			}},
 	}
 	return cliapp.Run(app, args)
 }
@@ -72,8 +93,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // as urfave/cli records on a flag whether it was set.
 func serveFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "socket", Value: policy.DefaultSocket, Usage: "UNIX socket runc hands notify fds to (its directory is made root-only)"},
-		&cli.StringFlag{Name: "audit-log", Value: "/var/log/seccomp-shim/audit.log", Usage: "file the audit records are appended to"},
+		&cli.StringFlag{Name: "socket", Value: policy.DefaultSocket, Usage: "UNIX socket runc hands notify fds to (a directory made for it is root-only; a shared one is refused)"},
+		&cli.StringFlag{Name: "audit-log", Value: DefaultAuditLog, Usage: "file the audit records are appended to"},
 		&cli.BoolFlag{Name: "audit-stdout", Usage: "also write audit records to stdout"},
 		&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9646", Usage: "address for Prometheus metrics at /metrics; empty turns them off"},
 		&cli.StringFlag{Name: "holder", Usage: "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts"},
@@ -117,20 +138,20 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	if err := os.MkdirAll(filepath.Dir(auditPath), 0o750); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(auditPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := notify.OpenAuditFile(auditPath, logger)
 	if err != nil {
 		return fmt.Errorf("--audit-log: %w", err)
 	}
 	defer f.Close()
 	var w io.Writer = f
 	if toStdout {
-		w = io.MultiWriter(f, stdout)
+		w = tee{f, stdout}
 	}
 	cfg, err := policy.Load(os.Getenv)
 	if err != nil {
 		return err
 	}
-	l, err := listen(socket)
+	l, err := listen(socket, "--socket", logger)
 	if err != nil {
 		return err
 	}
@@ -138,6 +159,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	pol := notify.NewPolicy(cfg)
 	metrics := notify.NewMetrics()
 	metrics.AuditDropped = audit.DroppedCount
+	metrics.UsesHolder = holderCtl != ""
 	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK()}
 	if runtime.GOMAXPROCS(0) < 2 {
 		// Pinned to one CPU, a thread blocked in RECV must not leave the
@@ -157,6 +179,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	stopped := make(chan struct{})
 	go func() {
 		tick := time.NewTicker(2 * time.Second)
@@ -166,11 +189,18 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 			select {
 			case sig := <-sigs:
 				if sig != syscall.SIGHUP {
+					logger.WithField("signal", sig).Info("stopping")
 					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 					defer cancel()
 					_ = s.Shutdown(ctx)
 					close(stopped)
 					return
+				}
+				// logrotate's postrotate: a new file at the path now.
+				if err := f.Reopen(); err != nil {
+					logger.WithError(err).Error("audit log not reopened: records go to the old file")
+				} else {
+					logger.WithField("audit_log", auditPath).Info("audit log reopened")
 				}
 			case <-tick.C:
 				if configStamp(cfg.Source) == stamp {
@@ -195,11 +225,11 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 		// Listening already, so the fds the holder forwards at once land.
 		// The connection stays open for our lifetime: its end tells the
 		// holder to answer in our place.
-		ctl, err := net.Dial("unix", holderCtl)
+		link, err := dialHolder(holderCtl, logger, metrics)
 		if err != nil {
-			return fmt.Errorf("--holder %s: %w", holderCtl, err)
+			return err
 		}
-		defer ctl.Close()
+		defer link.Close()
 	}
 	err = s.Serve(l)
 	if errors.Is(err, notify.ErrServerClosed) {
@@ -208,9 +238,20 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	audit.Close()
 	os.Remove(socket)
 	if errors.Is(err, notify.ErrServerClosed) {
+		logger.Info("stopped")
 		return nil
 	}
 	return err
+}
+
+// tee writes each audit record to the file and to stdout. Unlike
+// io.MultiWriter, a failed write to the file (a full disk) does not cost
+// the stdout copy (kubectl logs); the file's error is the one counted.
+type tee struct{ file, stdout io.Writer }
+
+func (t tee) Write(p []byte) (int, error) {
+	t.stdout.Write(p)
+	return t.file.Write(p)
 }
 
 // hold runs the fd holder: see internal/holder.
@@ -220,26 +261,36 @@ func hold(c *cli.Context, logger *logrus.Logger) error {
 		logger.Error(err)
 		return cli.Exit("", 1)
 	}
-	rl, err := listen(socket)
+	rl, err := listen(socket, "--socket", logger)
 	if err != nil {
 		return fail(err)
 	}
-	cl, err := listen(control)
+	cl, err := listen(control, "--control", logger)
 	if err != nil {
 		return fail(err)
 	}
 	h := &holder.Holder{Agent: agentSock, Log: logger}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() { <-sigs; rl.Close(); cl.Close() }()
+	defer signal.Stop(sigs)
+	go func() {
+		sig, ok := <-sigs
+		if !ok {
+			return
+		}
+		logger.WithField("signal", sig).Info("stopping")
+		rl.Close()
+		cl.Close()
+	}()
 	logger.WithFields(logrus.Fields{"socket": socket, "agent": agentSock, "control": control}).Info("holding the fds handed to socket")
 	err = h.Serve(rl, cl)
 	os.Remove(socket)
 	os.Remove(control)
 	if errors.Is(err, net.ErrClosed) {
+		logger.Info("stopped")
 		return nil
 	}
-	return fail(err)
+	return fail(fmt.Errorf("stopping: %w", err))
 }
 
 // configStamp identifies the config file's content cheaply.
@@ -251,21 +302,55 @@ func configStamp(path string) string {
 	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 }
 
-// listen makes the socket in a root-only directory, replacing a stale one.
-func listen(socket string) (*net.UnixListener, error) {
+// listen makes the socket, replacing a stale one. A directory it creates
+// is made root-only. One that exists (/run) is left as it is, but refused if
+// others could replace the socket in it: whoever did would receive the
+// containers' notify fds from runc. flag names the socket in errors.
+func listen(socket, flag string, logger *logrus.Logger) (*net.UnixListener, error) {
 	dir := filepath.Dir(socket)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	warning, err := socketDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", flag, socket, err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, err
+	if warning != "" {
+		logger.WithField("socket", socket).Warn(warning)
 	}
 	if c, err := net.Dial("unix", socket); err == nil {
 		c.Close()
-		return nil, fmt.Errorf("--socket %s: another agent is listening", socket)
+		return nil, fmt.Errorf("%s %s: another agent is listening", flag, socket)
 	}
 	os.Remove(socket)
 	return net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+}
+
+// socketDir makes dir root-only if it does not exist, and otherwise checks
+// that no one but root (or us) can replace what is in it. A sticky
+// directory (/tmp) is let through with a warning: others can't replace
+// the socket there, but can take its name first.
+func socketDir(dir string) (warning string, err error) {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+		return "", os.Chmod(dir, 0o700) // whatever the umask
+	}
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s is not a directory", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return "", fmt.Errorf("directory %s belongs to uid %d, who could replace the socket: use a directory of root's", dir, st.Uid)
+	}
+	if fi.Mode().Perm()&0o022 == 0 {
+		return "", nil
+	}
+	if fi.Mode()&os.ModeSticky == 0 {
+		return "", fmt.Errorf("directory %s is world- or group-writable (%v) without the sticky bit: anyone who can write it could replace the socket and receive containers' notify fds; use a root-only directory such as /run/seccomp-shim", dir, fi.Mode().Perm())
+	}
+	return fmt.Sprintf("directory %s is shared (%v, sticky): others can't replace the socket but could take its name before a restart; a root-only directory such as /run/seccomp-shim is safer", dir, fi.Mode()&(os.ModePerm|os.ModeSticky)), nil
 }
 
 // before compares RFC 3339 times as times: as strings, 06:00:00Z would sort
@@ -279,19 +364,30 @@ func before(a, b string) bool {
 	return ta.Before(tb)
 }
 
-// summary prints denials per container and syscall from an audit log.
-func summary(path string, stdout io.Writer) error {
+// summaryRow is one line of summary: the records of one container,
+// syscall and action.
+type summaryRow struct {
+	Container string `json:"container"`
+	Name      string `json:"name,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	Syscall   string `json:"syscall"`
+	Action    string `json:"action"`
+	Count     int    `json:"count"`
+	First     string `json:"first"`
+	Last      string `json:"last"`
+}
+
+// summary prints the records of an audit log per container, syscall and
+// action, as a table or JSON.
+func summary(path, format string, stdout io.Writer) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	type row struct {
-		container, syscall string
-		count              int
-		first, last        string
-	}
-	rows := map[[2]string]*row{}
+	rows := map[[3]string]*summaryRow{}
+	names := map[string]notify.Record{} // the CRI names last seen per container
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -299,37 +395,61 @@ func summary(path string, stdout io.Writer) error {
 		if json.Unmarshal(sc.Bytes(), &r) != nil {
 			continue
 		}
-		k := [2]string{r.Container, r.Syscall}
+		if r.Name != "" || r.Pod != "" || r.Namespace != "" {
+			names[r.Container] = r
+		}
+		k := [3]string{r.Container, r.Syscall, r.Action}
 		x := rows[k]
 		if x == nil {
-			x = &row{container: r.Container, syscall: r.Syscall, first: r.Time}
+			x = &summaryRow{Container: r.Container, Syscall: r.Syscall, Action: r.Action, First: r.Time}
 			rows[k] = x
 		}
 		n, first, last := 1, r.Time, r.Time
 		if r.Count > 0 {
 			n, first, last = r.Count, r.First, r.Last
 		}
-		x.count += n
-		if before(first, x.first) {
-			x.first = first
+		x.Count += n
+		if before(first, x.First) {
+			x.First = first
 		}
-		if x.last == "" || before(x.last, last) {
-			x.last = last
+		if x.Last == "" || before(x.Last, last) {
+			x.Last = last
 		}
 	}
-	list := make([]*row, 0, len(rows))
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	list := make([]*summaryRow, 0, len(rows))
 	for _, r := range rows {
+		n := names[r.Container]
+		r.Name, r.Pod, r.Namespace = n.Name, n.Pod, n.Namespace
 		list = append(list, r)
 	}
 	sort.Slice(list, func(i, j int) bool {
-		if list[i].container != list[j].container {
-			return list[i].container < list[j].container
+		a, b := list[i], list[j]
+		if a.Container != b.Container {
+			return a.Container < b.Container
 		}
-		return list[i].count > list[j].count
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		return a.Syscall+" "+a.Action < b.Syscall+" "+b.Action
 	})
-	fmt.Fprintf(stdout, "%-24s %-20s %8s  %s\n", "CONTAINER", "SYSCALL", "DENIED", "FIRST .. LAST")
-	for _, r := range list {
-		fmt.Fprintf(stdout, "%-24s %-20s %8d  %s .. %s\n", r.container, r.syscall, r.count, r.first, r.last)
+	if format == "json" {
+		e := json.NewEncoder(stdout)
+		e.SetIndent("", "  ")
+		return e.Encode(list)
 	}
-	return nil
+	w := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(w, "CONTAINER\tNAME\tPOD\tNAMESPACE\tSYSCALL\tACTION\tCOUNT\tFIRST\tLAST")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, r := range list {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Container, dash(r.Name), dash(r.Pod), dash(r.Namespace), r.Syscall, r.Action, r.Count, r.First, r.Last)
+	}
+	return w.Flush()
 }

@@ -2,48 +2,50 @@ package agentcmd
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/urfave/cli/v2"
 )
 
-type summaryRow struct {
+type tableRow struct {
 	count       int
 	first, last string
 }
 
 // parseSummary reads summary's table back, checking its header and order.
-func parseSummary(t *testing.T, out string) (map[[2]string]summaryRow, [][2]string) {
+func parseSummary(t *testing.T, out string) (map[[2]string]tableRow, [][2]string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != "CONTAINER SYSCALL DENIED FIRST .. LAST" {
+	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != "CONTAINER NAME POD NAMESPACE SYSCALL ACTION COUNT FIRST LAST" {
 		t.Fatalf("summary header: %q", out)
 	}
-	rows := map[[2]string]summaryRow{}
+	rows := map[[2]string]tableRow{}
 	var order [][2]string
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 6 || f[4] != ".." {
+		if len(f) != 9 {
 			t.Fatalf("summary line %q", l)
 		}
-		n, err := strconv.Atoi(f[2])
+		n, err := strconv.Atoi(f[6])
 		if err != nil {
 			t.Fatalf("summary line %q: %v", l, err)
 		}
-		k := [2]string{f[0], f[1]}
+		k := [2]string{f[0], f[4]}
 		if _, dup := rows[k]; dup {
 			t.Errorf("%v listed twice", k)
 		}
-		rows[k] = summaryRow{n, f[3], f[5]}
+		rows[k] = tableRow{n, f[7], f[8]}
 		order = append(order, k)
 	}
 	return rows, order
@@ -82,7 +84,7 @@ func TestSummary(t *testing.T) {
 	if fmt.Sprint(order) != fmt.Sprint(wantOrder) {
 		t.Errorf("order %v, want %v", order, wantOrder)
 	}
-	for k, w := range map[[2]string]summaryRow{
+	for k, w := range map[[2]string]tableRow{
 		// An aggregate's own first reaches back to its window's start.
 		{"web", "keyctl"}: {11, "2026-11-27T05:00:00.100000001Z", "2026-11-27T05:00:20.700000007Z"},
 		{"web", "mount"}:  {1, "2026-11-27T05:00:01.400000004Z", "2026-11-27T05:00:01.400000004Z"},
@@ -113,8 +115,8 @@ func TestSummary(t *testing.T) {
 		}
 		rows, _ := parseSummary(t, out)
 		got := rows[[2]string{"c", "keyctl"}]
-		want := summaryRow{2, "2026-11-27T06:00:00Z", "2026-11-27T06:00:00.5Z"}
-		if got == (summaryRow{2, want.last, want.first}) {
+		want := tableRow{2, "2026-11-27T06:00:00Z", "2026-11-27T06:00:00.5Z"}
+		if got == (tableRow{2, want.last, want.first}) {
 			t.Fatal(`regression: agent.go summary orders times as strings, but RFC3339Nano drops trailing zeros, so "06:00:00Z" sorts after "06:00:00.5Z"; parse them with time.Parse(time.RFC3339Nano, ...) and compare time.Time`)
 		}
 		if got != want {
@@ -129,14 +131,87 @@ func TestSummaryUsage(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{[]string{"summary"}, 2, "usage: seccomp-agent summary AUDIT-LOG"},
 		{[]string{"summary", "a", "b"}, 2, "usage:"},
+		{[]string{"summary", "--format", "xml", "a"}, 2, "--format"},
 		{[]string{"summary", filepath.Join(t.TempDir(), "missing.log")}, 1, "no such file"},
 	} {
 		code, out, errOut := runMain(tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.msg) || out != "" {
 			t.Errorf("Main(%q) = %d, stdout %q, stderr %q; want %d and %q", tc.args, code, out, errOut, tc.code, tc.msg)
 		}
+	}
+}
+
+// TestSummaryKubernetes: 64-hex ids keep the columns aligned; the name,
+// pod and namespace are shown where the records have them; continue
+// records (audit = true rules) are counted apart from denials; --json and
+// --format json give the same rows as JSON.
+func TestSummaryKubernetes(t *testing.T) {
+	code, out, errOut := runMain("summary", "testdata/kubernetes.log")
+	if code != 0 {
+		t.Fatalf("summary exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want a header and 3 rows:\n%s", len(lines), out)
+	}
+	for _, col := range []string{"NAME", "POD", "NAMESPACE", "SYSCALL", "ACTION", "COUNT", "FIRST", "LAST"} {
+		at := strings.Index(lines[0], col)
+		for _, l := range lines[1:] {
+			if at >= len(l) || l[at] == ' ' || l[at-1] != ' ' {
+				t.Errorf("column %s (at %d) not aligned:\n%s", col, at, out)
+				break
+			}
+		}
+	}
+	hex := strings.Repeat("a", 64)
+	for _, want := range [][]string{
+		{hex, "nginx", "web-7d4b9c-x2x8q", "shop", "keyctl", "errno", "2", "2026-11-27T07:00:00.1Z", "2026-11-27T07:00:00.2Z"},
+		{strings.Repeat("0123456789abcdef", 4), "sidecar", "web-7d4b9c-x2x8q", "shop", "personality", "continue", "1", "2026-11-27T07:00:01Z", "2026-11-27T07:00:01Z"},
+		{"plain", "-", "-", "-", "mount", "errno", "1", "2026-11-27T07:00:02Z", "2026-11-27T07:00:02Z"},
+	} {
+		found := false
+		for _, l := range lines[1:] {
+			found = found || strings.Join(strings.Fields(l), " ") == strings.Join(want, " ")
+		}
+		if !found {
+			t.Errorf("no row %q:\n%s", want, out)
+		}
+	}
+	for _, args := range [][]string{{"summary", "--json", "testdata/kubernetes.log"}, {"summary", "--format", "json", "testdata/kubernetes.log"}} {
+		code, out, errOut := runMain(args...)
+		if code != 0 {
+			t.Fatalf("%q exit %d: %s", args, code, errOut)
+		}
+		var rows []map[string]any
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("%q: not JSON: %v\n%s", args, err, out)
+		}
+		if len(rows) != 3 {
+			t.Fatalf("%q: %d rows, want 3:\n%s", args, len(rows), out)
+		}
+		r := rows[1] // by container: 0123… sorts first
+		if r["container"] != hex || r["name"] != "nginx" || r["pod"] != "web-7d4b9c-x2x8q" || r["namespace"] != "shop" ||
+			r["syscall"] != "keyctl" || r["action"] != "errno" || r["count"] != float64(2) || r["first"] != "2026-11-27T07:00:00.1Z" || r["last"] != "2026-11-27T07:00:00.2Z" {
+			t.Errorf("%q: first row %v", args, r)
+		}
+	}
+}
+
+// TestSummaryDefaultPath: summary reads where serve writes by default.
+func TestSummaryDefaultPath(t *testing.T) {
+	var serveDefault string
+	for _, f := range serveFlags() {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == "audit-log" {
+			serveDefault = sf.Value
+		}
+	}
+	if serveDefault != DefaultAuditLog {
+		t.Errorf("serve's --audit-log default %q, summary's %q", serveDefault, DefaultAuditLog)
+	}
+	code, out, _ := runMain("summary", "--help")
+	if code != 0 || !strings.Contains(out, DefaultAuditLog) {
+		t.Errorf("summary --help = %d, %q: want the default path named", code, out)
 	}
 }
 
@@ -220,22 +295,7 @@ func TestRefusesSecondAgent(t *testing.T) {
 }
 
 // lockedBuffer lets the test read what the agent's logger writes meanwhile.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = childtest.SyncBuffer
 
 func waitLog(t *testing.T, l *lockedBuffer, s string, d time.Duration) {
 	t.Helper()
@@ -284,8 +344,9 @@ func TestRunLifecycle(t *testing.T) {
 		t.Fatalf("the stale socket was not replaced: %v", err)
 	}
 	c.Close()
-	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("socket directory mode %v (%v), want 0700", fi.Mode().Perm(), err)
+	// Not ours: an existing directory (as /run is) keeps its mode.
+	if fi, err := os.Stat(filepath.Dir(sock)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("socket directory mode %v (%v), want 0755 as it was", fi.Mode().Perm(), err)
 	}
 	if _, err := os.Stat(auditLog); err != nil {
 		t.Errorf("audit log not created: %v", err)
@@ -297,9 +358,17 @@ func TestRunLifecycle(t *testing.T) {
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitLog(t, logs, "new policy rejected, the old one stays in force", 5*time.Second)
 
+	// logrotate's create mode: rename, then SIGHUP; a new file at once.
+	if err := os.Rename(auditLog, auditLog+".1"); err != nil {
+		t.Fatal(err)
+	}
 	writeConfig(t, cfg, 2)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitLog(t, logs, `msg="policy reloaded" config=`+cfg+" notify_rules=2", 5*time.Second)
+	waitLog(t, logs, `msg="audit log reopened" audit_log=`+auditLog, 5*time.Second)
+	if _, err := os.Stat(auditLog); err != nil {
+		t.Errorf("no new audit log after rename and SIGHUP: %v", err)
+	}
 
 	// No signal this time: the agent notices the file changed (checked every
 	// 2 s).
@@ -315,7 +384,113 @@ func TestRunLifecycle(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the agent did not stop on SIGTERM; log:\n%s", logs.String())
 	}
+	for _, line := range []string{"msg=stopping signal=terminated", "msg=stopped"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("no %q in the agent's log: it must say why it stops:\n%s", line, logs.String())
+		}
+	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket %s left behind after SIGTERM: %v", sock, err)
+	}
+}
+
+// TestListenDirectory: a directory listen creates is root-only; one that
+// exists (/run) keeps its mode; one others could write is refused, unless
+// sticky (/tmp), which is only warned about.
+func TestListenDirectory(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("directory ownership checks are for root's agent")
+	}
+	dir := t.TempDir()
+	mkdir := func(name string, mode os.FileMode) string {
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	mode := func(d string) os.FileMode {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode() & (os.ModePerm | os.ModeSticky)
+	}
+	for _, tc := range []struct {
+		name    string
+		dir     string
+		mode    os.FileMode // after listen
+		err     string
+		warning string
+	}{
+		{"created", filepath.Join(dir, "new", "run"), 0o700, "", ""},
+		{"like /run", mkdir("run", 0o755), 0o755, "", ""},
+		{"world-writable", mkdir("shared", 0o777), 0o777, "world- or group-writable", ""},
+		{"group-writable", mkdir("group", 0o775), 0o775, "world- or group-writable", ""},
+		{"sticky like /tmp", mkdir("tmp", 0o777|os.ModeSticky), 0o777 | os.ModeSticky, "", "sticky"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &lockedBuffer{}
+			l, err := listen(filepath.Join(tc.dir, "agent.sock"), "--socket", newLogger(logs))
+			if l != nil {
+				l.Close()
+			}
+			switch {
+			case tc.err == "" && err != nil:
+				t.Errorf("listen: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), tc.dir)):
+				t.Errorf("listen: %v, want an error naming %s and saying %q", err, tc.dir, tc.err)
+			}
+			if tc.warning != "" && !strings.Contains(logs.String(), tc.warning) {
+				t.Errorf("no warning saying %q:\n%s", tc.warning, logs.String())
+			}
+			if tc.warning == "" && strings.Contains(logs.String(), "level=warn") {
+				t.Errorf("unexpected warning:\n%s", logs.String())
+			}
+			if got := mode(tc.dir); got != tc.mode {
+				t.Errorf("directory mode %v after listen, want %v", got, tc.mode)
+			}
+		})
+	}
+}
+
+// TestHoldStops: the holder says why it stops.
+func TestHoldStops(t *testing.T) {
+	dir := t.TempDir()
+	logs := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"hold", "--socket", filepath.Join(dir, "agent.sock"), "--agent", filepath.Join(dir, "agent.private.sock"), "--control", filepath.Join(dir, "holder.ctl")}, &bytes.Buffer{}, logs)
+	}()
+	waitLog(t, logs, "holding the fds handed to socket", 10*time.Second)
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("hold after SIGTERM = %d, want 0; log:\n%s", code, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the holder did not stop on SIGTERM; log:\n%s", logs.String())
+	}
+	for _, line := range []string{"msg=stopping signal=terminated", "msg=stopped"} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("no %q in the holder's log:\n%s", line, logs.String())
+		}
+	}
+}
+
+type fullDisk struct{}
+
+func (fullDisk) Write([]byte) (int, error) { return 0, syscall.ENOSPC }
+
+// TestTeeFullDisk: with --audit-stdout, a record the file can't take still
+// reaches stdout, and the failure is reported for the dropped count.
+func TestTeeFullDisk(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := (tee{fullDisk{}, &out}).Write([]byte("{}\n")); err == nil || out.String() != "{}\n" {
+		t.Errorf("tee to a full disk: error %v, stdout %q; want ENOSPC and the record on stdout", err, out.String())
 	}
 }

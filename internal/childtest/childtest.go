@@ -7,7 +7,6 @@ package childtest
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -155,7 +153,7 @@ type Child struct {
 	in     *os.File
 	out    *os.File
 	lines  *bufio.Reader
-	stderr lockedBuffer
+	stderr SyncBuffer
 	waited chan struct{}
 	werr   error
 }
@@ -387,30 +385,6 @@ func PollFD(tb testing.TB, fd int, d time.Duration) int16 {
 type seccompData struct {
 	Nr   int32
 	Arch uint32
-}
-
-// lockedBuffer collects the child's stderr while the test may read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *lockedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *lockedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *lockedBuffer) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
 }
 
 // atFDCWD is AT_FDCWD as a syscall argument; a negative constant can't be

@@ -61,7 +61,10 @@ func (h *Holder) log(st *specs.ContainerProcessState) *logrus.Entry {
 	}
 	e := logrus.NewEntry(l)
 	if st != nil {
-		e = e.WithField("container", st.State.ID)
+		e = e.WithFields(logrus.Fields{"container": st.State.ID, "pid": st.Pid})
+		if handoff.Exec(st) {
+			e = e.WithField("exec", true)
+		}
 	}
 	return e
 }
@@ -81,8 +84,9 @@ func (h *Holder) Serve(runtime, control *net.UnixListener) error {
 	defer close(done)
 	go h.controls(control)
 	go h.reap(done)
+	var backoff handoff.Backoff
 	for {
-		conn, err := runtime.AcceptUnix()
+		conn, err := h.accept(runtime, &backoff, "runtime")
 		if err != nil {
 			return err
 		}
@@ -97,6 +101,28 @@ func (h *Holder) Serve(runtime, control *net.UnixListener) error {
 			}
 			h.add(&ho.State, ho.SeccompFd)
 		}()
+	}
+}
+
+// accept accepts on l, backing off while accept fails for want of fds:
+// the holder must outlive any shortage, or every container's listener dies
+// with it. It returns an error only once l is closed or broken.
+func (h *Holder) accept(l *net.UnixListener, b *handoff.Backoff, socket string) (*net.UnixConn, error) {
+	for {
+		conn, err := l.AcceptUnix()
+		if err == nil {
+			if b.Done() {
+				h.log(nil).WithField("socket", socket).Info("accepting again")
+			}
+			return conn, nil
+		}
+		first, ok := b.Wait(err)
+		if !ok {
+			return nil, err
+		}
+		if first {
+			h.log(nil).WithField("socket", socket).WithError(err).Error("accept failed: retrying with backoff")
+		}
 	}
 }
 
@@ -130,8 +156,9 @@ func (h *Holder) answer(st *specs.ContainerProcessState, fd int) {
 
 // controls tracks the agent: while one is connected it gets every fd.
 func (h *Holder) controls(l *net.UnixListener) {
+	var backoff handoff.Backoff
 	for {
-		conn, err := l.AcceptUnix()
+		conn, err := h.accept(l, &backoff, "control")
 		if err != nil {
 			return
 		}
@@ -191,7 +218,12 @@ func (h *Holder) reap(done <-chan struct{}) {
 			if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
 				unix.Close(fd)
 				delete(h.held, fd)
-				h.log(st).Info("released")
+				if handoff.Exec(st) {
+					// The container goes on: only this process ended.
+					h.log(st).Info("exec'd process ended: its notify fd released")
+				} else {
+					h.log(st).Info("released")
+				}
 			}
 		}
 		h.mu.Unlock()

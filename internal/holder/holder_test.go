@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
 	"github.com/seccomp-shim/seccomp-shim/pkg/handoff"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,6 +30,8 @@ const meta = `{"v":1,"profile":"p","errno":1,"errnos":{"mkdir":13}}`
 type env struct {
 	h                       *Holder
 	runtime, control, agent string // socket paths
+	logs                    *childtest.SyncBuffer
+	served                  chan error // Serve's result
 }
 
 // start serves a holder on sockets in a temporary directory. allow nil
@@ -38,16 +42,18 @@ func start(t *testing.T, allow func(unix.Ucred) bool) *env {
 		t.Skip("the holder admits root only by default")
 	}
 	dir := t.TempDir()
-	e := &env{runtime: filepath.Join(dir, "holder.sock"), control: filepath.Join(dir, "holder.ctl"), agent: filepath.Join(dir, "agent.sock")}
-	e.h = &Holder{Agent: e.agent, AllowPeer: allow}
+	e := &env{runtime: filepath.Join(dir, "holder.sock"), control: filepath.Join(dir, "holder.ctl"), agent: filepath.Join(dir, "agent.sock"), logs: &childtest.SyncBuffer{}, served: make(chan error, 1)}
+	e.h = &Holder{Agent: e.agent, AllowPeer: allow, Log: &logrus.Logger{Out: e.logs, Formatter: &logrus.TextFormatter{DisableTimestamp: true}, Hooks: logrus.LevelHooks{}, Level: logrus.DebugLevel}}
 	rt := listen(t, e.runtime)
 	ctl := listen(t, e.control)
-	served := make(chan error, 1)
-	go func() { served <- e.h.Serve(rt, ctl) }()
+	go func() { e.served <- e.h.Serve(rt, ctl) }()
 	t.Cleanup(func() {
 		rt.Close()
 		ctl.Close()
-		<-served
+		<-e.served
+		if t.Failed() {
+			t.Logf("holder log:\n%s", e.logs.String())
+		}
 	})
 	return e
 }
@@ -189,5 +195,87 @@ func TestPeerCheck(t *testing.T) {
 	if conn, err := l.AcceptUnix(); err == nil {
 		conn.Close()
 		t.Error("a refused peer got a hand-off")
+	}
+}
+
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(childtest.Wait); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+// TestSurvivesEMFILE: out of fds, accept fails on both sockets; the holder
+// backs off and logs it once per socket, and serves runc and the agent again
+// when fds are free, instead of exiting and taking every container's
+// listener with it.
+func TestSurvivesEMFILE(t *testing.T) {
+	e := start(t, nil)
+	// Serve has its fds once it accepts: a probe, as the shim's.
+	probe, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: e.runtime, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.CloseWrite()
+	probe.SetReadDeadline(time.Now().Add(childtest.Wait))
+	probe.Read(make([]byte, 1)) // until the holder closes it
+	probe.Close()
+	clients, release := childtest.ConnectOutOfFds(t, e.runtime, e.control)
+	ok := eventually(func() bool { return strings.Count(e.logs.String(), "accept failed") >= 2 })
+	time.Sleep(50 * time.Millisecond) // a few more failures, each not logged
+	release()
+	if !ok {
+		t.Fatalf("no accept failure logged for each socket:\n%s", e.logs.String())
+	}
+	select {
+	case err := <-e.served:
+		e.served <- err
+		t.Fatalf("Serve returned %v while out of fds", err)
+	default:
+	}
+	for _, fd := range clients {
+		unix.Shutdown(fd, unix.SHUT_RDWR) // a probe; an agent that came and went
+	}
+
+	c := childtest.Start(t)
+	c.HandOff(e.runtime, "c1", meta, nil)
+	wantErrno(t, c, "getppid", unix.EPERM)
+	l, _ := e.connect(t)
+	if h := receive(t, l); h.State.State.ID != "c1" {
+		t.Fatalf("forwarded %+v", h.State)
+	}
+	if n := strings.Count(e.logs.String(), "accept failed"); n != 2 {
+		t.Errorf("%d lines say accept failed, want one per socket", n)
+	}
+}
+
+// TestReleasedOnce: through agent restarts a running container is never
+// said to be released; when it ends, it is, once.
+func TestReleasedOnce(t *testing.T) {
+	e := start(t, nil)
+	c := childtest.Start(t)
+	c.HandOff(e.runtime, "c1", meta, nil)
+	wantErrno(t, c, "getppid", unix.EPERM)
+	for range 3 {
+		l, ctl := e.connect(t)
+		h := receive(t, l)
+		ctl.Close()
+		unix.Close(h.SeccompFd)
+		h.SeccompFd = -1
+		wantErrno(t, c, "getppid", unix.EPERM)
+	}
+	time.Sleep(1500 * time.Millisecond) // a reap or more
+	if n := strings.Count(e.logs.String(), "msg=released"); n != 0 {
+		t.Fatalf("%d lines say a running container was released:\n%s", n, e.logs.String())
+	}
+	c.Kill()
+	if !eventually(func() bool { return strings.Contains(e.logs.String(), "msg=released") }) {
+		t.Fatal("an ended container was never released")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if n := strings.Count(e.logs.String(), "msg=released"); n != 1 {
+		t.Errorf("%d lines say the container was released, want 1:\n%s", n, e.logs.String())
 	}
 }

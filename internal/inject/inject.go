@@ -106,7 +106,7 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error
 		res.Warnings = append(res.Warnings, "denials not audited, same protection: notify agent at "+cfg.Audit.Socket+": "+err.Error())
 		return nil
 	}
-	out, err := policy.Audit(sc, cfg.Audit.Socket, policy.AuditMeta{Rule: res.Rule, Profile: res.Profile})
+	out, err := policy.Audit(sc, cfg.Audit.Socket, policy.AuditMeta{Rule: res.Rule, Profile: res.InForce()})
 	if err != nil {
 		return err
 	}

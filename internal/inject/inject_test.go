@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
@@ -502,5 +503,35 @@ func TestAudit(t *testing.T) {
 				t.Errorf("listenerPath set: %v, want %v", got, tc.listener)
 			}
 		})
+	}
+}
+
+// TestAuditNamesKeptProfile: when the engine's own profile stays, the
+// decision and the agent's replay rule name it, not the rule's profile,
+// which does not apply.
+func TestAuditNamesKeptProfile(t *testing.T) {
+	cfg := config(t, "[audit]\nsocket = \"/nonexistent/agent.sock\"\n")
+	out, res, err := inject.Spec(cfg, []byte(withSeccomp), "c1", "config.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Action != policy.ActionKept || res.InForce() != policy.ProfileEngineKept {
+		t.Errorf("action %s, profile in force %q; want kept, %q", res.Action, res.InForce(), policy.ProfileEngineKept)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(out, &spec); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := policy.ParseAuditMeta(spec.Linux.Seccomp.ListenerMetadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Profile != policy.ProfileEngineKept {
+		t.Errorf("listener metadata names profile %q, want %q", meta.Profile, policy.ProfileEngineKept)
+	}
+	// Ours, injected: named as it is.
+	_, res, err = inject.Spec(cfg, []byte(runcSpec), "c2", "config.json", nil)
+	if err != nil || res.InForce() != "default" {
+		t.Errorf("injected: profile in force %q (%v), want default", res.InForce(), err)
 	}
 }

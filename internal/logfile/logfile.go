@@ -41,7 +41,7 @@ func Node(cfg policy.LogConfig, level logrus.Level, msg string, fields logrus.Fi
 
 // Result describes a policy decision as log fields.
 func Result(res *policy.Result) logrus.Fields {
-	fields := logrus.Fields{"rule": res.Rule, "profile": res.Profile, "action": res.Action}
+	fields := logrus.Fields{"rule": res.Rule, "profile": res.InForce(), "action": res.Action}
 	if res.Audit != "" {
 		fields["audit"] = res.Audit
 	}

@@ -215,6 +215,14 @@ func Parse(payload []byte, fds []int) (*Handoff, error) {
 	return &Handoff{State: s, SeccompFd: fds[idx]}, nil
 }
 
+// Exec reports whether st is the hand-off of a process runc exec'd into a
+// running container, which gets a filter and a notify fd of its own (they
+// end with it, the container going on), rather than of the container's
+// init.
+func Exec(st *specs.ContainerProcessState) bool {
+	return st.State.Pid != 0 && st.Pid != st.State.Pid
+}
+
 // Send makes a hand-off as runc does: it dials path and sends the JSON of st
 // with fd as SCM_RIGHTS in one message. st.Fds must name fd ("seccompFd").
 // The seccomp-agent holder uses it to pass fds it keeps on to the agent.

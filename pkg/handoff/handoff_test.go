@@ -376,3 +376,15 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestExec(t *testing.T) {
+	for _, tc := range []struct {
+		pid, statePid int
+		exec          bool
+	}{{42, 42, false}, {43, 42, true}, {42, 0, false}} {
+		st := &specs.ContainerProcessState{Pid: tc.pid, State: specs.State{Pid: tc.statePid}}
+		if got := Exec(st); got != tc.exec {
+			t.Errorf("Exec(pid %d, state pid %d) = %v, want %v", tc.pid, tc.statePid, got, tc.exec)
+		}
+	}
+}

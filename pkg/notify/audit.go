@@ -43,7 +43,7 @@ type Record struct {
 // one aggregate record per (container, syscall) at the end of the window: the
 // log's volume stays bounded. Writing happens on one goroutine behind a
 // bounded queue, so a slow disk never stalls a container; what the queue
-// can't take is counted in Dropped.
+// can't take, and what the writer fails to write, is counted in Dropped.
 type AuditLog struct {
 	PerKey int
 	Window time.Duration
@@ -56,7 +56,11 @@ type AuditLog struct {
 	Dropped uint64
 }
 
-type key struct{ container, syscall string }
+// key is what a flood is bounded by: let through and denied apart.
+type key struct {
+	container, syscall string
+	continued          bool
+}
 
 type agg struct {
 	n, suppressed int
@@ -124,7 +128,7 @@ func (a *AuditLog) write(w io.Writer) {
 				a.flush(w, true)
 				return
 			}
-			w.Write(b)
+			a.put(w, b)
 		case <-t.C:
 			a.flush(w, false)
 		}
@@ -154,13 +158,23 @@ func (a *AuditLog) flush(w io.Writer, all bool) {
 	a.mu.Unlock()
 	for _, r := range out {
 		b, _ := json.Marshal(r)
-		w.Write(append(b, '\n'))
+		a.put(w, append(b, '\n'))
 	}
 }
 
-// Record logs one denial.
+// put writes one record, counting it as dropped if the write fails (a full
+// disk: AuditFile logs it).
+func (a *AuditLog) put(w io.Writer, b []byte) {
+	if _, err := w.Write(b); err != nil {
+		a.mu.Lock()
+		a.Dropped++
+		a.mu.Unlock()
+	}
+}
+
+// Record logs one decision: a denial, or a continue its rule audits.
 func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d Decision, now time.Time) {
-	k := key{c.ID, r.Syscall}
+	k := key{c.ID, r.Syscall, d.Continue}
 	a.mu.Lock()
 	g := a.seen[k]
 	if g == nil {
@@ -172,7 +186,8 @@ func (a *AuditLog) Record(c *Container, fd int, n *unotify.Notif, r *Request, d 
 		// Counted, not formatted: a flood costs the container a counter.
 		g.suppressed++
 		g.lastC, g.lastN, g.lastD, g.lastArch, g.lastTime = c, *n, d, r.Arch, now
-		if ct := r.counter; ct != nil && !ct.started {
+		if ct := r.counter; ct != nil && !ct.started && !d.Continue {
+			// (The C thread counts denials only: a continue stays in Go.)
 			// From here the C thread counts this key's denials itself.
 			ct.started, ct.key = true, k
 			g.counters = append(g.counters, ct)
@@ -205,13 +220,17 @@ func record(c *Container, n *unotify.Notif, arch, syscall string, d Decision, no
 		Action: "errno", Errno: d.Errno, Rule: d.Rule, UID: -1, // -1: not read, not root
 	}
 	rec.Namespace, rec.Pod, rec.Name, rec.Image = policy.Labels(c.Annotations)
-	if d.Kill {
+	switch {
+	case d.Kill:
 		rec.Action = "kill"
+	case d.Continue:
+		rec.Action, rec.Errno = "continue", 0
 	}
 	return rec
 }
 
-// DroppedCount returns how many records the queue could not take.
+// DroppedCount returns how many records were not written: the queue could
+// not take them, or the write failed.
 func (a *AuditLog) DroppedCount() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -126,8 +126,8 @@ func (p *Policy) table(c *Container, arch uint32, audit bool) *fastpath.Table {
 		case len(steps) == 0:
 			e, _ := c.Meta.Answer(&unotify.Data{Arch: arch, Nr: nr}, name)
 			t[nr] = errnoEntry(e, audit)
-		case steps[0].perCall || steps[0].d.Kill:
-			t[nr] = fastpath.Entry{Kind: fastpath.Ask} // decided per call; kills need Go
+		case steps[0].perCall || steps[0].d.Kill || steps[0].d.Audit:
+			t[nr] = fastpath.Entry{Kind: fastpath.Ask} // decided per call; kills and audited continues need Go
 		case steps[0].d.Continue:
 			t[nr] = fastpath.Entry{Kind: fastpath.Continue}
 		default:

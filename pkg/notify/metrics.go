@@ -33,7 +33,12 @@ type Metrics struct {
 	InFlight        atomic.Int64
 	Containers      atomic.Int64
 	HandoffFailures atomic.Uint64
+	AcceptErrors    atomic.Uint64 // accepts that failed (out of fds): the agent backs off and retries
 	AuditDropped    func() uint64
+	// UsesHolder reports the holder link's metrics; set before serving.
+	UsesHolder       bool
+	HolderConnected  atomic.Bool   // the control connection to the holder is open
+	HolderReconnects atomic.Uint64 // times it was lost and made again
 }
 
 // NewMetrics returns empty metrics.
@@ -123,13 +128,16 @@ var (
 	inflightDesc      = prometheus.NewDesc("seccomp_agent_inflight_notifications", "Notifications received and not yet answered.", nil, nil)
 	containersDesc    = prometheus.NewDesc("seccomp_agent_containers", "Containers whose notify fd the agent serves.", nil, nil)
 	handoffDesc       = prometheus.NewDesc("seccomp_agent_handoff_failures_total", "Hand-offs refused or broken.", nil, nil)
-	droppedDesc       = prometheus.NewDesc("seccomp_agent_audit_dropped_total", "Audit records dropped because the writer fell behind.", nil, nil)
+	acceptDesc        = prometheus.NewDesc("seccomp_agent_accept_errors_total", "Accepts on the agent's socket that failed (out of fds): it backs off and retries.", nil, nil)
+	holderUpDesc      = prometheus.NewDesc("seccomp_agent_holder_connected", "1 while the agent's control connection to the holder is open (only with --holder).", nil, nil)
+	reconnectsDesc    = prometheus.NewDesc("seccomp_agent_holder_reconnects_total", "Times the connection to the holder was lost and made again (only with --holder).", nil, nil)
+	droppedDesc       = prometheus.NewDesc("seccomp_agent_audit_dropped_total", "Audit records not written: the writer fell behind, or the write failed (disk full).", nil, nil)
 	latencyDesc       = prometheus.NewDesc("seccomp_agent_decision_seconds", "Time from receiving a notification to answering it.", nil, nil)
 )
 
 // Describe is prometheus.Collector's.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{notificationsDesc, decisionsDesc, inflightDesc, containersDesc, handoffDesc, droppedDesc, latencyDesc} {
+	for _, d := range []*prometheus.Desc{notificationsDesc, decisionsDesc, inflightDesc, containersDesc, handoffDesc, acceptDesc, holderUpDesc, reconnectsDesc, droppedDesc, latencyDesc} {
 		ch <- d
 	}
 }
@@ -163,7 +171,17 @@ func (m *Metrics) snapshot() []prometheus.Metric {
 	out = append(out,
 		prometheus.MustNewConstMetric(inflightDesc, prometheus.GaugeValue, float64(inflight)),
 		prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, float64(m.Containers.Load())),
-		prometheus.MustNewConstMetric(handoffDesc, prometheus.CounterValue, float64(m.HandoffFailures.Load())))
+		prometheus.MustNewConstMetric(handoffDesc, prometheus.CounterValue, float64(m.HandoffFailures.Load())),
+		prometheus.MustNewConstMetric(acceptDesc, prometheus.CounterValue, float64(m.AcceptErrors.Load())))
+	if m.UsesHolder {
+		up := 0.0
+		if m.HolderConnected.Load() {
+			up = 1
+		}
+		out = append(out,
+			prometheus.MustNewConstMetric(holderUpDesc, prometheus.GaugeValue, up),
+			prometheus.MustNewConstMetric(reconnectsDesc, prometheus.CounterValue, float64(m.HolderReconnects.Load())))
+	}
 	if m.AuditDropped != nil {
 		out = append(out, prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(m.AuditDropped())))
 	}

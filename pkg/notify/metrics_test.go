@@ -132,6 +132,10 @@ func TestMetricsText(t *testing.T) {
 	m.InFlight.Add(1)
 	m.HandoffFailures.Add(3)
 	m.AuditDropped = func() uint64 { return 5 }
+	m.AcceptErrors.Add(7)
+	m.UsesHolder = true
+	m.HolderConnected.Store(true)
+	m.HolderReconnects.Add(2)
 
 	rec := httptest.NewRecorder()
 	promhttp.HandlerFor(NewRegistry(m, "v1.2.3"), promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
@@ -145,16 +149,19 @@ func TestMetricsText(t *testing.T) {
 	}
 
 	for name, typ := range map[string]string{
-		"seccomp_agent_notifications_total":    "counter",
-		"seccomp_agent_decisions_total":        "counter",
-		"seccomp_agent_inflight_notifications": "gauge",
-		"seccomp_agent_containers":             "gauge",
-		"seccomp_agent_handoff_failures_total": "counter",
-		"seccomp_agent_audit_dropped_total":    "counter",
-		"seccomp_agent_decision_seconds":       "histogram",
-		"seccomp_agent_build_info":             "gauge",
-		"go_goroutines":                        "gauge",
-		"process_cpu_seconds_total":            "counter",
+		"seccomp_agent_notifications_total":     "counter",
+		"seccomp_agent_decisions_total":         "counter",
+		"seccomp_agent_inflight_notifications":  "gauge",
+		"seccomp_agent_containers":              "gauge",
+		"seccomp_agent_handoff_failures_total":  "counter",
+		"seccomp_agent_audit_dropped_total":     "counter",
+		"seccomp_agent_accept_errors_total":     "counter",
+		"seccomp_agent_holder_connected":        "gauge",
+		"seccomp_agent_holder_reconnects_total": "counter",
+		"seccomp_agent_decision_seconds":        "histogram",
+		"seccomp_agent_build_info":              "gauge",
+		"go_goroutines":                         "gauge",
+		"process_cpu_seconds_total":             "counter",
 	} {
 		if types[name] != typ {
 			t.Errorf("TYPE of %s = %q, want %s", name, types[name], typ)
@@ -176,6 +183,9 @@ func TestMetricsText(t *testing.T) {
 		{"seccomp_agent_containers", nil, 2},
 		{"seccomp_agent_handoff_failures_total", nil, 3},
 		{"seccomp_agent_audit_dropped_total", nil, 5},
+		{"seccomp_agent_accept_errors_total", nil, 7},
+		{"seccomp_agent_holder_connected", nil, 1},
+		{"seccomp_agent_holder_reconnects_total", nil, 2},
 		{"seccomp_agent_decision_seconds_count", nil, 6},
 		{"seccomp_agent_build_info", []string{"version", "v1.2.3", "goversion", runtime.Version()}, 1},
 	} {

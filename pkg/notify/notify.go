@@ -50,6 +50,9 @@ type Container struct {
 func (c *Container) replayRules() (string, string) {
 	if c.replayRule == "" {
 		c.replayRule = "profile " + c.Meta.Profile
+		if c.Meta.Profile == policy.ProfileEngineKept {
+			c.replayRule = c.Meta.Profile
+		}
 		c.newerRule = c.replayRule + " (newer than the profile)"
 	}
 	return c.replayRule, c.newerRule
@@ -72,6 +75,7 @@ type Decision struct {
 	Kill     bool   // kill the calling process (the syscall fails with Errno meanwhile)
 	Errno    uint   // else fail it with this errno
 	Rule     string // what decided, for the audit record
+	Audit    bool   // record a Continue too (denials always are)
 }
 
 // Handler decides notified syscalls. It runs on the container's thread:
@@ -169,6 +173,7 @@ func (s *Server) Serve(l *net.UnixListener) error {
 	}
 	s.listener = l
 	s.mu.Unlock()
+	var backoff handoff.Backoff
 	for {
 		conn, err := l.AcceptUnix()
 		if err != nil {
@@ -181,7 +186,20 @@ func (s *Server) Serve(l *net.UnixListener) error {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				continue
 			}
-			return err
+			if s.Metrics != nil {
+				s.Metrics.AcceptErrors.Add(1)
+			}
+			first, ok := backoff.Wait(err)
+			if !ok {
+				return err
+			}
+			if first {
+				s.log(nil).WithError(err).Error("accept failed: retrying with backoff; hand-offs wait meanwhile")
+			}
+			continue
+		}
+		if backoff.Done() {
+			s.log(nil).Info("accepting again")
 		}
 		s.wg.Add(1)
 		go func() {
@@ -268,12 +286,25 @@ func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
 		s.Metrics.Containers.Add(1)
 		defer s.Metrics.Containers.Add(-1)
 	}
-	s.log(c).WithField("pid", st.Pid).Info("watching")
+	log := s.log(c).WithField("pid", st.Pid)
+	if handoff.Exec(st) {
+		log = log.WithField("exec", true)
+	}
+	log.Info("watching")
 	if t, ok := s.Handler.(tabler); !ok || s.NoFastPath || !s.serveFast(c, fd, t) {
 		s.serveContainer(c, fd)
 	}
 	unix.Close(fd)
-	s.log(c).Info("released")
+	switch {
+	case s.stopping.Load():
+		// It may well run on: under a holder, answered by the holder;
+		// without one, its routed syscalls fail with ENOSYS from here.
+		log.Info("no longer served: agent stopping")
+	case handoff.Exec(st):
+		log.Info("exec'd process ended: its notify fd released") // the container goes on
+	default:
+		log.Info("released")
+	}
 }
 
 // isProbe tells the shim's liveness check (connect, send nothing, close)
@@ -357,7 +388,8 @@ func (s *Server) answer(r *Request) {
 	resp := unotify.Deny(n.ID, unix.Errno(d.Errno))
 	if d.Continue {
 		resp = unotify.Continue(n.ID)
-	} else if s.Audit != nil {
+	}
+	if s.Audit != nil && (!d.Continue || d.Audit) {
 		// Recorded before the answer frees the caller (or the kill ends
 		// it), while its pid still names it; procInfo checks IDValid.
 		s.Audit.Record(c, fd, n, r, d, start)

@@ -95,7 +95,7 @@ func compile(cfg *policy.Config, c *Container) *plan {
 		st := step{rule: rule, perCall: len(rule.Args) > 0 || len(rule.Comm) > 0 || len(rule.Exe) > 0 || len(rule.UIDs) > 0 || rule.Path != nil}
 		switch rule.Action {
 		case policy.NotifyContinue:
-			st.d = Decision{Continue: true, Rule: rule.Name}
+			st.d = Decision{Continue: true, Rule: rule.Name, Audit: rule.Audit}
 		case policy.NotifyKill:
 			st.d = Decision{Kill: true, Errno: uint(unix.EPERM), Rule: rule.Name}
 		default:

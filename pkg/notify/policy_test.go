@@ -223,3 +223,16 @@ action = "continue"
 		t.Errorf("after storing no rules: %+v, want the profile's EACCES", d)
 	}
 }
+
+// TestReplayNamesKeptProfile: under the engine's own kept profile, the
+// audit's rule says so, not "profile <the rule's profile>".
+func TestReplayNamesKeptProfile(t *testing.T) {
+	c := &Container{ID: "c", Meta: &policy.AuditMeta{V: 1, Profile: policy.ProfileEngineKept, Errno: uint(unix.EPERM)}}
+	if d := Replay.Decide(x64(c, 250, "keyctl")); d.Rule != policy.ProfileEngineKept {
+		t.Errorf("rule %q, want %q", d.Rule, policy.ProfileEngineKept)
+	}
+	c = &Container{ID: "d", Meta: &policy.AuditMeta{V: 1, Profile: "default", Errno: uint(unix.EPERM)}}
+	if d := Replay.Decide(x64(c, 250, "keyctl")); d.Rule != "profile default" {
+		t.Errorf("rule %q, want profile default", d.Rule)
+	}
+}

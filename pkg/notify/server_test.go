@@ -14,6 +14,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/childtest"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
@@ -397,6 +398,10 @@ func TestShutdownFailsClosed(t *testing.T) {
 	if n := listeners(t); n != 0 {
 		t.Errorf("%d listener fds open after Shutdown", n)
 	}
+	// It runs on: the log must not say it was released, as when it ends.
+	if logs := ts.logs.String(); strings.Contains(logs, "msg=released") || !strings.Contains(logs, "agent stopping") {
+		t.Errorf("a running container's end of service is logged as a release, or not at all:\n%s", logs)
+	}
 	// Nobody holds the listener any more: the kernel fails the call.
 	ret, errno = c.Run("getppid")
 	wantErrno(t, "getppid after Shutdown", ret, errno, unix.ENOSYS)
@@ -566,5 +571,77 @@ func TestShutdownWithSilentPeer(t *testing.T) {
 	}
 	if err != nil {
 		t.Errorf("Shutdown with a silent peer: %v", err)
+	}
+}
+
+// TestServeSurvivesEMFILE: out of fds, accept fails; the agent backs off,
+// counts and logs it once, and accepts again when fds are free, instead of
+// returning from Serve and leaving every later container without an agent.
+func TestServeSurvivesEMFILE(t *testing.T) {
+	ts := startServer(t, nil)
+	sendRaw(t, ts.path, "") // Serve has its fds: it accepted this one
+	clients, release := childtest.ConnectOutOfFds(t, ts.path, ts.path, ts.path)
+	ok := eventually(wait, func() bool { return ts.metrics.AcceptErrors.Load() >= 2 })
+	release()
+	if !ok {
+		t.Fatalf("accept errors = %d, want some while out of fds", ts.metrics.AcceptErrors.Load())
+	}
+	select {
+	case err := <-ts.served:
+		ts.served <- err
+		t.Fatalf("Serve returned %v while out of fds", err)
+	default:
+	}
+	// With fds free again, the connections made meanwhile are served:
+	// garbage counts as a failed hand-off.
+	for _, fd := range clients {
+		unix.Write(fd, []byte("not JSON"))
+		unix.Shutdown(fd, unix.SHUT_WR)
+	}
+	if !eventually(wait, func() bool { return ts.metrics.HandoffFailures.Load() == 3 }) {
+		t.Fatalf("hand-off failures = %d, want 3 once fds are free", ts.metrics.HandoffFailures.Load())
+	}
+	if n := strings.Count(ts.logs.String(), "accept failed"); n != 1 {
+		t.Errorf("%d lines say accept failed, want 1 per episode:\n%s", n, ts.logs.String())
+	}
+	if !strings.Contains(ts.logs.String(), "accepting again") {
+		t.Errorf("no line says the agent accepts again:\n%s", ts.logs.String())
+	}
+}
+
+// TestServerAuditedContinue: a continue rule with audit = true records what
+// it lets through, with the rule's name, from the C fast path's container
+// too; and a flood of them stays bounded like denials, never turned into
+// denials by the fast path's counting.
+func TestServerAuditedContinue(t *testing.T) {
+	cfg := parseConfig(t, `
+[[notify.rule]]
+name = "ci may getppid"
+syscalls = ["getppid"]
+action = "continue"
+audit = true
+`)
+	ts := startServer(t, cfg)
+	c := startChild(t)
+	c.HandOff(ts.path, "ci-43", testMeta(t), nil)
+	for range 15 { // more than PerKey
+		if ret, errno := c.Run("getppid"); ret != int64(os.Getpid()) || errno != 0 {
+			t.Fatalf("getppid under an audited continue rule = %d errno %d, want our pid %d", ret, errno, os.Getpid())
+		}
+	}
+	r := ts.waitRecord(func(r Record) bool { return r.Syscall == "getppid" })
+	if r.Action != "continue" || r.Errno != 0 || r.Rule != "ci may getppid" || r.Container != "ci-43" {
+		t.Errorf("record %+v, want action continue by rule \"ci may getppid\"", r)
+	}
+	ts.shutdown() // flushes the aggregate
+	n := 0
+	for _, r := range ts.records() {
+		if r.Action != "continue" {
+			t.Errorf("record %+v, want only continues", r)
+		}
+		n += max(r.Count, 1)
+	}
+	if n != 15 {
+		t.Errorf("records count %d continues, want 15", n)
 	}
 }

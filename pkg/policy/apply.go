@@ -57,6 +57,10 @@ type Result struct {
 	Action   string
 	Audit    string // "audited", why not, or "" when the container has no filter
 	Warnings []string
+
+	// EngineKept: the engine's own profile stays, so the decision's
+	// Profile is not what applies (InForce names it).
+	EngineKept bool
 }
 
 // ContainerOf is what rules see of a spec; id may be empty.
@@ -82,7 +86,7 @@ func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
 		existing = spec.Linux.Seccomp
 	}
 	if existing != nil && d.Existing == ExistingKeep {
-		res.Action = ActionKept
+		res.Action, res.EngineKept = ActionKept, true
 		return res, nil
 	}
 	ours, warnings, err := c.Resolve(d, spec)
@@ -95,7 +99,7 @@ func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
 	case ours == nil && (existing == nil || d.Existing == ExistingReplace):
 		res.Action, opt = ActionUnconfined, WithSeccomp(nil)
 	case ours == nil:
-		res.Action = ActionKept // nothing tightens by unconfined
+		res.Action, res.EngineKept = ActionKept, true // nothing tightens by unconfined
 		return res, nil
 	case existing == nil:
 		res.Action, opt = ActionInjected, WithSeccomp(ours)

@@ -13,6 +13,19 @@ import (
 // see replay.Meta, which the agent and the holder answer from.
 type AuditMeta = replay.Meta
 
+// ProfileEngineKept names the profile in force when the engine's own
+// profile stays (rule existing = "keep"): not the rule's profile.
+const ProfileEngineKept = "engine profile (kept)"
+
+// InForce names the profile the container runs under: the decision's, or
+// the engine's own where it was kept.
+func (r *Result) InForce() string {
+	if r.EngineKept {
+		return ProfileEngineKept
+	}
+	return r.Profile
+}
+
 // ParseAuditMeta decodes listenerMetadata written by Audit.
 func ParseAuditMeta(s string) (*AuditMeta, error) { return replay.Parse(s) }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,35 @@ action = "continue"
 	// Allowed: keyctl reaches the kernel, which rejects its zero arguments.
 	want(t, run(t, rt, "allowed-1", probe(t, "call", "keyctl")), "keyctl errno EINVAL 22")
 	want(t, run(t, rt, "other-1", probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
+}
+
+// TestAuditedContinue: a continue rule with audit = true lets keyctl
+// through in a real container and writes a record of it, with the rule.
+func TestAuditedContinue(t *testing.T) {
+	rt, _, auditLog := agentShim(t, `
+[[notify.rule]]
+name = "keyrings, watched"
+syscalls = ["keyctl"]
+action = "continue"
+audit = true
+`)
+	want(t, run(t, rt, "watched-1", probe(t, "call", "keyctl", "call", "add_key")), "keyctl errno EINVAL 22", "add_key errno EPERM 1")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got []string
+		for _, r := range readAudit(t, auditLog) {
+			if r["container"] == "watched-1" {
+				got = append(got, fmt.Sprint(r["syscall"], " ", r["action"], " ", r["rule"]))
+			}
+		}
+		if slices.Contains(got, "keyctl continue keyrings, watched") && slices.Contains(got, "add_key errno profile default") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records %q, want keyctl let through by its rule and add_key denied", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestLivePolicy: changing the agent's rules flips the outcome for a

@@ -275,9 +275,9 @@ allowed_profiles = ["enoent"]
 	add(teamAnn, "probe", unconfined, "ENOENT 2", "tenants", "enoent", "injected")
 	add(other, "special-1", unconfined, "ENOENT 2", "named", "enoent", "injected")
 	// Kubernetes' seccompProfile types, under the default rule (keep).
-	add(other, "runtime-default", &cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault}, "EPERM 1", "", "default", "kept")
+	add(other, "runtime-default", &cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault}, "EPERM 1", "", "engine profile (kept)", "kept")
 	add(other, "unconfined", unconfined, "EPERM 1", "", "default", "injected")
-	add(other, "localhost", &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Localhost, LocalhostRef: localhost}, "EACCES 13", "", "default", "kept")
+	add(other, "localhost", &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Localhost, LocalhostRef: localhost}, "EACCES 13", "", "engine profile (kept)", "kept")
 
 	// A profile the rule does not allow fails the start, and the shim's
 	// error reaches the CRI client (through runc's --log JSON).

@@ -41,6 +41,7 @@ func TestAgentMetrics(t *testing.T) {
 		"seccomp_agent_containers":              nil,
 		"seccomp_agent_handoff_failures_total":  nil,
 		"seccomp_agent_audit_dropped_total":     nil,
+		"seccomp_agent_accept_errors_total":     nil,
 		"seccomp_agent_decision_seconds_bucket": {"le"},
 		"seccomp_agent_decision_seconds_sum":    nil,
 		"seccomp_agent_decision_seconds_count":  nil,

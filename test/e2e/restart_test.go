@@ -16,6 +16,13 @@ import (
 // function; kill -9 shows a crash.
 func daemon(t *testing.T, name string, args ...string) (stop func(sig os.Signal)) {
 	t.Helper()
+	stop, _ = daemonOut(t, name, args...)
+	return stop
+}
+
+// daemonOut is daemon, and the file its output goes to.
+func daemonOut(t *testing.T, name string, args ...string) (stop func(sig os.Signal), output string) {
+	t.Helper()
 	cmd := exec.Command(bins.agent, args...)
 	out, _ := os.Create(filepath.Join(t.TempDir(), name+".out"))
 	cmd.Stdout, cmd.Stderr = out, out
@@ -36,7 +43,23 @@ func daemon(t *testing.T, name string, args ...string) (stop func(sig os.Signal)
 		}
 	}
 	t.Cleanup(func() { stop(os.Interrupt) })
-	return stop
+	return stop, out.Name()
+}
+
+// waitOutput waits until the file a daemon writes to holds s n times.
+func waitOutput(t *testing.T, path, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Count(string(b), s) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not %d times in %s:\n%s", s, n, path, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func waitSocket(t *testing.T, path string) {

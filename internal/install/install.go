@@ -440,15 +440,11 @@ func (in *Installer) uninstallEngine(e string) ([]step, error) {
 		if in.state.Docker != nil {
 			ds = *in.state.Docker
 		}
-		out, remove, err := removeDockerRuntime(doc, ds)
+		out, err := removeDockerRuntime(doc, ds)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dockerConfig, err)
 		}
-		if remove {
-			steps = append(steps, step{path: dockerConfig, note: "install created it", next: next})
-		} else {
-			steps = append(steps, step{path: dockerConfig, data: out, mode: 0o644, edited: true, note: "runtimes." + runtimeName + " removed", next: next})
-		}
+		steps = append(steps, step{path: dockerConfig, data: out, mode: 0o644, edited: true, note: "runtimes." + runtimeName + " removed (\"runtimes\" stays, so a reload drops it)", next: next})
 	case "containerd":
 		v, err := loadContainerd(in.Root)
 		if err != nil {

@@ -191,8 +191,13 @@ func TestInstallBareNode(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("uninstall: %d\n%s", code, out)
 	}
+	// daemon.json stays with an empty "runtimes": dockerd clears its
+	// runtimes on reload only if the key is there.
+	if doc, _ := os.ReadFile(filepath.Join(root, dockerConfig)); string(doc) != "{\n  \"runtimes\": {}\n}\n" {
+		t.Errorf("daemon.json after uninstall: %q", doc)
+	}
 	left := snapshot(t, root)
-	for _, keep := range []string{"/", "/etc", confDir, configPath, profilesDir} {
+	for _, keep := range []string{"/", "/etc", confDir, configPath, profilesDir, "/etc/docker", dockerConfig} {
 		delete(left, filepath.Clean(keep))
 	}
 	delete(left, "/.")

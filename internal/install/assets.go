@@ -38,7 +38,10 @@ const (
 	examplePrefix = "/usr/local"
 )
 
-var binaries = []string{"seccomp-shim", "seccomp-hook", "seccomp-agent"}
+// binaries are installed in PREFIX/bin. seccomp-install is among them, so
+// status and uninstall run without the build tree; it is last, and uninstall
+// removes it last.
+var binaries = []string{"seccomp-shim", "seccomp-hook", "seccomp-agent", "seccomp-install"}
 
 var units = []struct {
 	name string

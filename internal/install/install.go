@@ -375,10 +375,16 @@ func (in *Installer) Uninstall() error {
 	full := len(engines) == len(st.Engines)
 	if full {
 		in.warn("containers created through seccomp-shim call %s to be stopped and deleted: remove them before the binary goes (or install it again to stop them)", path.Join(st.Prefix, "bin", runtimeName))
-		for _, p := range st.Files[ownerBase] {
-			steps = append(steps, step{path: p, next: nextStopUnits})
-		}
 		steps = append(steps, in.wantsLinks()...)
+		self := path.Join(st.Prefix, "bin", binaries[len(binaries)-1])
+		for _, p := range st.Files[ownerBase] {
+			if p != self {
+				steps = append(steps, step{path: p, next: nextStopUnits})
+			}
+		}
+		if slices.Contains(st.Files[ownerBase], self) {
+			steps = append(steps, step{path: self})
+		}
 	}
 	for _, s := range steps {
 		if err := in.apply(s); err != nil {

@@ -411,3 +411,34 @@ func TestUninstallKeepsLaterEdits(t *testing.T) {
 		t.Errorf("got\n%s", got)
 	}
 }
+
+// install puts seccomp-install itself in PREFIX/bin, so status and uninstall
+// work without the build tree; uninstall removes it last.
+func TestInstallsItself(t *testing.T) {
+	root := t.TempDir()
+	out, code := run(t, "--root", root, "--bin", testBins(t), "--engines", "podman", "install")
+	if code != 0 {
+		t.Fatalf("install: %d\n%s", code, out)
+	}
+	self := "/usr/local/bin/seccomp-install"
+	if !exists(filepath.Join(root, self)) {
+		t.Fatalf("%s not installed:\n%s", self, out)
+	}
+	// status from the installed copy: --bin is its own directory.
+	if out, code := run(t, "--root", root, "--bin", filepath.Join(root, "/usr/local/bin"), "status"); code != 0 || !strings.Contains(out, "ok       binary      "+self) {
+		t.Errorf("status: %d\n%s", code, out)
+	}
+	out, code = run(t, "--root", root, "uninstall")
+	if code != 0 {
+		t.Fatalf("uninstall: %d\n%s", code, out)
+	}
+	var files []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "removed" && !strings.HasSuffix(f[1], "/") && f[1] != statePath {
+			files = append(files, f[1])
+		}
+	}
+	if len(files) == 0 || files[len(files)-1] != self {
+		t.Errorf("uninstall removed %v; want %s last", files, self)
+	}
+}

@@ -89,3 +89,40 @@ func TestDockerUninstallReload(t *testing.T) {
 		t.Errorf("after uninstall and reload, docker info still lists seccomp-shim: %s\ndaemon.json:\n%s", rt, doc)
 	}
 }
+
+// TestMakeInstall: `make install` and `make uninstall` are seccomp-install,
+// not a second installer: the tree they leave is what seccomp-install's
+// status accepts, and uninstall takes it all away again (the policy stays).
+func TestMakeInstall(t *testing.T) {
+	harness.RequireRoot(t)
+	root := t.TempDir()
+	make := func(target string) string {
+		t.Helper()
+		cmd := exec.Command("make", "--no-print-directory", "-C", "../..", target, "DESTDIR="+root, "BIN="+filepath.Dir(bins.shim), "INSTALL_FLAGS=--engines=podman --systemd=false")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make %s: %v\n%s", target, err, out)
+		}
+		return string(out)
+	}
+	make("install")
+	self := filepath.Join(root, "usr/local/bin/seccomp-install")
+	out, err := exec.Command(self, "--root", root, "--systemd=false", "status").CombinedOutput()
+	if err != nil {
+		t.Fatalf("status after make install: %v\n%s", err, out)
+	}
+	for _, p := range []string{"/usr/local/bin/seccomp-shim", "/usr/local/bin/seccomp-install", "/etc/seccomp-shim/install-state.json", "/etc/containers/containers.conf.d/seccomp-shim.conf"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("make install: %v", err)
+		}
+	}
+	make("uninstall")
+	for _, p := range []string{"/usr/local/bin/seccomp-shim", "/usr/local/bin/seccomp-install", "/etc/seccomp-shim/install-state.json", "/etc/containers/containers.conf.d/seccomp-shim.conf"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
+			t.Errorf("make uninstall left %s", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "/etc/seccomp-shim/config.toml")); err != nil {
+		t.Errorf("make uninstall: the policy should stay: %v", err)
+	}
+}

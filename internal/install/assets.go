@@ -29,6 +29,7 @@ const (
 	profilesDir = confDir + "/profiles"
 	statePath   = confDir + "/install-state.json"
 	unitDir     = "/etc/systemd/system"
+	logDir      = "/var/log/seccomp-shim"
 
 	podmanDropIn = "/etc/containers/containers.conf.d/seccomp-shim.conf"
 	podmanHook   = "/usr/share/containers/oci/hooks.d/seccomp-shim.json"

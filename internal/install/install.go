@@ -179,6 +179,11 @@ func (in *Installer) Install() error {
 	if err := in.mkdir(profilesDir, ""); err != nil {
 		return err
 	}
+	// The shipped policy's log.file is there; the shim doesn't create
+	// directories, and the agent (which does) may not run.
+	if err := in.mkdir(logDir, ownerBase); err != nil {
+		return err
+	}
 	if err := in.apply(step{path: statePath, data: st.encode(), mode: 0o644, note: "what uninstall undoes"}); err != nil {
 		return err
 	}

@@ -182,7 +182,7 @@ func TestInstallBareNode(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("install: %d\n%s", code, out)
 	}
-	for _, p := range []string{dockerConfig, containerdConfig, containerdDropIn, podmanDropIn, podmanHook, crioDropIn, "/usr/local/bin/seccomp-agent", "/etc/systemd/system/seccomp-agent.service"} {
+	for _, p := range []string{dockerConfig, containerdConfig, containerdDropIn, podmanDropIn, podmanHook, crioDropIn, "/usr/local/bin/seccomp-agent", "/etc/systemd/system/seccomp-agent.service", logDir} {
 		if !exists(filepath.Join(root, p)) {
 			t.Errorf("%s not created", p)
 		}

@@ -196,6 +196,36 @@ func (in *Installer) Install() error {
 	return nil
 }
 
+// Refresh rewrites containerd's drop-in for config.toml as it is now, and
+// nothing else: containerd 1.6/1.7 take the CRI section from the drop-in's
+// copy, which hides later edits to config.toml until it is refreshed.
+func (in *Installer) Refresh() error {
+	st, _, err := loadState(in.Root)
+	if err != nil {
+		return err
+	}
+	if st == nil || !slices.Contains(st.Engines, "containerd") {
+		return fmt.Errorf("seccomp-shim is not registered with containerd (%s): run `seccomp-install install` first", statePath)
+	}
+	in.state, in.Prefix = st, st.Prefix
+	v, err := loadContainerd(in.Root)
+	if err != nil {
+		return err
+	}
+	if !v.covered {
+		return fmt.Errorf("%s no longer imports %s: run `seccomp-install install` to add it again", containerdConfig, containerdDropIn)
+	}
+	steps, err := in.installContainerd()
+	if err != nil {
+		return err
+	}
+	if err := in.apply(steps[0]); err != nil {
+		return err
+	}
+	in.printNext()
+	return nil
+}
+
 // readBinary reads a binary to install. Run from PREFIX/bin, the source is
 // the installed file itself, which then compares equal and stays as it is.
 func (in *Installer) readBinary(name string) ([]byte, error) {

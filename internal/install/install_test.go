@@ -442,3 +442,39 @@ func TestInstallsItself(t *testing.T) {
 		t.Errorf("uninstall removed %v; want %s last", files, self)
 	}
 }
+
+// refresh rewrites only the drop-in's copy of config.toml's CRI section,
+// and running it again changes nothing.
+func TestRefresh(t *testing.T) {
+	root := nodeRoot(t, "v2-default.toml")
+	bins := testBins(t)
+	if out, code := run(t, "--root", root, "refresh"); code != 1 || !strings.Contains(out, "seccomp-install install") {
+		t.Errorf("refresh before install: %d\n%s", code, out)
+	}
+	if out, code := run(t, "--root", root, "--bin", bins, "--engines", "containerd,docker", "install"); code != 0 {
+		t.Fatal(out)
+	}
+	p := filepath.Join(root, containerdConfig)
+	cfg, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(cfg, []byte(`sandbox_image = "registry.k8s.io/pause:3.6"`), []byte(`sandbox_image = "registry.k8s.io/pause:3.9"`), 1), 0o644)
+	before := snapshot(t, root)
+	out, code := run(t, "--root", root, "refresh")
+	if code != 0 || !strings.Contains(out, "updated          "+containerdDropIn) || !strings.Contains(out, "systemctl restart containerd") {
+		t.Fatalf("refresh: %d\n%s", code, out)
+	}
+	after := snapshot(t, root)
+	delete(after, containerdDropIn)
+	delete(before, containerdDropIn)
+	diffSnapshots(t, "refresh", after, before)
+	if cri, _ := lookup(effectiveConfig(t, root), criV2); cri["sandbox_image"] != "registry.k8s.io/pause:3.9" {
+		t.Errorf("sandbox_image %v", cri["sandbox_image"])
+	}
+	if out, code := run(t, "--root", root, "--bin", bins, "status"); code != 0 {
+		t.Errorf("status after refresh: %d\n%s", code, out)
+	}
+	before = snapshotTimes(t, root)
+	if out, code := run(t, "--root", root, "refresh"); code != 0 || strings.Contains(out, "updated") || strings.Contains(out, "next:") {
+		t.Errorf("second refresh: %d\n%s", code, out)
+	}
+	diffSnapshots(t, "second refresh", snapshotTimes(t, root), before)
+}

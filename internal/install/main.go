@@ -55,6 +55,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}),
 		command("uninstall", "remove what install added (the policy stays)", nil,
 			func(_ *cli.Context, in *Installer) error { return in.Uninstall() }),
+		command("refresh", "rewrite containerd's drop-in from config.toml as it is now: containerd 1.6/1.7 use the drop-in's copy of the CRI section, so edits to config.toml need this (and a containerd restart); running it again changes nothing", nil,
+			func(_ *cli.Context, in *Installer) error { return in.Refresh() }),
 		command("status", "show what is installed; exits 1 if something is missing or stale", nil,
 			func(_ *cli.Context, in *Installer) error {
 				ok, err := in.Status()

@@ -73,8 +73,8 @@ type Registration struct {
 }
 
 // Registrations reports how the container engines under root are
-// registered: those install-state.json names, or, without it, those
-// Detect finds. seccomp-shim check shows it.
+// registered: those install-state.json names and those Detect finds.
+// seccomp-shim check shows it.
 func Registrations(root string) ([]Registration, error) {
 	st, found, err := loadState(root)
 	if err != nil {
@@ -83,7 +83,7 @@ func Registrations(root string) ([]Registration, error) {
 	in := &Installer{Root: root, Prefix: examplePrefix}
 	engines := Detect(root)
 	if found {
-		in.Prefix, engines = st.Prefix, st.Engines
+		in.Prefix, engines = st.Prefix, append(engines, st.Engines...)
 	}
 	return in.registrations(engines), nil
 }

@@ -27,7 +27,10 @@ type Installer struct {
 	EnginesNamed bool
 	DryRun       bool
 	Systemd      bool // install the agent's units
-	Out          io.Writer
+	// RestartContainerd: when containerd's files changed, restart it
+	// (restartContainerd) instead of telling the operator to.
+	RestartContainerd bool
+	Out               io.Writer
 
 	state *State
 	next  []string        // what the operator has to do afterwards
@@ -65,7 +68,7 @@ func (in *Installer) host(p string) string { return filepath.Join(in.Root, p) }
 
 func (in *Installer) shim() string { return path.Join(in.Prefix, "bin", runtimeName) }
 
-var past = map[string]string{"create": "created", "update": "updated", "remove": "removed", "keep": "kept"}
+var past = map[string]string{"create": "created", "update": "updated", "remove": "removed", "keep": "kept", "restart": "restarted"}
 
 func (in *Installer) say(verb, p, note string) {
 	switch {
@@ -191,6 +194,13 @@ func (in *Installer) Install() error {
 		if err := in.apply(s); err != nil {
 			return err
 		}
+	}
+	if in.RestartContainerd && !in.DryRun && slices.Contains(in.next, nextContainerd) {
+		if err := restartContainerd(in.Out); err != nil {
+			return err
+		}
+		in.say("restart", "containerd", "it reads the drop-in at start")
+		in.next = slices.DeleteFunc(in.next, func(n string) bool { return n == nextContainerd })
 	}
 	in.printNext()
 	return nil

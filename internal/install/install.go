@@ -30,6 +30,7 @@ type Installer struct {
 	// RestartContainerd: when containerd's files changed, restart it
 	// (restartContainerd) instead of telling the operator to.
 	RestartContainerd bool
+	systemdRoot       string // where restartContainerd runs systemctl; "" is pid 1's root
 	Out               io.Writer
 
 	state *State
@@ -196,7 +197,7 @@ func (in *Installer) Install() error {
 		}
 	}
 	if in.RestartContainerd && !in.DryRun && slices.Contains(in.next, nextContainerd) {
-		if err := restartContainerd(in.Out); err != nil {
+		if err := restartContainerd(in.systemdRoot, in.Out); err != nil {
 			return err
 		}
 		in.say("restart", "containerd", "it reads the drop-in at start")

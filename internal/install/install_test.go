@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -477,4 +478,46 @@ func TestRefresh(t *testing.T) {
 		t.Errorf("second refresh: %d\n%s", code, out)
 	}
 	diffSnapshots(t, "second refresh", snapshotTimes(t, root), before)
+}
+
+// --restart-containerd runs the host's systemctl (here a fake one in a
+// chroot) when containerd's files changed, and only then; the step it did
+// is no longer among those left to the operator.
+func TestRestartContainerd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no static busybox for the fake host's /bin/sh (apt-get install busybox-static)")
+	}
+	host := t.TempDir()
+	sh, _ := os.ReadFile(busybox)
+	writeTestFile(t, filepath.Join(host, "bin/sh"), sh)
+	os.Chmod(filepath.Join(host, "bin/sh"), 0o755)
+	writeTestFile(t, filepath.Join(host, "usr/bin/systemctl"), []byte("#!/bin/sh\necho \"$@ SYSTEMD_IGNORE_CHROOT=$SYSTEMD_IGNORE_CHROOT\" >> /systemctl.log\n"))
+	os.Chmod(filepath.Join(host, "usr/bin/systemctl"), 0o755)
+
+	root := nodeRoot(t, "v2-default.toml")
+	install := func() string {
+		t.Helper()
+		var out bytes.Buffer
+		in := &Installer{Root: root, Prefix: "/usr/local", BinDir: testBins(t), Engines: []string{"containerd"}, EnginesNamed: true, Out: &out, RestartContainerd: true, systemdRoot: host}
+		if err := in.Install(); err != nil {
+			t.Fatalf("install: %v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	out := install()
+	log, _ := os.ReadFile(filepath.Join(host, "systemctl.log"))
+	if string(log) != "restart containerd SYSTEMD_IGNORE_CHROOT=1\n" {
+		t.Errorf("systemctl ran with %q", log)
+	}
+	if !strings.Contains(out, "restarted        containerd") || strings.Contains(out, nextContainerd) {
+		t.Errorf("install:\n%s", out)
+	}
+	install() // nothing changed: no restart
+	if log2, _ := os.ReadFile(filepath.Join(host, "systemctl.log")); string(log2) != string(log) {
+		t.Errorf("restarted again with nothing changed: %q", log2)
+	}
 }

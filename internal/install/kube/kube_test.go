@@ -7,27 +7,40 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/fake"
 )
 
-// No API server can run here: client-go's fake clientset stands in for it,
-// with its object tracker applying the merge patches as the server would.
-func node(labels map[string]string) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: labels}}
+// No API server can run here: client-go's fake metadata client stands in
+// for it, with its object tracker applying the merge patches as the server
+// would.
+func clientWith(labels map[string]string) *fake.FakeMetadataClient {
+	scheme := fake.NewTestScheme()
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		panic(err)
+	}
+	n := &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Node"},
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: labels},
+	}
+	return fake.NewSimpleMetadataClient(scheme, n)
 }
 
-func labels(t *testing.T, cs *fake.Clientset) map[string]string {
+func nodes(cs *fake.FakeMetadataClient) metadata.ResourceInterface {
+	return cs.Resource(Nodes).(metadata.ResourceInterface)
+}
+
+func labels(t *testing.T, cs *fake.FakeMetadataClient) map[string]string {
 	t.Helper()
-	n, err := cs.CoreV1().Nodes().Get(context.Background(), "n1", metav1.GetOptions{})
+	n, err := nodes(cs).Get(context.Background(), "n1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n.Labels
 }
 
-func patches(cs *fake.Clientset) int {
+func patches(cs *fake.FakeMetadataClient) int {
 	n := 0
 	for _, a := range cs.Actions() {
 		if a.GetVerb() == "patch" {
@@ -39,8 +52,8 @@ func patches(cs *fake.Clientset) int {
 
 func TestSetReady(t *testing.T) {
 	ctx := context.Background()
-	cs := fake.NewClientset(node(map[string]string{"kubernetes.io/hostname": "n1"}))
-	if changed, err := SetReady(ctx, cs, "n1", true); err != nil || !changed {
+	cs := clientWith(map[string]string{"kubernetes.io/hostname": "n1"})
+	if changed, err := SetReady(ctx, nodes(cs), "n1", true); err != nil || !changed {
 		t.Fatalf("set: %v %v", changed, err)
 	}
 	if l := labels(t, cs); l[ReadyLabel] != "true" || l["kubernetes.io/hostname"] != "n1" {
@@ -48,24 +61,24 @@ func TestSetReady(t *testing.T) {
 	}
 	// Again: no patch.
 	before := patches(cs)
-	if changed, err := SetReady(ctx, cs, "n1", true); err != nil || changed || patches(cs) != before {
+	if changed, err := SetReady(ctx, nodes(cs), "n1", true); err != nil || changed || patches(cs) != before {
 		t.Errorf("second set: %v %v, %d patches", changed, err, patches(cs)-before)
 	}
-	if changed, err := SetReady(ctx, cs, "n1", false); err != nil || !changed {
+	if changed, err := SetReady(ctx, nodes(cs), "n1", false); err != nil || !changed {
 		t.Fatalf("remove: %v %v", changed, err)
 	}
 	if l := labels(t, cs); l[ReadyLabel] != "" || l["kubernetes.io/hostname"] != "n1" {
 		t.Errorf("labels after remove %v", l)
 	}
-	if changed, err := SetReady(ctx, cs, "n1", false); err != nil || changed {
+	if changed, err := SetReady(ctx, nodes(cs), "n1", false); err != nil || changed {
 		t.Errorf("second remove: %v %v", changed, err)
 	}
 	// A wrong value is corrected.
-	cs = fake.NewClientset(node(map[string]string{ReadyLabel: "false"}))
-	if changed, _ := SetReady(ctx, cs, "n1", true); !changed || labels(t, cs)[ReadyLabel] != "true" {
+	cs = clientWith(map[string]string{ReadyLabel: "false"})
+	if changed, _ := SetReady(ctx, nodes(cs), "n1", true); !changed || labels(t, cs)[ReadyLabel] != "true" {
 		t.Errorf("ready=false not corrected: %v", labels(t, cs))
 	}
-	if _, err := SetReady(ctx, cs, "nope", true); err == nil || !strings.Contains(err.Error(), "nope") {
+	if _, err := SetReady(ctx, nodes(cs), "nope", true); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing node: %v", err)
 	}
 }
@@ -74,7 +87,7 @@ func TestSetReady(t *testing.T) {
 // or the runtime can't be asked.
 func TestReadyFollowsHandler(t *testing.T) {
 	ctx := context.Background()
-	cs := fake.NewClientset(node(nil))
+	cs := clientWith(nil)
 	var out bytes.Buffer
 	for _, c := range []struct {
 		loaded bool
@@ -88,7 +101,7 @@ func TestReadyFollowsHandler(t *testing.T) {
 		{true, nil, "true"},
 		{false, errors.New("connection refused"), ""},
 	} {
-		err := Ready(ctx, cs, "n1", func(context.Context) (bool, error) { return c.loaded, c.err }, 0, &out)
+		err := Ready(ctx, nodes(cs), "n1", func(context.Context) (bool, error) { return c.loaded, c.err }, 0, &out)
 		if !errors.Is(err, c.err) {
 			t.Errorf("loaded %v, %v: returned %v", c.loaded, c.err, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
@@ -85,5 +86,45 @@ action = "kill"
 	res, err := rt.Run(t, "caps-kill", asUser(probe(t, "call", "keyctl")))
 	if err != nil || res.ExitCode != 128+9 {
 		t.Errorf("keyctl under a kill rule: exit %d, %v, want 137 (SIGKILL)\n%s", res.ExitCode, err, res.Stderr)
+	}
+}
+
+// installerCaps are the install init container's (deploy/kubernetes).
+const installerCaps = "-all,+chown,+dac_override,+fowner"
+
+// TestInstallerNamedCapabilities: seccomp-install with only the install
+// container's capabilities edits a daemon.json another uid owns (mode 0600)
+// and keeps its owner; without them it can't even read it. (Files root owns
+// need no capability at all.)
+func TestInstallerNamedCapabilities(t *testing.T) {
+	harness.RequireRoot(t)
+	setpriv := harness.RequireBinary(t, "setpriv")
+	root := t.TempDir()
+	daemonJSON := filepath.Join(root, "etc/docker/daemon.json")
+	if err := os.MkdirAll(filepath.Dir(daemonJSON), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(daemonJSON, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(daemonJSON, 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	install := func(caps string) ([]byte, error) {
+		return exec.Command(setpriv, "--bounding-set", caps, "--inh-caps", "-all", "--",
+			filepath.Join(filepath.Dir(bins.shim), "seccomp-install"), "--root", root, "--engines", "docker", "--systemd=false", "install").CombinedOutput()
+	}
+	if out, err := install("-all"); err == nil {
+		t.Errorf("installed with no capability: the test shows nothing\n%s", out)
+	}
+	if out, err := install(installerCaps); err != nil {
+		t.Fatalf("install with %s: %v\n%s", installerCaps, err, out)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(daemonJSON, &st); err != nil || st.Uid != 1234 || st.Gid != 1234 || st.Mode&0o777 != 0o600 {
+		t.Errorf("daemon.json now %d:%d %o (%v), want 1234:1234 600", st.Uid, st.Gid, st.Mode&0o777, err)
+	}
+	if b, _ := os.ReadFile(daemonJSON); !strings.Contains(string(b), `"seccomp-shim"`) {
+		t.Errorf("daemon.json:\n%s", b)
 	}
 }

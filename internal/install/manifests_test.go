@@ -432,8 +432,27 @@ func TestDaemonSetReadyLabel(t *testing.T) {
 	if spec.ServiceAccountName != sa.Name || sa.Namespace != m.daemonSets[0].Namespace {
 		t.Errorf("pods run as %q; ServiceAccount %s/%s", spec.ServiceAccountName, sa.Namespace, sa.Name)
 	}
-	if spec.AutomountServiceAccountToken != nil && !*spec.AutomountServiceAccountToken {
-		t.Errorf("no token mounted: ready can't reach the API")
+	// The token only where it is used.
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Errorf("every container of the pod gets the API token")
+	}
+	const tokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == tokenDir })
+		if (i >= 0) != (c.Name == "ready") {
+			t.Errorf("%s: token mounted %v", c.Name, i >= 0)
+		}
+		if i < 0 {
+			continue
+		}
+		v := spec.Volumes[slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[i].Name })]
+		if v.Projected == nil || !slices.ContainsFunc(v.Projected.Sources, func(p corev1.VolumeProjection) bool {
+			return p.ServiceAccountToken != nil && p.ServiceAccountToken.Path == "token"
+		}) || !slices.ContainsFunc(v.Projected.Sources, func(p corev1.VolumeProjection) bool {
+			return p.ConfigMap != nil && p.ConfigMap.Name == "kube-root-ca.crt"
+		}) {
+			t.Errorf("%s: %s is not the service account's token and CA: %+v", c.Name, tokenDir, v)
+		}
 	}
 	rules := m.roles[0].Rules
 	if len(rules) != 1 || !slices.Equal(rules[0].APIGroups, []string{""}) || !slices.Equal(rules[0].Resources, []string{"nodes"}) || !slices.Equal(rules[0].Verbs, []string{"get", "patch"}) {

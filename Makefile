@@ -1,7 +1,5 @@
 # seccomp-shim: run `make help` for the targets.
 PREFIX    ?= /usr/local
-BINDIR    ?= $(PREFIX)/bin
-CONFDIR   ?= /etc/seccomp-shim
 GO        ?= go
 BIN       ?= bin
 BINARIES  := $(BIN)/seccomp-shim $(BIN)/seccomp-hook $(BIN)/seccomp-agent $(BIN)/seccomp-install
@@ -51,15 +49,16 @@ bench: deps build ## container start through the shim vs runc (root); see docs/b
 demo: deps build ## run a container under the shim and show a denied syscall (root)
 	./scripts/demo.sh
 
-install: build ## install the binaries, config and profiles under PREFIX and CONFDIR
-	install -D -m 0755 bin/seccomp-shim $(DESTDIR)$(BINDIR)/seccomp-shim
-	install -D -m 0755 bin/seccomp-hook $(DESTDIR)$(BINDIR)/seccomp-hook
-	install -D -m 0755 bin/seccomp-agent $(DESTDIR)$(BINDIR)/seccomp-agent
-	install -d -m 0755 $(DESTDIR)$(CONFDIR)/profiles
-	test -e $(DESTDIR)$(CONFDIR)/config.toml || install -m 0644 examples/config.toml $(DESTDIR)$(CONFDIR)/config.toml
+# One installer: make install and uninstall are seccomp-install's (docs/install.md).
+# DESTDIR: a tree to install into instead of /; INSTALL_FLAGS: more of its
+# flags, such as --engines=containerd or --systemd=false.
+ROOT := $(if $(DESTDIR),$(abspath $(DESTDIR)),/)
 
-uninstall: ## remove the installed binaries (config is kept)
-	rm -f $(DESTDIR)$(BINDIR)/seccomp-shim $(DESTDIR)$(BINDIR)/seccomp-hook $(DESTDIR)$(BINDIR)/seccomp-agent
+install: build ## seccomp-install install: binaries in PREFIX/bin, the policy, the agent's units, each engine's registration
+	$(BIN)/seccomp-install --root $(ROOT) --prefix $(PREFIX) --bin $(BIN) $(INSTALL_FLAGS) install
+
+uninstall: ## seccomp-install uninstall, the installed copy: what install added goes, the policy stays
+	$(ROOT)$(PREFIX)/bin/seccomp-install --root $(ROOT) $(INSTALL_FLAGS) uninstall
 
 clean: ## remove build outputs
 	rm -rf bin

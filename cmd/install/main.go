@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/install"
+	"github.com/seccomp-shim/seccomp-shim/internal/install/kube"
 )
 
-func main() { os.Exit(install.Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(install.Main(os.Args[1:], os.Stdout, os.Stderr, kube.Command(os.Stdout))) }

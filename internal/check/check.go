@@ -1,6 +1,7 @@
 // Package check tells an operator whether a node is ready for seccomp-shim:
-// kernel support, the runtime it will exec, and that the config and every
-// profile validate. It is `seccomp-shim check`.
+// kernel support, the runtime it will exec, each engine's registration, the
+// agent, and that the config and every profile validate. It is
+// `seccomp-shim check`.
 package check
 
 import (
@@ -65,9 +66,15 @@ func Run(cfg *policy.Config, w io.Writer) int {
 	return code
 }
 
-// All runs every check.
+// All runs every check. A nil cfg is a config that failed to load: the
+// checks that need none still run, the runtime looked up as the built-in
+// defaults would.
 func (h Host) All(cfg *policy.Config) []Finding {
-	return slices.Concat(h.Kernel(), h.Runtime(cfg), Config(cfg))
+	if cfg == nil {
+		def := policy.DefaultConfig()
+		return slices.Concat(h.Kernel(), h.Runtime(def), h.Engines(), Agent(nil))
+	}
+	return slices.Concat(h.Kernel(), h.Runtime(cfg), h.Engines(), Agent(cfg), Config(cfg))
 }
 
 // Kernel checks the build options and the actions the kernel offers.
@@ -225,13 +232,21 @@ func Config(cfg *policy.Config) []Finding {
 			names = append(names, strings.TrimSuffix(filepath.Base(f), ".json"))
 		}
 	}
+	usedBy := map[string][]string{}
 	for _, r := range append(cfg.Rules, policy.DefaultRule()) {
-		names = append(names, r.Profile)
-		names = append(names, r.AllowedProfiles...)
+		for _, n := range append([]string{r.Profile}, r.AllowedProfiles...) {
+			names = append(names, n)
+			usedBy[n] = append(usedBy[n], fmt.Sprintf("%q", r.Name))
+		}
 	}
 	slices.Sort(names)
 	for _, n := range slices.Compact(names) {
-		out = append(out, Profile(cfg, n)...)
+		for _, f := range Profile(cfg, n) {
+			if f.Status == Fail && len(usedBy[n]) > 0 {
+				f.Detail += " (used by rule " + strings.Join(slices.Compact(usedBy[n]), ", rule ") + ")"
+			}
+			out = append(out, f)
+		}
 	}
 	return out
 }
@@ -246,31 +261,24 @@ func Profile(cfg *policy.Config, name string) []Finding {
 	if p.Unconfined() {
 		return []Finding{{OK, "profile", fmt.Sprintf("%s (%s): no filter", name, p.Source)}}
 	}
-	var out []Finding
-	failed := false
+	// Both resolutions must validate, but their warnings (names this
+	// libseccomp doesn't know) would be said twice, the privileged one's
+	// list longer: report those of the privileged one, which has the most
+	// rules.
+	var warnings []string
 	for _, caps := range [][]string{nil, capsAll} {
 		spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: caps}}}
 		sc, err := p.Resolve(spec)
 		if err == nil {
-			var warnings []string
 			warnings, err = policy.ValidateAll(p, sc)
-			for _, w := range warnings {
-				out = append(out, Finding{Warn, "profile", w})
-			}
 		}
 		if err != nil {
-			out = append(out, Finding{Fail, "profile", err.Error()})
-			failed = true
-			break
+			return []Finding{{Fail, "profile", err.Error()}}
 		}
 	}
-	if !failed {
-		out = append(out, Finding{OK, "profile", fmt.Sprintf("%s (%s) validates", name, p.Source)})
+	var out []Finding
+	for _, w := range warnings {
+		out = append(out, Finding{Warn, "profile", w + " (as resolved for a container with every capability)"})
 	}
-	seen := map[Finding]bool{}
-	return slices.DeleteFunc(out, func(f Finding) bool {
-		dup := seen[f]
-		seen[f] = true
-		return dup
-	})
+	return append(out, Finding{OK, "profile", fmt.Sprintf("%s (%s) validates", name, p.Source)})
 }

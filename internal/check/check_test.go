@@ -116,6 +116,7 @@ func TestRunExitCode(t *testing.T) {
 	cfg := policy.DefaultConfig()
 	cfg.Runtime.Path = policy.StringList{"/nope/runc"}
 	cfg.Profiles.Dir = "" // the built-ins only, never the node's profiles
+	cfg.Audit.Socket = filepath.Join(t.TempDir(), "agent.sock") // not the node's agent
 	var out bytes.Buffer
 	if code := Run(cfg, &out); code != 1 || !strings.Contains(out.String(), "FAIL runtime") {
 		t.Fatalf("exit %d:\n%s", code, out.String())

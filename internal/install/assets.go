@@ -29,6 +29,7 @@ const (
 	profilesDir = confDir + "/profiles"
 	statePath   = confDir + "/install-state.json"
 	unitDir     = "/etc/systemd/system"
+	logDir      = "/var/log/seccomp-shim"
 
 	podmanDropIn = "/etc/containers/containers.conf.d/seccomp-shim.conf"
 	podmanHook   = "/usr/share/containers/oci/hooks.d/seccomp-shim.json"
@@ -38,7 +39,10 @@ const (
 	examplePrefix = "/usr/local"
 )
 
-var binaries = []string{"seccomp-shim", "seccomp-hook", "seccomp-agent"}
+// binaries are installed in PREFIX/bin. seccomp-install is among them, so
+// status and uninstall run without the build tree; it is last, and uninstall
+// removes it last.
+var binaries = []string{"seccomp-shim", "seccomp-hook", "seccomp-agent", "seccomp-install"}
 
 var units = []struct {
 	name string

@@ -394,8 +394,8 @@ const dropInHeaderV2 = `# Written by seccomp-install: registers the OCI runtime 
 # [plugins."io.containerd.grpc.v1.cri"] section of the last file read wins
 # whole. So this file carries a copy of that section from config.toml (and
 # what it imports) as it was when seccomp-install ran, plus the runtime.
-# After editing that section in config.toml, run ` + "`seccomp-install install`" + `
-# again to refresh the copy, or this file hides your change.
+# After editing that section in config.toml, run ` + "`seccomp-install refresh`" + `
+# (then restart containerd), or this file hides your change.
 `
 
 const dropInHeaderV3 = `# Written by seccomp-install: registers the OCI runtime seccomp-shim with

@@ -10,18 +10,11 @@ import (
 const dockerConfig = "/etc/docker/daemon.json"
 
 // DockerState records what install did to daemon.json that uninstall must
-// know to undo it exactly.
+// know to undo it.
 type DockerState struct {
-	// CreatedFile: there was no daemon.json.
-	CreatedFile bool `json:"created_file,omitempty"`
-	// CreatedRuntimes: daemon.json had no "runtimes" member.
-	CreatedRuntimes bool `json:"created_runtimes,omitempty"`
 	// Previous is the "seccomp-shim" runtime entry that install replaced,
 	// as it was written.
 	Previous string `json:"previous,omitempty"`
-	// Original is daemon.json's content when it held no JSON at all (an
-	// empty file, which dockerd accepts).
-	Original *string `json:"original,omitempty"`
 }
 
 // dockerEntry is the runtime entry dockerd needs: it runs path with runc's
@@ -33,13 +26,6 @@ func dockerEntry(shim string) []kv { return []kv{{"path", shim}} }
 func addDockerRuntime(doc []byte, exists bool, shim string) ([]byte, DockerState, error) {
 	var st DockerState
 	if !exists || len(bytes.TrimSpace(doc)) == 0 {
-		if exists {
-			orig := string(doc)
-			st.Original = &orig
-		} else {
-			st.CreatedFile = true
-		}
-		st.CreatedRuntimes = true
 		l := layout{multiline: true, unit: "  "}
 		out := []byte(l.render([]kv{{"runtimes", []kv{{runtimeName, dockerEntry(shim)}}}}) + "\n")
 		return out, st, nil
@@ -50,7 +36,6 @@ func addDockerRuntime(doc []byte, exists bool, shim string) ([]byte, DockerState
 	}
 	i, ok := top.find("runtimes")
 	if !ok {
-		st.CreatedRuntimes = true
 		out := insertMember(doc, top, "runtimes", []kv{{runtimeName, dockerEntry(shim)}})
 		return out, st, checkDocker(doc, out, shim)
 	}
@@ -77,47 +62,34 @@ func addDockerRuntime(doc []byte, exists bool, shim string) ([]byte, DockerState
 	return out, st, checkDocker(doc, out, shim)
 }
 
-// removeDockerRuntime undoes addDockerRuntime. remove reports that the file
-// should be deleted (install created it and nothing else is in it).
-func removeDockerRuntime(doc []byte, st DockerState) (out []byte, remove bool, err error) {
+// removeDockerRuntime undoes addDockerRuntime, except that a "runtimes"
+// key install added stays, empty: dockerd (20.10 at least) replaces its
+// runtimes on reload only when daemon.json has the key, so without it the
+// documented `systemctl reload docker` would keep seccomp-shim registered
+// until dockerd restarts. For the same reason a daemon.json install created
+// stays, as {"runtimes": {}}.
+func removeDockerRuntime(doc []byte, st DockerState) ([]byte, error) {
 	top, err := parseJSONDocument(doc)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	i, ok := top.find("runtimes")
 	if !ok {
-		return doc, false, nil
+		return doc, nil
 	}
 	rt, err := top.child(doc, i)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	j, ok := rt.find(runtimeName)
 	if !ok {
-		return doc, false, nil
+		return doc, nil
 	}
 	if st.Previous != "" {
 		m := rt.members[j]
-		return splice(doc, m.valueStart, m.valueEnd, st.Previous), false, nil
+		return splice(doc, m.valueStart, m.valueEnd, st.Previous), nil
 	}
-	out = removeMember(doc, rt, j)
-	if st.CreatedRuntimes && len(rt.members) == 1 {
-		top, err = parseJSONDocument(out)
-		if err != nil {
-			return nil, false, err
-		}
-		i, _ = top.find("runtimes")
-		out = removeMember(out, top, i)
-		if len(top.members) == 1 {
-			if st.CreatedFile {
-				return nil, true, nil
-			}
-			if st.Original != nil {
-				return []byte(*st.Original), false, nil
-			}
-		}
-	}
-	return out, false, nil
+	return removeMember(doc, rt, j), nil
 }
 
 // checkDocker makes sure the text edit did what it means to: the new

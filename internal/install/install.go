@@ -27,7 +27,11 @@ type Installer struct {
 	EnginesNamed bool
 	DryRun       bool
 	Systemd      bool // install the agent's units
-	Out          io.Writer
+	// RestartContainerd: when containerd's files changed, restart it
+	// (restartContainerd) instead of telling the operator to.
+	RestartContainerd bool
+	systemdRoot       string // where restartContainerd runs systemctl; "" is pid 1's root
+	Out               io.Writer
 
 	state *State
 	next  []string        // what the operator has to do afterwards
@@ -65,7 +69,7 @@ func (in *Installer) host(p string) string { return filepath.Join(in.Root, p) }
 
 func (in *Installer) shim() string { return path.Join(in.Prefix, "bin", runtimeName) }
 
-var past = map[string]string{"create": "created", "update": "updated", "remove": "removed", "keep": "kept"}
+var past = map[string]string{"create": "created", "update": "updated", "remove": "removed", "keep": "kept", "restart": "restarted"}
 
 func (in *Installer) say(verb, p, note string) {
 	switch {
@@ -179,6 +183,11 @@ func (in *Installer) Install() error {
 	if err := in.mkdir(profilesDir, ""); err != nil {
 		return err
 	}
+	// The shipped policy's log.file is there; the shim doesn't create
+	// directories, and the agent (which does) may not run.
+	if err := in.mkdir(logDir, ownerBase); err != nil {
+		return err
+	}
 	if err := in.apply(step{path: statePath, data: st.encode(), mode: 0o644, note: "what uninstall undoes"}); err != nil {
 		return err
 	}
@@ -186,6 +195,43 @@ func (in *Installer) Install() error {
 		if err := in.apply(s); err != nil {
 			return err
 		}
+	}
+	if in.RestartContainerd && !in.DryRun && slices.Contains(in.next, nextContainerd) {
+		if err := restartContainerd(in.systemdRoot, in.Out); err != nil {
+			return err
+		}
+		in.say("restart", "containerd", "it reads the drop-in at start")
+		in.next = slices.DeleteFunc(in.next, func(n string) bool { return n == nextContainerd })
+	}
+	in.printNext()
+	return nil
+}
+
+// Refresh rewrites containerd's drop-in for config.toml as it is now, and
+// nothing else: containerd 1.6/1.7 take the CRI section from the drop-in's
+// copy, which hides later edits to config.toml until it is refreshed.
+func (in *Installer) Refresh() error {
+	st, _, err := loadState(in.Root)
+	if err != nil {
+		return err
+	}
+	if st == nil || !slices.Contains(st.Engines, "containerd") {
+		return fmt.Errorf("seccomp-shim is not registered with containerd (%s): run `seccomp-install install` first", statePath)
+	}
+	in.state, in.Prefix = st, st.Prefix
+	v, err := loadContainerd(in.Root)
+	if err != nil {
+		return err
+	}
+	if !v.covered {
+		return fmt.Errorf("%s no longer imports %s: run `seccomp-install install` to add it again", containerdConfig, containerdDropIn)
+	}
+	steps, err := in.installContainerd()
+	if err != nil {
+		return err
+	}
+	if err := in.apply(steps[0]); err != nil {
+		return err
 	}
 	in.printNext()
 	return nil
@@ -375,10 +421,16 @@ func (in *Installer) Uninstall() error {
 	full := len(engines) == len(st.Engines)
 	if full {
 		in.warn("containers created through seccomp-shim call %s to be stopped and deleted: remove them before the binary goes (or install it again to stop them)", path.Join(st.Prefix, "bin", runtimeName))
-		for _, p := range st.Files[ownerBase] {
-			steps = append(steps, step{path: p, next: nextStopUnits})
-		}
 		steps = append(steps, in.wantsLinks()...)
+		self := path.Join(st.Prefix, "bin", binaries[len(binaries)-1])
+		for _, p := range st.Files[ownerBase] {
+			if p != self {
+				steps = append(steps, step{path: p, next: nextStopUnits})
+			}
+		}
+		if slices.Contains(st.Files[ownerBase], self) {
+			steps = append(steps, step{path: self})
+		}
 	}
 	for _, s := range steps {
 		if err := in.apply(s); err != nil {
@@ -440,15 +492,11 @@ func (in *Installer) uninstallEngine(e string) ([]step, error) {
 		if in.state.Docker != nil {
 			ds = *in.state.Docker
 		}
-		out, remove, err := removeDockerRuntime(doc, ds)
+		out, err := removeDockerRuntime(doc, ds)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", dockerConfig, err)
 		}
-		if remove {
-			steps = append(steps, step{path: dockerConfig, note: "install created it", next: next})
-		} else {
-			steps = append(steps, step{path: dockerConfig, data: out, mode: 0o644, edited: true, note: "runtimes." + runtimeName + " removed", next: next})
-		}
+		steps = append(steps, step{path: dockerConfig, data: out, mode: 0o644, edited: true, note: "runtimes." + runtimeName + " removed (\"runtimes\" stays, so a reload drops it)", next: next})
 	case "containerd":
 		v, err := loadContainerd(in.Root)
 		if err != nil {

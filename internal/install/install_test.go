@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -182,7 +183,7 @@ func TestInstallBareNode(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("install: %d\n%s", code, out)
 	}
-	for _, p := range []string{dockerConfig, containerdConfig, containerdDropIn, podmanDropIn, podmanHook, crioDropIn, "/usr/local/bin/seccomp-agent", "/etc/systemd/system/seccomp-agent.service"} {
+	for _, p := range []string{dockerConfig, containerdConfig, containerdDropIn, podmanDropIn, podmanHook, crioDropIn, "/usr/local/bin/seccomp-agent", "/etc/systemd/system/seccomp-agent.service", logDir} {
 		if !exists(filepath.Join(root, p)) {
 			t.Errorf("%s not created", p)
 		}
@@ -191,8 +192,13 @@ func TestInstallBareNode(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("uninstall: %d\n%s", code, out)
 	}
+	// daemon.json stays with an empty "runtimes": dockerd clears its
+	// runtimes on reload only if the key is there.
+	if doc, _ := os.ReadFile(filepath.Join(root, dockerConfig)); string(doc) != "{\n  \"runtimes\": {}\n}\n" {
+		t.Errorf("daemon.json after uninstall: %q", doc)
+	}
 	left := snapshot(t, root)
-	for _, keep := range []string{"/", "/etc", confDir, configPath, profilesDir} {
+	for _, keep := range []string{"/", "/etc", confDir, configPath, profilesDir, "/etc/docker", dockerConfig} {
 		delete(left, filepath.Clean(keep))
 	}
 	delete(left, "/.")
@@ -404,5 +410,114 @@ func TestUninstallKeepsLaterEdits(t *testing.T) {
 	want := bytes.Replace(readFixture(t, "docker/full.json"), []byte(`"storage-driver": "overlay2"`), []byte(`"storage-driver": "overlay2",`+"\n"+`  "debug": true`), 1)
 	if !bytes.Equal(got, want) {
 		t.Errorf("got\n%s", got)
+	}
+}
+
+// install puts seccomp-install itself in PREFIX/bin, so status and uninstall
+// work without the build tree; uninstall removes it last.
+func TestInstallsItself(t *testing.T) {
+	root := t.TempDir()
+	out, code := run(t, "--root", root, "--bin", testBins(t), "--engines", "podman", "install")
+	if code != 0 {
+		t.Fatalf("install: %d\n%s", code, out)
+	}
+	self := "/usr/local/bin/seccomp-install"
+	if !exists(filepath.Join(root, self)) {
+		t.Fatalf("%s not installed:\n%s", self, out)
+	}
+	// status from the installed copy: --bin is its own directory.
+	if out, code := run(t, "--root", root, "--bin", filepath.Join(root, "/usr/local/bin"), "status"); code != 0 || !strings.Contains(out, "ok       binary      "+self) {
+		t.Errorf("status: %d\n%s", code, out)
+	}
+	out, code = run(t, "--root", root, "uninstall")
+	if code != 0 {
+		t.Fatalf("uninstall: %d\n%s", code, out)
+	}
+	var files []string
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "removed" && !strings.HasSuffix(f[1], "/") && f[1] != statePath {
+			files = append(files, f[1])
+		}
+	}
+	if len(files) == 0 || files[len(files)-1] != self {
+		t.Errorf("uninstall removed %v; want %s last", files, self)
+	}
+}
+
+// refresh rewrites only the drop-in's copy of config.toml's CRI section,
+// and running it again changes nothing.
+func TestRefresh(t *testing.T) {
+	root := nodeRoot(t, "v2-default.toml")
+	bins := testBins(t)
+	if out, code := run(t, "--root", root, "refresh"); code != 1 || !strings.Contains(out, "seccomp-install install") {
+		t.Errorf("refresh before install: %d\n%s", code, out)
+	}
+	if out, code := run(t, "--root", root, "--bin", bins, "--engines", "containerd,docker", "install"); code != 0 {
+		t.Fatal(out)
+	}
+	p := filepath.Join(root, containerdConfig)
+	cfg, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(cfg, []byte(`sandbox_image = "registry.k8s.io/pause:3.6"`), []byte(`sandbox_image = "registry.k8s.io/pause:3.9"`), 1), 0o644)
+	before := snapshot(t, root)
+	out, code := run(t, "--root", root, "refresh")
+	if code != 0 || !strings.Contains(out, "updated          "+containerdDropIn) || !strings.Contains(out, "systemctl restart containerd") {
+		t.Fatalf("refresh: %d\n%s", code, out)
+	}
+	after := snapshot(t, root)
+	delete(after, containerdDropIn)
+	delete(before, containerdDropIn)
+	diffSnapshots(t, "refresh", after, before)
+	if cri, _ := lookup(effectiveConfig(t, root), criV2); cri["sandbox_image"] != "registry.k8s.io/pause:3.9" {
+		t.Errorf("sandbox_image %v", cri["sandbox_image"])
+	}
+	if out, code := run(t, "--root", root, "--bin", bins, "status"); code != 0 {
+		t.Errorf("status after refresh: %d\n%s", code, out)
+	}
+	before = snapshotTimes(t, root)
+	if out, code := run(t, "--root", root, "refresh"); code != 0 || strings.Contains(out, "updated") || strings.Contains(out, "next:") {
+		t.Errorf("second refresh: %d\n%s", code, out)
+	}
+	diffSnapshots(t, "second refresh", snapshotTimes(t, root), before)
+}
+
+// --restart-containerd runs the host's systemctl (here a fake one in a
+// chroot) when containerd's files changed, and only then; the step it did
+// is no longer among those left to the operator.
+func TestRestartContainerd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("no static busybox for the fake host's /bin/sh (apt-get install busybox-static)")
+	}
+	host := t.TempDir()
+	sh, _ := os.ReadFile(busybox)
+	writeTestFile(t, filepath.Join(host, "bin/sh"), sh)
+	os.Chmod(filepath.Join(host, "bin/sh"), 0o755)
+	writeTestFile(t, filepath.Join(host, "usr/bin/systemctl"), []byte("#!/bin/sh\necho \"$@ SYSTEMD_IGNORE_CHROOT=$SYSTEMD_IGNORE_CHROOT\" >> /systemctl.log\n"))
+	os.Chmod(filepath.Join(host, "usr/bin/systemctl"), 0o755)
+
+	root := nodeRoot(t, "v2-default.toml")
+	install := func() string {
+		t.Helper()
+		var out bytes.Buffer
+		in := &Installer{Root: root, Prefix: "/usr/local", BinDir: testBins(t), Engines: []string{"containerd"}, EnginesNamed: true, Out: &out, RestartContainerd: true, systemdRoot: host}
+		if err := in.Install(); err != nil {
+			t.Fatalf("install: %v\n%s", err, out.String())
+		}
+		return out.String()
+	}
+	out := install()
+	log, _ := os.ReadFile(filepath.Join(host, "systemctl.log"))
+	if string(log) != "restart containerd SYSTEMD_IGNORE_CHROOT=1\n" {
+		t.Errorf("systemctl ran with %q", log)
+	}
+	if !strings.Contains(out, "restarted        containerd") || strings.Contains(out, nextContainerd) {
+		t.Errorf("install:\n%s", out)
+	}
+	install() // nothing changed: no restart
+	if log2, _ := os.ReadFile(filepath.Join(host, "systemctl.log")); string(log2) != string(log) {
+		t.Errorf("restarted again with nothing changed: %q", log2)
 	}
 }

@@ -29,8 +29,9 @@ func globalFlags() []cli.Flag {
 }
 
 // Main runs seccomp-install with args (os.Args[1:]) and returns the exit
-// code.
-func Main(args []string, stdout, stderr io.Writer) int {
+// code. extra are more commands (package kube's, kept out of this package so
+// that seccomp-shim, which links it for its check, doesn't link client-go).
+func Main(args []string, stdout, stderr io.Writer, extra ...*cli.Command) int {
 	app := cliapp.New("seccomp-install", "install seccomp-shim on a node and register it with its container engines", stdout, stderr)
 	app.Flags = globalFlags()
 	command := func(name, usage string, flags []cli.Flag, do func(*cli.Context, *Installer) error) *cli.Command {
@@ -46,15 +47,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}}
 	}
 	app.Commands = []*cli.Command{
-		command("install", "copy the binaries to PREFIX/bin, write the policy (if there is none), the agent's systemd units, and register the runtime seccomp-shim with each engine; running it again changes nothing", nil,
-			func(_ *cli.Context, in *Installer) error {
-				if len(in.Engines) == 0 {
-					fmt.Fprintln(stdout, "no container engine found under", in.Root, "(name them with --engines)")
-				}
-				return in.Install()
-			}),
+		command("install", "copy the binaries to PREFIX/bin, write the policy (if there is none), the agent's systemd units, and register the runtime seccomp-shim with each engine; running it again changes nothing", []cli.Flag{
+			&cli.BoolFlag{Name: "restart-containerd", Usage: "if containerd's files changed, restart it through the host's systemd (from a pod with hostPID, CAP_SYS_CHROOT and CAP_SYS_PTRACE)"},
+		}, func(c *cli.Context, in *Installer) error {
+			if len(in.Engines) == 0 {
+				fmt.Fprintln(stdout, "no container engine found under", in.Root, "(name them with --engines)")
+			}
+			in.RestartContainerd = c.Bool("restart-containerd")
+			return in.Install()
+		}),
 		command("uninstall", "remove what install added (the policy stays)", nil,
 			func(_ *cli.Context, in *Installer) error { return in.Uninstall() }),
+		command("refresh", "rewrite containerd's drop-in from config.toml as it is now: containerd 1.6/1.7 use the drop-in's copy of the CRI section, so edits to config.toml need this (and a containerd restart); running it again changes nothing", nil,
+			func(_ *cli.Context, in *Installer) error { return in.Refresh() }),
 		command("status", "show what is installed; exits 1 if something is missing or stale", nil,
 			func(_ *cli.Context, in *Installer) error {
 				ok, err := in.Status()
@@ -73,6 +78,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return in.Config(c.String("from"), c.Duration("watch"), stderr)
 		}),
 	}
+	app.Commands = append(app.Commands, extra...)
 	return cliapp.Run(app, args)
 }
 

@@ -13,10 +13,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/install/kube"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 )
 
@@ -27,6 +29,9 @@ type manifests struct {
 	configMaps     []corev1.ConfigMap
 	daemonSets     []appsv1.DaemonSet
 	runtimeClasses []nodev1.RuntimeClass
+	accounts       []corev1.ServiceAccount
+	roles          []rbacv1.ClusterRole
+	bindings       []rbacv1.ClusterRoleBinding
 }
 
 // loadManifests decodes every document under deploy/kubernetes strictly
@@ -75,14 +80,27 @@ func loadManifests(t *testing.T) manifests {
 				var o nodev1.RuntimeClass
 				strict(&o)
 				m.runtimeClasses = append(m.runtimeClasses, o)
+			case "v1 ServiceAccount":
+				var o corev1.ServiceAccount
+				strict(&o)
+				m.accounts = append(m.accounts, o)
+			case "rbac.authorization.k8s.io/v1 ClusterRole":
+				var o rbacv1.ClusterRole
+				strict(&o)
+				m.roles = append(m.roles, o)
+			case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
+				var o rbacv1.ClusterRoleBinding
+				strict(&o)
+				m.bindings = append(m.bindings, o)
 			default:
 				t.Errorf("%s[%d]: unexpected %s %s", f, i, tm.APIVersion, tm.Kind)
 			}
 		}
 	}
-	if len(m.namespaces) != 1 || len(m.configMaps) != 1 || len(m.daemonSets) != 1 || len(m.runtimeClasses) != 1 {
-		t.Fatalf("want one each of Namespace, ConfigMap, DaemonSet, RuntimeClass; got %d %d %d %d",
-			len(m.namespaces), len(m.configMaps), len(m.daemonSets), len(m.runtimeClasses))
+	if len(m.namespaces) != 1 || len(m.configMaps) != 1 || len(m.daemonSets) != 1 || len(m.runtimeClasses) != 1 ||
+		len(m.accounts) != 1 || len(m.roles) != 1 || len(m.bindings) != 1 {
+		t.Fatalf("want one each of Namespace, ConfigMap, DaemonSet, RuntimeClass, ServiceAccount, ClusterRole, ClusterRoleBinding; got %d %d %d %d %d %d %d",
+			len(m.namespaces), len(m.configMaps), len(m.daemonSets), len(m.runtimeClasses), len(m.accounts), len(m.roles), len(m.bindings))
 	}
 	return m
 }
@@ -318,5 +336,134 @@ func TestDaemonSetCommandsRun(t *testing.T) {
 	})
 	if !exists(filepath.Join(root, containerdDropIn)) || !exists(filepath.Join(root, "/usr/local/bin/seccomp-shim")) {
 		t.Errorf("install did not install")
+	}
+}
+
+// No container is privileged; each has the capabilities it needs, named,
+// and drops the rest.
+func TestDaemonSetCapabilities(t *testing.T) {
+	spec := loadManifests(t).daemonSets[0].Spec.Template.Spec
+	want := map[string][]corev1.Capability{
+		"policy":      nil,
+		"install":     {"CHOWN", "DAC_OVERRIDE", "FOWNER"},
+		"holder":      nil,
+		"agent":       {"SYS_PTRACE", "DAC_READ_SEARCH", "KILL"},
+		"policy-sync": nil,
+		"ready":       nil,
+	}
+	all := append(slices.Clone(spec.InitContainers), spec.Containers...)
+	if len(all) != len(want) {
+		t.Errorf("%d containers, want %d", len(all), len(want))
+	}
+	for _, c := range all {
+		sc := c.SecurityContext
+		if sc == nil || sc.Capabilities == nil {
+			t.Errorf("%s: no securityContext.capabilities", c.Name)
+			continue
+		}
+		if sc.Privileged != nil && *sc.Privileged {
+			t.Errorf("%s: privileged", c.Name)
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: allowPrivilegeEscalation not false", c.Name)
+		}
+		if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+			t.Errorf("%s: drops %v, not ALL", c.Name, sc.Capabilities.Drop)
+		}
+		add := sc.Capabilities.Add
+		if c.Name == "install" && slices.Contains(c.Command, "--restart-containerd=true") {
+			// systemctl chrooted in /proc/1/root.
+			add = slices.DeleteFunc(slices.Clone(add), func(c corev1.Capability) bool { return c == "SYS_CHROOT" || c == "SYS_PTRACE" })
+		}
+		if !slices.Equal(add, want[c.Name]) {
+			t.Errorf("%s: adds %v, want %v", c.Name, sc.Capabilities.Add, want[c.Name])
+		}
+	}
+	agent := container(t, spec.Containers, "agent")
+	if p := agent.SecurityContext.AppArmorProfile; p == nil || p.Type != corev1.AppArmorProfileTypeUnconfined {
+		t.Errorf("agent: the runtime's AppArmor profile refuses ptrace access to other profiles' processes")
+	}
+}
+
+// The agent has probes on what it serves; the holder has no liveness
+// probe: restarting it would end every audited container's audit.
+func TestDaemonSetProbes(t *testing.T) {
+	spec := loadManifests(t).daemonSets[0].Spec.Template.Spec
+	agent := container(t, spec.Containers, "agent")
+	for name, p := range map[string]*corev1.Probe{"readiness": agent.ReadinessProbe, "liveness": agent.LivenessProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/metrics" || p.HTTPGet.Port.String() != "metrics" {
+			t.Errorf("agent %s probe: %+v, want GET /metrics on port metrics", name, p)
+		}
+	}
+	if !slices.ContainsFunc(agent.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" }) {
+		t.Errorf("agent has no port named metrics")
+	}
+	if i := slices.Index(agent.Command, "--metrics=:9646"); i < 0 {
+		t.Errorf("agent does not serve metrics on the pod's address: %v", agent.Command)
+	}
+	if h := container(t, spec.Containers, "holder"); h.LivenessProbe != nil {
+		t.Errorf("holder has a liveness probe: a restart loses every notify fd it holds")
+	}
+}
+
+// The ready container: its node's name from the downward API, the service
+// account's right to get and patch nodes and nothing more, the label
+// removed before the pod goes, and containerd's socket directory mounted
+// where its --cri points.
+func TestDaemonSetReadyLabel(t *testing.T) {
+	m := loadManifests(t)
+	spec := m.daemonSets[0].Spec.Template.Spec
+	ready := container(t, spec.Containers, "ready")
+	i := slices.IndexFunc(ready.Env, func(e corev1.EnvVar) bool { return e.Name == "NODE_NAME" })
+	if i < 0 || ready.Env[i].ValueFrom == nil || ready.Env[i].ValueFrom.FieldRef == nil || ready.Env[i].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("ready: NODE_NAME is not the downward API's spec.nodeName: %+v", ready.Env)
+	}
+	if !slices.Equal(ready.Command[:2], []string{"seccomp-install", "ready"}) || !slices.Contains(ready.Command, "--watch") {
+		t.Errorf("ready runs %v", ready.Command)
+	}
+	if l := ready.Lifecycle; l == nil || l.PreStop == nil || l.PreStop.Exec == nil || !slices.Equal(l.PreStop.Exec.Command, []string{"seccomp-install", "ready", "--remove"}) {
+		t.Errorf("ready: no preStop removing the label: %+v", ready.Lifecycle)
+	}
+	cri := ready.Command[slices.Index(ready.Command, "--cri")+1]
+	if hm := hostMounts(t, spec, ready); hm[filepath.Dir(cri)] != strings.TrimPrefix(filepath.Dir(cri), "/host") {
+		t.Errorf("ready: --cri %s, mounts %v", cri, hm)
+	}
+	sa := m.accounts[0]
+	if spec.ServiceAccountName != sa.Name || sa.Namespace != m.daemonSets[0].Namespace {
+		t.Errorf("pods run as %q; ServiceAccount %s/%s", spec.ServiceAccountName, sa.Namespace, sa.Name)
+	}
+	// The token only where it is used.
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Errorf("every container of the pod gets the API token")
+	}
+	const tokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == tokenDir })
+		if (i >= 0) != (c.Name == "ready") {
+			t.Errorf("%s: token mounted %v", c.Name, i >= 0)
+		}
+		if i < 0 {
+			continue
+		}
+		v := spec.Volumes[slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[i].Name })]
+		if v.Projected == nil || !slices.ContainsFunc(v.Projected.Sources, func(p corev1.VolumeProjection) bool {
+			return p.ServiceAccountToken != nil && p.ServiceAccountToken.Path == "token"
+		}) || !slices.ContainsFunc(v.Projected.Sources, func(p corev1.VolumeProjection) bool {
+			return p.ConfigMap != nil && p.ConfigMap.Name == "kube-root-ca.crt"
+		}) {
+			t.Errorf("%s: %s is not the service account's token and CA: %+v", c.Name, tokenDir, v)
+		}
+	}
+	rules := m.roles[0].Rules
+	if len(rules) != 1 || !slices.Equal(rules[0].APIGroups, []string{""}) || !slices.Equal(rules[0].Resources, []string{"nodes"}) || !slices.Equal(rules[0].Verbs, []string{"get", "patch"}) {
+		t.Errorf("ClusterRole rules %+v, want nodes get, patch only", rules)
+	}
+	b := m.bindings[0]
+	if b.RoleRef.Kind != "ClusterRole" || b.RoleRef.Name != m.roles[0].Name || len(b.Subjects) != 1 ||
+		b.Subjects[0].Kind != "ServiceAccount" || b.Subjects[0].Name != sa.Name || b.Subjects[0].Namespace != sa.Namespace {
+		t.Errorf("binding %+v does not bind %s to %s/%s", b, m.roles[0].Name, sa.Namespace, sa.Name)
+	}
+	if rc := m.runtimeClasses[0]; rc.Scheduling.NodeSelector[kube.ReadyLabel] != "true" {
+		t.Errorf("the RuntimeClass selects %v, not the label ready sets", rc.Scheduling.NodeSelector)
 	}
 }

@@ -59,6 +59,38 @@ func (in *Installer) Status() (bool, error) {
 			line(fileState(in.host(p), withPrefix(u.data, in.Prefix)), "unit", p)
 		}
 	}
+	for _, r := range in.registrations(engines) {
+		line(r.State, r.Engine, r.Detail)
+	}
+	return ok, nil
+}
+
+// Registration is how one engine is registered, one line of status.
+type Registration struct {
+	State  string // ok, missing, differs, stale or error
+	Engine string
+	Detail string
+}
+
+// Registrations reports how the container engines under root are
+// registered: those install-state.json names and those Detect finds.
+// seccomp-shim check shows it.
+func Registrations(root string) ([]Registration, error) {
+	st, found, err := loadState(root)
+	if err != nil {
+		return nil, err
+	}
+	in := &Installer{Root: root, Prefix: examplePrefix}
+	engines := Detect(root)
+	if found {
+		in.Prefix, engines = st.Prefix, append(engines, st.Engines...)
+	}
+	return in.registrations(engines), nil
+}
+
+func (in *Installer) registrations(engines []string) []Registration {
+	var out []Registration
+	line := func(state, e, detail string) { out = append(out, Registration{state, e, detail}) }
 	for _, e := range allEngines {
 		if !slices.Contains(engines, e) {
 			continue
@@ -90,7 +122,7 @@ func (in *Installer) Status() (bool, error) {
 			}
 			switch s := fileState(in.host(containerdDropIn), want); {
 			case s == "differs" && v.version == 2:
-				line("stale", e, containerdDropIn+": config.toml's CRI section changed since install; run install again")
+				line("stale", e, containerdDropIn+": config.toml's CRI section changed since install, and this copy of it hides the change from containerd 1.6/1.7; run `seccomp-install refresh`, then restart containerd")
 			default:
 				line(s, e, fmt.Sprintf("%s (config version %d)", containerdDropIn, v.version))
 			}
@@ -106,7 +138,7 @@ func (in *Installer) Status() (bool, error) {
 			line(fileState(in.host(crioDropIn), crioConf(in.shim())), e, crioDropIn)
 		}
 	}
-	return ok, nil
+	return out
 }
 
 func fileState(p string, want []byte) string {

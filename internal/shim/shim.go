@@ -43,7 +43,8 @@ type Shim struct {
 	// RuntimeCache is where to record the runtime this config resolves to,
 	// for internal/passthrough's pass-through fast path; "" records nothing.
 	RuntimeCache string
-	// Check runs the operator's readiness check (seccomp-shim check).
+	// Check runs the operator's readiness check (seccomp-shim check); a nil
+	// cfg is one that failed to load.
 	Check func(cfg *policy.Config, stdout io.Writer) int
 }
 
@@ -112,7 +113,10 @@ func (s *Shim) own() int {
 			}
 			cfg, err := policy.Load(s.getenv)
 			if err != nil {
-				return cli.Exit("seccomp-shim check: "+err.Error(), 1)
+				// The checks that need no config still run (Check(nil)).
+				fmt.Fprintf(s.Stdout, "%-4s %-10s %v\n", "FAIL", "config", err)
+				s.Check(nil, s.Stdout)
+				return cli.Exit("", 1)
 			}
 			return cli.Exit("", s.Check(cfg, s.Stdout))
 		},

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/install/kube"
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
@@ -160,6 +161,14 @@ allowed_profiles = ["enoent"]
 	rs, is := criClient(t, ctd.Socket)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+
+	// What the DaemonSet's ready container asks before labelling the node.
+	if ok, err := kube.HandlerLoaded(ctx, ctd.Socket, "seccomp-shim"); err != nil || !ok {
+		t.Errorf("HandlerLoaded(seccomp-shim) = %v, %v; want true", ok, err)
+	}
+	if ok, err := kube.HandlerLoaded(ctx, ctd.Socket, "not-configured"); err != nil || ok {
+		t.Errorf("HandlerLoaded(not-configured) = %v, %v; want false", ok, err)
+	}
 
 	// The CRI plugin learns of imported images from events: wait for it.
 	for i := 0; ; i++ {

@@ -53,9 +53,13 @@ type Host struct {
 func Run(cfg *policy.Config, w io.Writer) int {
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
+	runDir := policy.RunDir(os.Getenv) // a config that failed to load has none
+	if cfg != nil {
+		runDir = cfg.RunDir
+	}
 	h := Host{Root: "/", Release: unix.ByteSliceToString(uts.Release[:]), Path: os.Getenv("PATH"),
 		// Cached: the shim's architectures = "auto" then finds this boot's answer.
-		IA32: func() error { return kernelfeat.IA32Cached(cfg.RunDir) }}
+		IA32: func() error { return kernelfeat.IA32Cached(runDir) }}
 	code := 0
 	for _, f := range h.All(cfg) {
 		fmt.Fprintf(w, "%-4s %-10s %s\n", f.Status, f.Topic, f.Detail)

@@ -109,7 +109,7 @@ func (h *Hook) stage(path, stage string) int {
 	}
 	switch stage {
 	case "createRuntime", "createContainer", "prestart":
-		res, err := Verify(cfg, state, inject.Reach(cfg))
+		res, err := Verify(cfg, state)
 		if err != nil {
 			return h.fail(cfg, stage, state.ID, err)
 		}
@@ -120,21 +120,23 @@ func (h *Hook) stage(path, stage string) int {
 	return 0
 }
 
-// Verify checks that the bundle's config.json already is what the policy
-// makes of it. Apply is idempotent, so any change it would make is a
-// container started without the policy: by a runtime other than
-// seccomp-shim, or without the precreate hook. agent is as for inject.Spec.
-func Verify(cfg *policy.Config, state specs.State, agent error) (*policy.Result, error) {
+// Verify checks that the bundle's config.json already has the protection
+// the policy gives it (inject.Follows). Apply is idempotent, so any other
+// profile is a container started without the policy: by a runtime other than
+// seccomp-shim, or without the precreate hook. Whether its denials reach the
+// agent is not checked: that depends on whether the agent answered when the
+// spec was written, and runc fails the create if a listener does not.
+func Verify(cfg *policy.Config, state specs.State) (*policy.Result, error) {
 	path := filepath.Join(state.Bundle, "config.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	out, res, err := inject.Spec(cfg, data, state.ID, path, agent)
+	res, ok, err := inject.Follows(cfg, data, state.ID, path)
 	if err != nil {
 		return nil, err
 	}
-	if string(out) != string(data) {
+	if !ok {
 		return nil, fmt.Errorf("container %s: %w: rule %q requires profile %q (%s), the spec has another", state.ID, ErrPolicyMismatch, res.Rule, res.Profile, res.Action)
 	}
 	return res, nil

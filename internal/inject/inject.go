@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -29,22 +28,14 @@ var ErrUnknownFields = errors.New("unknown fields")
 // source names the spec in errors. agent is whether the notify agent
 // answers, as Reach found it: nil if it does. Spec itself touches nothing
 // outside its arguments, so the same inputs always give the same spec.
+//
+// Its own output is left as it is: a profile with the protection the policy
+// asks for and the audit routing the agent's state asks for is not rewritten,
+// however its rules are grouped.
 func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]byte, *policy.Result, error) {
-	if err := cfg.CheckProfiles(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", source, err)
-	}
-	spec, err := decode(data)
+	spec, before, res, err := apply(cfg, data, id, source)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: not a valid OCI spec: %w", source, err)
-	}
-	var before *specs.LinuxSeccomp
-	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		c := *spec.Linux.Seccomp
-		before = &c
-	}
-	res, err := cfg.Apply(spec, id)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", source, err)
+		return nil, nil, err
 	}
 	if err := audit(cfg, spec, res, agent); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
@@ -53,7 +44,9 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	if spec.Linux != nil {
 		after = spec.Linux.Seccomp
 	}
-	if reflect.DeepEqual(before, after) {
+	_, wasAudited := policy.Unaudit(before, cfg.Audit.Socket)
+	_, isAudited := policy.Unaudit(after, cfg.Audit.Socket)
+	if wasAudited == isAudited && policy.SameProtection(before, after, cfg.Audit.Socket) {
 		return data, res, nil
 	}
 	if res.Action == policy.ActionTightened {
@@ -74,14 +67,51 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	return specfile.Format(data, out), res, nil
 }
 
+// Follows reports whether the spec in data already has the protection cfg
+// asks for (policy.SameProtection): whether its denials are routed to the
+// agent is the agent's state at the time, not the policy. The check hook's
+// question, with Spec's arguments.
+func Follows(cfg *policy.Config, data []byte, id, source string) (*policy.Result, bool, error) {
+	spec, before, res, err := apply(cfg, data, id, source)
+	if err != nil {
+		return nil, false, err
+	}
+	return res, policy.SameProtection(before, spec.Linux.Seccomp, cfg.Audit.Socket), nil
+}
+
+// apply decodes data and applies cfg to it, returning the spec with the
+// policy's profile, unaudited, and the profile it had before.
+func apply(cfg *policy.Config, data []byte, id, source string) (*specs.Spec, *specs.LinuxSeccomp, *policy.Result, error) {
+	if err := cfg.CheckProfiles(); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
+	spec, err := decode(data)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: not a valid OCI spec: %w", source, err)
+	}
+	var before *specs.LinuxSeccomp
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		c := *spec.Linux.Seccomp
+		before = &c
+	}
+	res, err := cfg.Apply(spec, id)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	return spec, before, res, nil
+}
+
 // ErrAgentUnreachable is returned when policy requires the audit and the
 // notify agent does not answer.
 var ErrAgentUnreachable = errors.New("notify agent unreachable")
 
 // audit routes the profile's denials through the notify agent when policy
-// asks for it and the agent answers (agent is nil). A profile that already
-// names a listener (ours from an earlier pass, or the engine's own agent) is
-// left alone.
+// asks for it and the agent answers (agent is nil). A profile that names
+// another listener (the engine's own agent) is left alone; ours from an
+// earlier pass, Apply has taken out.
 func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error) error {
 	if spec.Linux == nil || spec.Linux.Seccomp == nil {
 		return nil

@@ -88,9 +88,14 @@ func (h *Hook) stage(path, stage string) int {
 	if err != nil {
 		return h.fail(nil, stage, "", err)
 	}
-	in, err := io.ReadAll(io.LimitReader(h.Stdin, maxInput))
+	// One byte past the cap tells a whole input from a cut one, whose
+	// prefix might parse. Trailing garbage within it, json.Unmarshal refuses.
+	in, err := io.ReadAll(io.LimitReader(h.Stdin, maxInput+1))
 	if err != nil {
 		return h.fail(cfg, stage, "", fmt.Errorf("reading stdin: %w", err))
+	}
+	if len(in) > maxInput {
+		return h.fail(cfg, stage, "", fmt.Errorf("stdin: larger than %d MiB, not a spec or state", maxInput>>20))
 	}
 	if stage == "precreate" {
 		out, res, err := inject.Spec(cfg, in, "", "spec on stdin", inject.Reach(cfg))

@@ -318,3 +318,21 @@ func TestCheckAfterPrecreate(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizeInput: input past the cap is refused, not cut to a prefix that
+// parses.
+func TestOversizeInput(t *testing.T) {
+	e := setup(t)
+	state := `{"ociVersion":"1.0.2","id":"c9","status":"stopped","bundle":"/nonexistent"}`
+	padded := state + strings.Repeat(" ", 64<<20-len(state))
+	for _, stage := range []string{"poststop", "precreate"} {
+		r := run(noEnv, strings.NewReader(padded+"garbage"), "--config", e.config, stage)
+		if r.code != 1 || !strings.Contains(r.stderr, "stdin") || !strings.Contains(r.stderr, "larger than") {
+			t.Errorf("%s with 64 MiB and garbage = %d, %q", stage, r.code, r.stderr)
+		}
+	}
+	// Garbage after the JSON is refused within the cap too.
+	if r := run(noEnv, strings.NewReader(state+" x"), "--config", e.config, "poststop"); r.code != 1 {
+		t.Errorf("trailing garbage = %d, %q", r.code, r.stderr)
+	}
+}

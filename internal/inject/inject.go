@@ -37,7 +37,12 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := audit(cfg, spec, res, agent); err != nil {
+	var unknown error
+	if _, ours := policy.Unaudit(before, cfg.Audit.Socket); res.Action == policy.ActionKept && before != nil && !ours && cfg.Audit.Mode != policy.AuditOff {
+		// The engine's profile stays: auditing it re-encodes it.
+		unknown = strictSeccomp(data)
+	}
+	if err := audit(cfg, spec, res, agent, unknown); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
 	}
 	var after *specs.LinuxSeccomp
@@ -111,8 +116,10 @@ var ErrAgentUnreachable = errors.New("notify agent unreachable")
 // audit routes the profile's denials through the notify agent when policy
 // asks for it and the agent answers (agent is nil). A profile that names
 // another listener (the engine's own agent) is left alone; ours from an
-// earlier pass, Apply has taken out.
-func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error) error {
+// earlier pass, Apply has taken out. unknown is why the kept profile can't
+// be re-encoded without loss: it is then kept whole and not audited (or,
+// where policy requires the audit, refused), never silently cut down.
+func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent, unknown error) error {
 	if spec.Linux == nil || spec.Linux.Seccomp == nil {
 		return nil
 	}
@@ -123,6 +130,14 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error
 		return nil
 	case sc.ListenerPath != "":
 		res.Audit = "listener already set: " + sc.ListenerPath
+		return nil
+	}
+	if unknown != nil {
+		res.Audit = "not audited: the engine's profile has fields this build does not know"
+		if cfg.Audit.Mode == policy.AuditAlways && cfg.Audit.Unreachable == policy.AgentRefuse {
+			return fmt.Errorf("linux.seccomp: %w; refusing to audit it and drop them (audit.mode = always, audit.unreachable = refuse)", unknown)
+		}
+		res.Warnings = append(res.Warnings, "denials not audited, same protection: the engine's profile is kept whole: "+unknown.Error())
 		return nil
 	}
 	if err := agent; err != nil {

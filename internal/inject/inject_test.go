@@ -520,3 +520,28 @@ func TestAudit(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepAuditUnknownFields: under keep, with the agent up, the engine's
+// profile stays whole, unknown fields and all: auditing it would re-encode it
+// without them, so it is not audited, and a warning says why.
+func TestKeepAuditUnknownFields(t *testing.T) {
+	for name, data := range map[string]string{
+		"top":    strings.Replace(withSeccomp, `"defaultAction"`, `"xSeccompFuture": true, "defaultAction"`, 1),
+		"nested": strings.Replace(withSeccomp, `"action": "SCMP_ACT_ERRNO"`, `"action": "SCMP_ACT_ERRNO", "xRuleFuture": 1`, 1),
+	} {
+		out, res, err := inject.Spec(config(t, ""), []byte(data), "", "config.json", nil)
+		if err != nil || string(out) != data {
+			t.Errorf("%s: Spec = %v, changed: %v", name, err, string(out) != data)
+			continue
+		}
+		field := map[string]string{"top": "xSeccompFuture", "nested": "xRuleFuture"}[name]
+		if !strings.HasPrefix(res.Audit, "not audited") || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], field) {
+			t.Errorf("%s: audit %q, warnings %q", name, res.Audit, res.Warnings)
+		}
+		// Where policy requires the audit, it refuses, naming the field.
+		cfg := config(t, "[audit]\nmode = \"always\"\nunreachable = \"refuse\"\n")
+		if _, _, err := inject.Spec(cfg, []byte(data), "", "config.json", nil); !errors.Is(err, inject.ErrUnknownFields) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: audit always, refuse: %v", name, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
@@ -69,5 +70,52 @@ existing = "replace"
 	log, _ := os.ReadFile(filepath.Join(filepath.Dir(cfg), "shim.log"))
 	if !strings.Contains(string(log), `"stage":"precreate"`) || !strings.Contains(string(log), `"level":"error"`) {
 		t.Errorf("hook log:\n%s", log)
+	}
+}
+
+// TestPodmanHookTighten: with existing = "tighten" and the audit on, podman's
+// precreate hook tightens podman's own profile and routes its denials to the
+// agent, and the createRuntime check accepts the result, with the agent up
+// (the denial is audited) and down (the same denial, unaudited).
+func TestPodmanHookTighten(t *testing.T) {
+	pm := harness.NewPodman(t)
+	image := "localhost/seccomp-shim-e2e:latest"
+	pm.Import(t, harness.Rootfs(t), image)
+	probe := []string{image, "/bin/probe", "status", "call", "keyctl", "call", "getpid"}
+	for _, up := range []bool{true, false} {
+		socket, auditLog := filepath.Join(t.TempDir(), "nobody.sock"), ""
+		if up {
+			socket, auditLog = startAgent(t)
+		}
+		cfg, _ := writeConfig(t, "[audit]\nsocket = \""+socket+"\"\n[[rule]]\nexisting = \"tighten\"\n")
+		hooks := hooksDir(t, cfg, "precreate", "createRuntime")
+		out, err := pm.Run(append([]string{"--hooks-dir", hooks}, probe...)...)
+		if err != nil {
+			t.Fatalf("agent up %v: podman run: %v\n%s", up, err, out)
+		}
+		want(t, out, "Seccomp:\t2", "keyctl errno EPERM 1", "getpid ok")
+		log, _ := os.ReadFile(filepath.Join(filepath.Dir(cfg), "shim.log"))
+		audit := `"audit":"audited"`
+		if !up {
+			audit = `"audit":"degraded: `
+		}
+		if !strings.Contains(string(log), `"action":"tightened"`) || !strings.Contains(string(log), audit) || !strings.Contains(string(log), `"msg":"seccomp profile verified"`) {
+			t.Errorf("agent up %v: hook log lacks tightened, %s, verified:\n%s", up, audit, log)
+		}
+		if !up {
+			continue
+		}
+		var found bool
+		for i := 0; i < 30 && !found; i++ {
+			time.Sleep(100 * time.Millisecond) // the writer flushes within a second
+			if _, err := os.Stat(auditLog); err == nil {
+				for _, r := range readAudit(t, auditLog) {
+					found = found || r["syscall"] == "keyctl"
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no audit record of keyctl in %s", auditLog)
+		}
 	}
 }

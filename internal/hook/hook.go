@@ -6,7 +6,8 @@
 // config.json, so it can only check: at createRuntime, createContainer and
 // prestart it fails the start of a container whose profile is not what the
 // policy requires; at poststart and poststop it records. Hook stdio is
-// usually swallowed, so it logs to the config's log file.
+// usually swallowed, so it logs to the config's log file, and why it failed
+// to --error-log too, which does not depend on the config.
 package hook
 
 import (
@@ -33,12 +34,22 @@ var ErrPolicyMismatch = errors.New("seccomp profile differs from what policy req
 // maxInput bounds what the hook reads from stdin: a spec is kilobytes.
 const maxInput = 64 << 20
 
+// DefaultErrorLog is where the hook writes why it failed, whatever the
+// config says: podman 4.3 shows only a failing precreate hook's exit status
+// and drops its stderr, and a broken config can't name its own log.file.
+const DefaultErrorLog = "/var/log/seccomp-shim/hook.log"
+
 // Hook holds one invocation's process state.
 type Hook struct {
 	Args           []string // os.Args
 	Getenv         func(string) string
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// ErrorLog is --error-log's default: DefaultErrorLog for the command,
+	// "" (none) where unset.
+	ErrorLog string
+
+	errorLog string // as the command line set it
 }
 
 // stages are the OCI (and podman/CRI-O) hook stages, each a command.
@@ -56,7 +67,10 @@ var stages = []struct{ name, usage string }{
 func (h *Hook) Run() int {
 	app := cliapp.New("seccomp-hook", "apply the node's seccomp policy as an OCI hook (podman, CRI-O)", h.Stdout, h.Stderr)
 	// Hooks run with an empty environment, so the config path is a flag.
-	app.Flags = []cli.Flag{&cli.StringFlag{Name: "config", Usage: "the policy file; default $" + policy.ConfigEnv + " or " + policy.DefaultConfigPath}}
+	app.Flags = []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "the policy file; default $" + policy.ConfigEnv + " or " + policy.DefaultConfigPath},
+		&cli.StringFlag{Name: "error-log", Value: h.ErrorLog, Usage: "append why the hook failed here, whatever the config says (\"\" for nowhere)"},
+	}
 	for _, st := range stages {
 		app.Commands = append(app.Commands, &cli.Command{Name: st.name, Usage: st.usage, Action: func(c *cli.Context) error {
 			// Refused before reading stdin: from a terminal it would
@@ -64,7 +78,7 @@ func (h *Hook) Run() int {
 			if err := cliapp.NoArgs(c); err != nil {
 				return err
 			}
-			if code := h.stage(c.String("config"), st.name); code != 0 {
+			if code := h.stage(c.String("config"), c.String("error-log"), st.name); code != 0 {
 				return cli.Exit("", code)
 			}
 			return nil
@@ -73,8 +87,10 @@ func (h *Hook) Run() int {
 	return cliapp.Run(app, h.Args[1:])
 }
 
-// stage runs one stage with the config file path (if not "").
-func (h *Hook) stage(path, stage string) int {
+// stage runs one stage with the config file path (if not "") and the error
+// log path (if not "").
+func (h *Hook) stage(path, errorLog, stage string) int {
+	h.errorLog = errorLog
 	getenv := h.Getenv
 	if path != "" {
 		getenv = func(k string) string {
@@ -150,6 +166,21 @@ func Verify(cfg *policy.Config, state specs.State) (*policy.Result, error) {
 func (h *Hook) fail(cfg *policy.Config, stage, id string, err error) int {
 	msg := fmt.Sprintf("seccomp-hook %s: %v", stage, err)
 	fmt.Fprintln(h.Stderr, msg)
+	if h.errorLog != "" {
+		fields := logrus.Fields{"component": "seccomp-hook", "stage": stage}
+		if id != "" {
+			fields["id"] = id
+		}
+		// The directory is the installer's; made here too, as a hook that
+		// fails to say why is what this log is for.
+		err := os.MkdirAll(filepath.Dir(h.errorLog), 0o755)
+		if err == nil {
+			err = logfile.Node(policy.LogConfig{File: h.errorLog, Level: "error"}, logrus.ErrorLevel, msg, fields)
+		}
+		if err != nil {
+			fmt.Fprintf(h.Stderr, "seccomp-hook: --error-log: %v\n", err)
+		}
+	}
 	if cfg != nil {
 		h.log(cfg, logrus.ErrorLevel, msg, stage, id, nil)
 	}

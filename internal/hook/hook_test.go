@@ -336,3 +336,33 @@ func TestOversizeInput(t *testing.T) {
 		t.Errorf("trailing garbage = %d, %q", r.code, r.stderr)
 	}
 }
+
+// TestErrorLog: the reason a stage failed reaches --error-log even when the
+// config can't be read, and the command's default is DefaultErrorLog.
+func TestErrorLog(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte("[[rule]]\nprofle = \"strict\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errLog := filepath.Join(dir, "log", "hook.log") // the directory is made
+	r := run(noEnv, strings.NewReader(spec), "--config", cfg, "--error-log", errLog, "precreate")
+	if r.code != 1 || !strings.Contains(r.stderr, "unknown keys rule.profle") {
+		t.Fatalf("precreate = %d, %q", r.code, r.stderr)
+	}
+	lines := logLines(t, errLog)
+	if len(lines) != 1 || lines[0]["level"] != "error" || lines[0]["stage"] != "precreate" || !strings.Contains(lines[0]["msg"].(string), "unknown keys rule.profle") || !strings.Contains(lines[0]["msg"].(string), cfg) {
+		t.Errorf("error log: %v", lines)
+	}
+
+	// The default comes from the Hook: the command's is DefaultErrorLog.
+	var stdout, stderr bytes.Buffer
+	other := filepath.Join(dir, "default.log")
+	h := &hook.Hook{Args: []string{"seccomp-hook", "--config", cfg, "createRuntime"}, Getenv: noEnv, Stdin: strings.NewReader("{}"), Stdout: &stdout, Stderr: &stderr, ErrorLog: other}
+	if code := h.Run(); code != 1 || len(logLines(t, other)) != 1 {
+		t.Errorf("default error log: %d, %q", code, stderr.String())
+	}
+	if hook.DefaultErrorLog != "/var/log/seccomp-shim/hook.log" {
+		t.Error("DefaultErrorLog moved: docs/podman.md names it")
+	}
+}

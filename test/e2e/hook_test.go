@@ -13,14 +13,15 @@ import (
 
 // hooksDir writes a hooks.d for podman with seccomp-hook in the given
 // stages, using config file cfg. Hooks run with an empty environment, so the
-// config is passed as a flag.
+// config is passed as a flag, and so is the error log: DIR/hook.log, not the
+// node's.
 func hooksDir(t *testing.T, cfg string, stages ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, stage := range stages {
 		hook := map[string]any{
 			"version": "1.0.0",
-			"hook":    map[string]any{"path": bins.hook, "args": []string{"seccomp-hook", "--config", cfg, stage}},
+			"hook":    map[string]any{"path": bins.hook, "args": []string{"seccomp-hook", "--config", cfg, "--error-log", filepath.Join(dir, "hook.log"), stage}},
 			"when":    map[string]any{"always": true},
 			"stages":  []string{stage},
 		}

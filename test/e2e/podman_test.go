@@ -47,3 +47,22 @@ existing = "replace"
 		}
 	}
 }
+
+// TestPodmanStrict: strict, offered by annotation, starts under podman (no
+// noNewPrivileges, so runc loads the filter before it sets up the process),
+// through the hook and through the runtime.
+func TestPodmanStrict(t *testing.T) {
+	pm := harness.NewPodman(t)
+	image := "localhost/seccomp-shim-e2e:latest"
+	pm.Import(t, harness.Rootfs(t), image)
+	cfg, _ := writeConfig(t, "[[rule]]\nallowed_profiles = [\"strict\"]\nexisting = \"replace\"\n")
+	for name, how := range map[string][]string{
+		"hook":    {"--hooks-dir", hooksDir(t, cfg, "precreate", "createRuntime")},
+		"runtime": {"--runtime", shimWrapper(t, cfg)},
+	} {
+		out, err := pm.Run(append(how, "--annotation", "seccomp-shim.io/profile=strict", image, "/bin/echo", "strict", "works")...)
+		if err != nil || out != "strict works\n" {
+			t.Errorf("%s: %v\n%s", name, err, out)
+		}
+	}
+}

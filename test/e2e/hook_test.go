@@ -33,12 +33,21 @@ func hooksDir(t *testing.T, cfg string, stages ...string) string {
 	return dir
 }
 
+// podman returns a private podman with the e2e image imported, and the
+// image's name.
+func podman(t *testing.T) (*harness.Podman, string) {
+	t.Helper()
+	pm := harness.NewPodman(t)
+	const image = "localhost/seccomp-shim-e2e:latest"
+	pm.Import(t, harness.Rootfs(t), image)
+	return pm, image
+}
+
 // TestPodmanHook: podman with our precreate hook runs a container with the
 // policy's profile even when asked for seccomp=unconfined, and a
 // createRuntime check stops a container that escaped the policy.
 func TestPodmanHook(t *testing.T) {
-	pm := harness.NewPodman(t)
-	pm.Import(t, harness.Rootfs(t), "localhost/seccomp-shim-e2e:latest")
+	pm, image := podman(t)
 	cfg, profiles := writeConfig(t, `
 [[rule]]
 match.annotations = { "team" = "pay*" }
@@ -46,7 +55,6 @@ profile = "eacces"
 existing = "replace"
 `)
 	writeProfile(t, profiles, "eacces", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`)
-	image := "localhost/seccomp-shim-e2e:latest"
 	probe := []string{image, "/bin/probe", "status", "call", "keyctl", "call", "getpid"}
 
 	hooks := hooksDir(t, cfg, "precreate", "createRuntime")
@@ -79,9 +87,7 @@ existing = "replace"
 // agent, and the createRuntime check accepts the result, with the agent up
 // (the denial is audited) and down (the same denial, unaudited).
 func TestPodmanHookTighten(t *testing.T) {
-	pm := harness.NewPodman(t)
-	image := "localhost/seccomp-shim-e2e:latest"
-	pm.Import(t, harness.Rootfs(t), image)
+	pm, image := podman(t)
 	probe := []string{image, "/bin/probe", "status", "call", "keyctl", "call", "getpid"}
 	for _, up := range []bool{true, false} {
 		socket, auditLog := filepath.Join(t.TempDir(), "nobody.sock"), ""

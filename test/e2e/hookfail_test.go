@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
 // TestPodmanHookBrokenConfig: a typo in config.toml fails every container
@@ -17,9 +15,7 @@ import (
 // containers/common copies the hook's stderr to the file the annotation
 // run.oci.hooks.stderr names; podman 4.3 does not.
 func TestPodmanHookBrokenConfig(t *testing.T) {
-	pm := harness.NewPodman(t)
-	image := "localhost/seccomp-shim-e2e:latest"
-	pm.Import(t, harness.Rootfs(t), image)
+	pm, image := podman(t)
 	cfg, _ := writeConfig(t, "[[rule]]\nprofle = \"strict\"\n")
 	hooks := hooksDir(t, cfg, "precreate")
 	errLog := filepath.Join(hooks, "hook.log")

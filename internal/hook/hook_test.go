@@ -332,8 +332,11 @@ func TestOversizeInput(t *testing.T) {
 		}
 	}
 	// Garbage after the JSON is refused within the cap too.
-	if r := run(noEnv, strings.NewReader(state+" x"), "--config", e.config, "poststop"); r.code != 1 {
+	if r := run(noEnv, strings.NewReader(state+" x"), "--config", e.config, "poststop"); r.code != 1 || !strings.Contains(r.stderr, "after top-level value") {
 		t.Errorf("trailing garbage = %d, %q", r.code, r.stderr)
+	}
+	if r := run(noEnv, strings.NewReader(spec+"{}"), "--config", e.config, "precreate"); r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "after top-level value") {
+		t.Errorf("precreate, trailing garbage = %d, %q", r.code, r.stderr)
 	}
 }
 

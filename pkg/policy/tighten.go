@@ -137,7 +137,9 @@ func implies(a, b treatment) bool {
 // tighten. Where the two have different argument rules for one syscall that
 // can't be intersected exactly, the syscall gets the stricter of their
 // verdicts outright: that fails closed. Tighten(Tighten(b, o), o) equals
-// Tighten(b, o), so rewriting a spec twice changes nothing.
+// Tighten(b, o), so rewriting a spec twice changes nothing. base must be
+// plain: Apply takes our audit routing out of it first (Unaudit), as
+// NOTIFY ranks below the ERRNO it stands for.
 func Tighten(base, ours *specs.LinuxSeccomp) (*specs.LinuxSeccomp, error) {
 	defE := verdict{base.DefaultAction, base.DefaultErrnoRet}
 	defP := verdict{ours.DefaultAction, ours.DefaultErrnoRet}

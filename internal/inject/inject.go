@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -37,10 +38,10 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	if err != nil {
 		return nil, nil, err
 	}
-	var unknown error
-	if _, ours := policy.Unaudit(before, cfg.Audit.Socket); res.Action == policy.ActionKept && before != nil && !ours && cfg.Audit.Mode != policy.AuditOff {
+	var unknown func() error
+	if _, ours := policy.Unaudit(before, cfg.Audit.Socket); res.Action == policy.ActionKept && before != nil && !ours {
 		// The engine's profile stays: auditing it re-encodes it.
-		unknown = strictSeccomp(data)
+		unknown = func() error { return strictSeccomp(data) }
 	}
 	if err := audit(cfg, spec, res, agent, unknown); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
@@ -48,6 +49,9 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	var after *specs.LinuxSeccomp
 	if spec.Linux != nil {
 		after = spec.Linux.Seccomp
+	}
+	if reflect.DeepEqual(before, after) {
+		return data, res, nil // the common case, without SameProtection's work
 	}
 	_, wasAudited := policy.Unaudit(before, cfg.Audit.Socket)
 	_, isAudited := policy.Unaudit(after, cfg.Audit.Socket)
@@ -116,10 +120,11 @@ var ErrAgentUnreachable = errors.New("notify agent unreachable")
 // audit routes the profile's denials through the notify agent when policy
 // asks for it and the agent answers (agent is nil). A profile that names
 // another listener (the engine's own agent) is left alone; ours from an
-// earlier pass, Apply has taken out. unknown is why the kept profile can't
-// be re-encoded without loss: it is then kept whole and not audited (or,
-// where policy requires the audit, refused), never silently cut down.
-func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent, unknown error) error {
+// earlier pass, Apply has taken out. unknown, where not nil, says why the
+// kept profile can't be re-encoded without loss: it is then kept whole and
+// not audited (or, where policy requires the audit, refused), never silently
+// cut down. It is asked only when the audit would re-encode it.
+func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error, unknown func() error) error {
 	if spec.Linux == nil || spec.Linux.Seccomp == nil {
 		return nil
 	}
@@ -132,14 +137,6 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent, unkn
 		res.Audit = "listener already set: " + sc.ListenerPath
 		return nil
 	}
-	if unknown != nil {
-		res.Audit = "not audited: the engine's profile has fields this build does not know"
-		if cfg.Audit.Mode == policy.AuditAlways && cfg.Audit.Unreachable == policy.AgentRefuse {
-			return fmt.Errorf("linux.seccomp: %w; refusing to audit it and drop them (audit.mode = always, audit.unreachable = refuse)", unknown)
-		}
-		res.Warnings = append(res.Warnings, "denials not audited, same protection: the engine's profile is kept whole: "+unknown.Error())
-		return nil
-	}
 	if err := agent; err != nil {
 		res.Audit = "degraded: " + err.Error()
 		if cfg.Audit.Mode != policy.AuditAlways {
@@ -150,6 +147,16 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent, unkn
 		}
 		res.Warnings = append(res.Warnings, "denials not audited, same protection: notify agent at "+cfg.Audit.Socket+": "+err.Error())
 		return nil
+	}
+	if unknown != nil {
+		if err := unknown(); err != nil {
+			res.Audit = "not audited: the engine's profile has fields this build does not know"
+			if cfg.Audit.Mode == policy.AuditAlways && cfg.Audit.Unreachable == policy.AgentRefuse {
+				return fmt.Errorf("linux.seccomp: %w; refusing to audit it and drop them (audit.mode = always, audit.unreachable = refuse)", err)
+			}
+			res.Warnings = append(res.Warnings, "denials not audited, same protection: the engine's profile is kept whole: "+err.Error())
+			return nil
+		}
 	}
 	out, err := policy.Audit(sc, cfg.Audit.Socket, policy.AuditMeta{Rule: res.Rule, Profile: res.Profile})
 	if err != nil {

@@ -53,10 +53,16 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	if reflect.DeepEqual(before, after) {
 		return data, res, nil // the common case, without SameProtection's work
 	}
-	_, wasAudited := policy.Unaudit(before, cfg.Audit.Socket)
-	_, isAudited := policy.Unaudit(after, cfg.Audit.Socket)
-	if wasAudited == isAudited && policy.SameProtection(before, after, cfg.Audit.Socket) {
-		return data, res, nil
+	// Left as it was where routed alike and protecting alike. Audit leaves
+	// a listener it did not set, so a listener on the socket only one side
+	// has means one is routed to us and the other not: no more to compare
+	// (the usual create, which audits a profile, stops here).
+	if before != nil && after != nil && (before.ListenerPath == cfg.Audit.Socket) == (after.ListenerPath == cfg.Audit.Socket) {
+		_, wasAudited := policy.Unaudit(before, cfg.Audit.Socket)
+		_, isAudited := policy.Unaudit(after, cfg.Audit.Socket)
+		if wasAudited == isAudited && policy.SameProtection(before, after, cfg.Audit.Socket) {
+			return data, res, nil
+		}
 	}
 	if res.Action == policy.ActionTightened {
 		if err := strictSeccomp(data); err != nil {

@@ -9,6 +9,6 @@ import (
 )
 
 func main() {
-	h := &hook.Hook{Args: os.Args, Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	h := &hook.Hook{Args: os.Args, Getenv: os.Getenv, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ErrorLog: hook.DefaultErrorLog}
 	os.Exit(h.Run())
 }

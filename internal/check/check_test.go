@@ -115,7 +115,7 @@ func TestConfigProfiles(t *testing.T) {
 func TestRunExitCode(t *testing.T) {
 	cfg := policy.DefaultConfig()
 	cfg.Runtime.Path = policy.StringList{"/nope/runc"}
-	cfg.Profiles.Dir = "" // the built-ins only, never the node's profiles
+	cfg.Profiles.Dir = ""                                       // the built-ins only, never the node's profiles
 	cfg.Audit.Socket = filepath.Join(t.TempDir(), "agent.sock") // not the node's agent
 	var out bytes.Buffer
 	if code := Run(cfg, &out); code != 1 || !strings.Contains(out.String(), "FAIL runtime") {

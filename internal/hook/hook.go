@@ -6,7 +6,8 @@
 // config.json, so it can only check: at createRuntime, createContainer and
 // prestart it fails the start of a container whose profile is not what the
 // policy requires; at poststart and poststop it records. Hook stdio is
-// usually swallowed, so it logs to the config's log file.
+// usually swallowed, so it logs to the config's log file, and why it failed
+// to --error-log too, which does not depend on the config.
 package hook
 
 import (
@@ -33,12 +34,22 @@ var ErrPolicyMismatch = errors.New("seccomp profile differs from what policy req
 // maxInput bounds what the hook reads from stdin: a spec is kilobytes.
 const maxInput = 64 << 20
 
+// DefaultErrorLog is where the hook writes why it failed, whatever the
+// config says: podman 4.3 shows only a failing precreate hook's exit status
+// and drops its stderr, and a broken config can't name its own log.file.
+const DefaultErrorLog = "/var/log/seccomp-shim/hook.log"
+
 // Hook holds one invocation's process state.
 type Hook struct {
 	Args           []string // os.Args
 	Getenv         func(string) string
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// ErrorLog is --error-log's default: DefaultErrorLog for the command,
+	// "" (none) where unset.
+	ErrorLog string
+
+	errorLog string // as the command line set it
 }
 
 // stages are the OCI (and podman/CRI-O) hook stages, each a command.
@@ -56,7 +67,10 @@ var stages = []struct{ name, usage string }{
 func (h *Hook) Run() int {
 	app := cliapp.New("seccomp-hook", "apply the node's seccomp policy as an OCI hook (podman, CRI-O)", h.Stdout, h.Stderr)
 	// Hooks run with an empty environment, so the config path is a flag.
-	app.Flags = []cli.Flag{&cli.StringFlag{Name: "config", Usage: "the policy file; default $" + policy.ConfigEnv + " or " + policy.DefaultConfigPath}}
+	app.Flags = []cli.Flag{
+		&cli.StringFlag{Name: "config", Usage: "the policy file; default $" + policy.ConfigEnv + " or " + policy.DefaultConfigPath},
+		&cli.StringFlag{Name: "error-log", Value: h.ErrorLog, Usage: "append why the hook failed here, whatever the config says (\"\" for nowhere)"},
+	}
 	for _, st := range stages {
 		app.Commands = append(app.Commands, &cli.Command{Name: st.name, Usage: st.usage, Action: func(c *cli.Context) error {
 			// Refused before reading stdin: from a terminal it would
@@ -64,7 +78,7 @@ func (h *Hook) Run() int {
 			if err := cliapp.NoArgs(c); err != nil {
 				return err
 			}
-			if code := h.stage(c.String("config"), st.name); code != 0 {
+			if code := h.stage(c.String("config"), c.String("error-log"), st.name); code != 0 {
 				return cli.Exit("", code)
 			}
 			return nil
@@ -73,8 +87,10 @@ func (h *Hook) Run() int {
 	return cliapp.Run(app, h.Args[1:])
 }
 
-// stage runs one stage with the config file path (if not "").
-func (h *Hook) stage(path, stage string) int {
+// stage runs one stage with the config file path (if not "") and the error
+// log path (if not "").
+func (h *Hook) stage(path, errorLog, stage string) int {
+	h.errorLog = errorLog
 	getenv := h.Getenv
 	if path != "" {
 		getenv = func(k string) string {
@@ -88,9 +104,14 @@ func (h *Hook) stage(path, stage string) int {
 	if err != nil {
 		return h.fail(nil, stage, "", err)
 	}
-	in, err := io.ReadAll(io.LimitReader(h.Stdin, maxInput))
+	// One byte past the cap tells a whole input from a cut one, whose
+	// prefix might parse. Trailing garbage within it, json.Unmarshal refuses.
+	in, err := io.ReadAll(io.LimitReader(h.Stdin, maxInput+1))
 	if err != nil {
 		return h.fail(cfg, stage, "", fmt.Errorf("reading stdin: %w", err))
+	}
+	if len(in) > maxInput {
+		return h.fail(cfg, stage, "", fmt.Errorf("stdin: larger than %d MiB, not a spec or state", maxInput>>20))
 	}
 	if stage == "precreate" {
 		out, res, err := inject.Spec(cfg, in, "", "spec on stdin", inject.Reach(cfg))
@@ -109,7 +130,7 @@ func (h *Hook) stage(path, stage string) int {
 	}
 	switch stage {
 	case "createRuntime", "createContainer", "prestart":
-		res, err := Verify(cfg, state, inject.Reach(cfg))
+		res, err := Verify(cfg, state)
 		if err != nil {
 			return h.fail(cfg, stage, state.ID, err)
 		}
@@ -120,21 +141,23 @@ func (h *Hook) stage(path, stage string) int {
 	return 0
 }
 
-// Verify checks that the bundle's config.json already is what the policy
-// makes of it. Apply is idempotent, so any change it would make is a
-// container started without the policy: by a runtime other than
-// seccomp-shim, or without the precreate hook. agent is as for inject.Spec.
-func Verify(cfg *policy.Config, state specs.State, agent error) (*policy.Result, error) {
+// Verify checks that the bundle's config.json already has the protection
+// the policy gives it (inject.Follows). Apply is idempotent, so any other
+// profile is a container started without the policy: by a runtime other than
+// seccomp-shim, or without the precreate hook. Whether its denials reach the
+// agent is not checked: that depends on whether the agent answered when the
+// spec was written, and runc fails the create if a listener does not.
+func Verify(cfg *policy.Config, state specs.State) (*policy.Result, error) {
 	path := filepath.Join(state.Bundle, "config.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	out, res, err := inject.Spec(cfg, data, state.ID, path, agent)
+	res, ok, err := inject.Follows(cfg, data, state.ID, path)
 	if err != nil {
 		return nil, err
 	}
-	if string(out) != string(data) {
+	if !ok {
 		return nil, fmt.Errorf("container %s: %w: rule %q requires profile %q (%s), the spec has another", state.ID, ErrPolicyMismatch, res.Rule, res.Profile, res.Action)
 	}
 	return res, nil
@@ -143,6 +166,21 @@ func Verify(cfg *policy.Config, state specs.State, agent error) (*policy.Result,
 func (h *Hook) fail(cfg *policy.Config, stage, id string, err error) int {
 	msg := fmt.Sprintf("seccomp-hook %s: %v", stage, err)
 	fmt.Fprintln(h.Stderr, msg)
+	if h.errorLog != "" {
+		fields := logrus.Fields{"component": "seccomp-hook", "stage": stage}
+		if id != "" {
+			fields["id"] = id
+		}
+		// The directory is the installer's; made here too, as a hook that
+		// fails to say why is what this log is for.
+		err := os.MkdirAll(filepath.Dir(h.errorLog), 0o755)
+		if err == nil {
+			err = logfile.Node(policy.LogConfig{File: h.errorLog, Level: "error"}, logrus.ErrorLevel, msg, fields)
+		}
+		if err != nil {
+			fmt.Fprintf(h.Stderr, "seccomp-hook: --error-log: %v\n", err)
+		}
+	}
 	if cfg != nil {
 		h.log(cfg, logrus.ErrorLevel, msg, stage, id, nil)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,7 +203,7 @@ func TestCheckStages(t *testing.T) {
 	if err := json.Unmarshal([]byte(bad), &st); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := hook.Verify(e.cfg, st, inject.Reach(e.cfg)); !errors.Is(err, hook.ErrPolicyMismatch) {
+	if _, err := hook.Verify(e.cfg, st); !errors.Is(err, hook.ErrPolicyMismatch) {
 		t.Errorf("Verify = %v", err)
 	}
 
@@ -255,5 +257,115 @@ func TestUsage(t *testing.T) {
 	r := run(noEnv, failReader{t}, "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "createRuntime") || r.stderr != "" {
 		t.Errorf("--help = %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// withProfile is spec with a profile an engine put there.
+var withProfile = strings.Replace(spec, `"namespaces"`, `"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["reboot", "keyctl"], "action": "SCMP_ACT_ERRNO"}, {"names": ["add_key"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]},
+		"namespaces"`, 1)
+
+// listen starts a listener on the config's agent socket: enough for
+// inject.Reach, which only connects. The returned func stops it.
+func listen(t *testing.T, e env) func() {
+	t.Helper()
+	l, err := net.Listen("unix", e.cfg.Audit.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { l.Close() }
+}
+
+// TestCheckAfterPrecreate: the check stages accept what precreate made of a
+// spec, in every existing mode and audit mode, whether the agent answered at
+// precreate, at the check, both or neither.
+func TestCheckAfterPrecreate(t *testing.T) {
+	for _, mode := range []string{"keep", "replace", "tighten"} {
+		for _, audit := range []string{"auto", "always"} {
+			for _, up := range [][2]bool{{true, true}, {false, true}, {true, false}, {false, false}} {
+				for in, data := range map[string]string{"no profile": spec, "engine profile": withProfile} {
+					name := fmt.Sprintf("%s/audit %s/agent at precreate %v, at check %v/%s", mode, audit, up[0], up[1], in)
+					e := setup(t)
+					f, err := os.OpenFile(e.config, os.O_APPEND|os.O_WRONLY, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					fmt.Fprintf(f, "mode = %q\n[[rule]]\nexisting = %q\n", audit, mode)
+					f.Close()
+					stop := func() {}
+					if up[0] {
+						stop = listen(t, e)
+					}
+					r := run(noEnv, strings.NewReader(data), "--config", e.config, "precreate")
+					stop()
+					os.Remove(e.cfg.Audit.Socket)
+					if r.code != 0 {
+						t.Errorf("%s: precreate = %d, %q", name, r.code, r.stderr)
+						continue
+					}
+					if up[0] && !strings.Contains(r.stdout, "SCMP_ACT_NOTIFY") {
+						t.Errorf("%s: precreate did not audit", name)
+					}
+					if up[1] {
+						stop = listen(t, e)
+					}
+					state := bundle(t, []byte(r.stdout))
+					if r := run(noEnv, strings.NewReader(state), "--config", e.config, "createRuntime"); r.code != 0 {
+						t.Errorf("%s: createRuntime = %d, %q", name, r.code, r.stderr)
+					}
+					stop()
+				}
+			}
+		}
+	}
+}
+
+// TestOversizeInput: input past the cap is refused, not cut to a prefix that
+// parses.
+func TestOversizeInput(t *testing.T) {
+	e := setup(t)
+	state := `{"ociVersion":"1.0.2","id":"c9","status":"stopped","bundle":"/nonexistent"}`
+	padded := state + strings.Repeat(" ", 64<<20-len(state))
+	for _, stage := range []string{"poststop", "precreate"} {
+		r := run(noEnv, strings.NewReader(padded+"garbage"), "--config", e.config, stage)
+		if r.code != 1 || !strings.Contains(r.stderr, "stdin") || !strings.Contains(r.stderr, "larger than") {
+			t.Errorf("%s with 64 MiB and garbage = %d, %q", stage, r.code, r.stderr)
+		}
+	}
+	// Garbage after the JSON is refused within the cap too.
+	if r := run(noEnv, strings.NewReader(state+" x"), "--config", e.config, "poststop"); r.code != 1 || !strings.Contains(r.stderr, "after top-level value") {
+		t.Errorf("trailing garbage = %d, %q", r.code, r.stderr)
+	}
+	if r := run(noEnv, strings.NewReader(spec+"{}"), "--config", e.config, "precreate"); r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "after top-level value") {
+		t.Errorf("precreate, trailing garbage = %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestErrorLog: the reason a stage failed reaches --error-log even when the
+// config can't be read, and the command's default is DefaultErrorLog.
+func TestErrorLog(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte("[[rule]]\nprofle = \"strict\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errLog := filepath.Join(dir, "log", "hook.log") // the directory is made
+	r := run(noEnv, strings.NewReader(spec), "--config", cfg, "--error-log", errLog, "precreate")
+	if r.code != 1 || !strings.Contains(r.stderr, "unknown keys rule.profle") {
+		t.Fatalf("precreate = %d, %q", r.code, r.stderr)
+	}
+	lines := logLines(t, errLog)
+	if len(lines) != 1 || lines[0]["level"] != "error" || lines[0]["stage"] != "precreate" || !strings.Contains(lines[0]["msg"].(string), "unknown keys rule.profle") || !strings.Contains(lines[0]["msg"].(string), cfg) {
+		t.Errorf("error log: %v", lines)
+	}
+
+	// The default comes from the Hook: the command's is DefaultErrorLog.
+	var stdout, stderr bytes.Buffer
+	other := filepath.Join(dir, "default.log")
+	h := &hook.Hook{Args: []string{"seccomp-hook", "--config", cfg, "createRuntime"}, Getenv: noEnv, Stdin: strings.NewReader("{}"), Stdout: &stdout, Stderr: &stderr, ErrorLog: other}
+	if code := h.Run(); code != 1 || len(logLines(t, other)) != 1 {
+		t.Errorf("default error log: %d, %q", code, stderr.String())
+	}
+	if hook.DefaultErrorLog != "/var/log/seccomp-shim/hook.log" {
+		t.Error("DefaultErrorLog moved: docs/podman.md names it")
 	}
 }

@@ -29,24 +29,21 @@ var ErrUnknownFields = errors.New("unknown fields")
 // source names the spec in errors. agent is whether the notify agent
 // answers, as Reach found it: nil if it does. Spec itself touches nothing
 // outside its arguments, so the same inputs always give the same spec.
+//
+// Its own output is left as it is: a profile with the protection the policy
+// asks for and the audit routing the agent's state asks for is not rewritten,
+// however its rules are grouped.
 func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]byte, *policy.Result, error) {
-	if err := cfg.CheckProfiles(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", source, err)
-	}
-	spec, err := decode(data)
+	spec, before, res, err := apply(cfg, data, id, source)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: not a valid OCI spec: %w", source, err)
+		return nil, nil, err
 	}
-	var before *specs.LinuxSeccomp
-	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		c := *spec.Linux.Seccomp
-		before = &c
+	var unknown func() error
+	if _, ours := policy.Unaudit(before, cfg.Audit.Socket); res.Action == policy.ActionKept && before != nil && !ours {
+		// The engine's profile stays: auditing it re-encodes it.
+		unknown = func() error { return strictSeccomp(data) }
 	}
-	res, err := cfg.Apply(spec, id)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", source, err)
-	}
-	if err := audit(cfg, spec, res, agent); err != nil {
+	if err := audit(cfg, spec, res, agent, unknown); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
 	}
 	var after *specs.LinuxSeccomp
@@ -54,7 +51,18 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 		after = spec.Linux.Seccomp
 	}
 	if reflect.DeepEqual(before, after) {
-		return data, res, nil
+		return data, res, nil // the common case, without SameProtection's work
+	}
+	// Left as it was where routed alike and protecting alike. Audit leaves
+	// a listener it did not set, so a listener on the socket only one side
+	// has means one is routed to us and the other not: no more to compare
+	// (the usual create, which audits a profile, stops here).
+	if before != nil && after != nil && (before.ListenerPath == cfg.Audit.Socket) == (after.ListenerPath == cfg.Audit.Socket) {
+		_, wasAudited := policy.Unaudit(before, cfg.Audit.Socket)
+		_, isAudited := policy.Unaudit(after, cfg.Audit.Socket)
+		if wasAudited == isAudited && policy.SameProtection(before, after, cfg.Audit.Socket) {
+			return data, res, nil
+		}
 	}
 	if res.Action == policy.ActionTightened {
 		if err := strictSeccomp(data); err != nil {
@@ -74,15 +82,55 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	return specfile.Format(data, out), res, nil
 }
 
+// Follows reports whether the spec in data already has the protection cfg
+// asks for (policy.SameProtection): whether its denials are routed to the
+// agent is the agent's state at the time, not the policy. The check hook's
+// question, with Spec's arguments.
+func Follows(cfg *policy.Config, data []byte, id, source string) (*policy.Result, bool, error) {
+	spec, before, res, err := apply(cfg, data, id, source)
+	if err != nil {
+		return nil, false, err
+	}
+	return res, policy.SameProtection(before, spec.Linux.Seccomp, cfg.Audit.Socket), nil
+}
+
+// apply decodes data and applies cfg to it, returning the spec with the
+// policy's profile, unaudited, and the profile it had before.
+func apply(cfg *policy.Config, data []byte, id, source string) (*specs.Spec, *specs.LinuxSeccomp, *policy.Result, error) {
+	if err := cfg.CheckProfiles(); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
+	spec, err := decode(data)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: not a valid OCI spec: %w", source, err)
+	}
+	var before *specs.LinuxSeccomp
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		c := *spec.Linux.Seccomp
+		before = &c
+	}
+	res, err := cfg.Apply(spec, id)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if spec.Linux == nil {
+		spec.Linux = &specs.Linux{}
+	}
+	return spec, before, res, nil
+}
+
 // ErrAgentUnreachable is returned when policy requires the audit and the
 // notify agent does not answer.
 var ErrAgentUnreachable = errors.New("notify agent unreachable")
 
 // audit routes the profile's denials through the notify agent when policy
-// asks for it and the agent answers (agent is nil). A profile that already
-// names a listener (ours from an earlier pass, or the engine's own agent) is
-// left alone.
-func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error) error {
+// asks for it and the agent answers (agent is nil). A profile that names
+// another listener (the engine's own agent) is left alone; ours from an
+// earlier pass, Apply has taken out. unknown, where not nil, says why the
+// kept profile can't be re-encoded without loss: it is then kept whole and
+// not audited (or, where policy requires the audit, refused), never silently
+// cut down. It is asked only when the audit would re-encode it.
+func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error, unknown func() error) error {
 	if spec.Linux == nil || spec.Linux.Seccomp == nil {
 		return nil
 	}
@@ -105,6 +153,16 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error
 		}
 		res.Warnings = append(res.Warnings, "denials not audited, same protection: notify agent at "+cfg.Audit.Socket+": "+err.Error())
 		return nil
+	}
+	if unknown != nil {
+		if err := unknown(); err != nil {
+			res.Audit = "not audited: the engine's profile has fields this build does not know"
+			if cfg.Audit.Mode == policy.AuditAlways && cfg.Audit.Unreachable == policy.AgentRefuse {
+				return fmt.Errorf("linux.seccomp: %w; refusing to audit it and drop them (audit.mode = always, audit.unreachable = refuse)", err)
+			}
+			res.Warnings = append(res.Warnings, "denials not audited, same protection: the engine's profile is kept whole: "+err.Error())
+			return nil
+		}
 	}
 	out, err := policy.Audit(sc, cfg.Audit.Socket, policy.AuditMeta{Rule: res.Rule, Profile: res.InForce()})
 	if err != nil {

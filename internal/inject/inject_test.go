@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,24 +236,37 @@ func TestSpecKeepsExisting(t *testing.T) {
 	}
 }
 
+// rulesets holds a rule for every existing mode (keep is the default).
+var rulesets = map[string]string{
+	"keep": "", "replace": replaceStrict, "tighten": tightenDefault,
+	"tighten-default": "[[rule]]\nexisting = \"tighten\"\n",
+	"unconfined":      unconfinedReplace, "native": nativeOnly,
+}
+
+// TestSpecIdempotent: a second pass (the shim after the precreate hook, or
+// the check at createRuntime) changes nothing, with the agent up or down.
 func TestSpecIdempotent(t *testing.T) {
-	for name, rules := range map[string]string{
-		"default": "", "replace": replaceStrict, "tighten": tightenDefault,
-		"unconfined": unconfinedReplace, "native": nativeOnly,
-	} {
+	for name, rules := range rulesets {
 		cfg := config(t, rules)
 		for in, data := range map[string]string{
 			"none": runcSpec, "existing": withSeccomp,
 			"compact": compact(t, []byte(runcSpec)), "compact-existing": compact(t, []byte(withSeccomp)),
 		} {
-			out, _, err := inject.Spec(cfg, []byte(data), "c1", "config.json", noAgent)
-			if err != nil {
-				t.Errorf("%s/%s: %v", name, in, err)
-				continue
-			}
-			again, _, err := inject.Spec(cfg, out, "c1", "config.json", noAgent)
-			if err != nil || !bytes.Equal(again, out) {
-				t.Errorf("%s/%s: second Spec = %v; %s", name, in, err, diff(out, again))
+			for agentName, agent := range map[string]error{"agent up": nil, "agent down": noAgent} {
+				out, _, err := inject.Spec(cfg, []byte(data), "c1", "config.json", agent)
+				if err != nil {
+					t.Errorf("%s/%s/%s: %v", name, in, agentName, err)
+					continue
+				}
+				again, res, err := inject.Spec(cfg, out, "c1", "config.json", agent)
+				if err != nil || !bytes.Equal(again, out) {
+					t.Errorf("%s/%s/%s: second Spec = %v; %s", name, in, agentName, err, diff(out, again))
+					continue
+				}
+				// The audit survives the second pass.
+				if agent == nil && strings.Contains(string(out), "SCMP_ACT_NOTIFY") && res.Audit != "audited" {
+					t.Errorf("%s/%s: second pass audit = %q", name, in, res.Audit)
+				}
 			}
 		}
 	}
@@ -404,9 +418,9 @@ func TestFileLeavesBadFileUntouched(t *testing.T) {
 
 // FuzzSpec rewrites arbitrary config.json documents under each kind of rule.
 func FuzzSpec(f *testing.F) {
-	cfgs := []*policy.Config{
-		config(f, ""), config(f, replaceStrict), config(f, tightenDefault),
-		config(f, unconfinedReplace), config(f, nativeOnly),
+	var cfgs []*policy.Config
+	for _, name := range slices.Sorted(maps.Keys(rulesets)) {
+		cfgs = append(cfgs, config(f, rulesets[name]))
 	}
 	for i := range cfgs {
 		f.Add([]byte(runcSpec), uint8(i))
@@ -417,7 +431,9 @@ func FuzzSpec(f *testing.F) {
 	f.Add([]byte(`{"linux":{"seccomp":{"defaultAction":"SCMP_ACT_KILL","architectures":["SCMP_ARCH_X86"],"syscalls":[{"names":["read","write"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"op":"SCMP_CMP_EQ"}]}]}}}`), uint8(2))
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		cfg := cfgs[int(which)%len(cfgs)]
-		out, _, err := inject.Spec(cfg, data, "fuzz", "config.json", noAgent)
+		// The agent is up: the audited form is the one a second pass must
+		// recognise as its own.
+		out, _, err := inject.Spec(cfg, data, "fuzz", "config.json", nil)
 		if err != nil {
 			if out != nil {
 				t.Fatalf("error %v with output", err)
@@ -440,7 +456,7 @@ func FuzzSpec(f *testing.F) {
 				}
 			}
 		}
-		again, _, err := inject.Spec(cfg, out, "fuzz", "config.json", noAgent)
+		again, _, err := inject.Spec(cfg, out, "fuzz", "config.json", nil)
 		if err != nil || !bytes.Equal(again, out) {
 			t.Fatalf("not idempotent: %v; %s", err, diff(out, again))
 		}
@@ -533,5 +549,30 @@ func TestAuditNamesKeptProfile(t *testing.T) {
 	_, res, err = inject.Spec(cfg, []byte(runcSpec), "c2", "config.json", nil)
 	if err != nil || res.InForce() != "default" {
 		t.Errorf("injected: profile in force %q (%v), want default", res.InForce(), err)
+	}
+}
+
+// TestKeepAuditUnknownFields: under keep, with the agent up, the engine's
+// profile stays whole, unknown fields and all: auditing it would re-encode it
+// without them, so it is not audited, and a warning says why.
+func TestKeepAuditUnknownFields(t *testing.T) {
+	for name, data := range map[string]string{
+		"top":    strings.Replace(withSeccomp, `"defaultAction"`, `"xSeccompFuture": true, "defaultAction"`, 1),
+		"nested": strings.Replace(withSeccomp, `"action": "SCMP_ACT_ERRNO"`, `"action": "SCMP_ACT_ERRNO", "xRuleFuture": 1`, 1),
+	} {
+		out, res, err := inject.Spec(config(t, ""), []byte(data), "", "config.json", nil)
+		if err != nil || string(out) != data {
+			t.Errorf("%s: Spec = %v, changed: %v", name, err, string(out) != data)
+			continue
+		}
+		field := map[string]string{"top": "xSeccompFuture", "nested": "xRuleFuture"}[name]
+		if !strings.HasPrefix(res.Audit, "not audited") || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], field) {
+			t.Errorf("%s: audit %q, warnings %q", name, res.Audit, res.Warnings)
+		}
+		// Where policy requires the audit, it refuses, naming the field.
+		cfg := config(t, "[audit]\nmode = \"always\"\nunreachable = \"refuse\"\n")
+		if _, _, err := inject.Spec(cfg, []byte(data), "", "config.json", nil); !errors.Is(err, inject.ErrUnknownFields) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: audit always, refuse: %v", name, err)
+		}
 	}
 }

@@ -75,6 +75,10 @@ func ContainerOf(spec *specs.Spec, id string) Container {
 // Apply sets the spec's seccomp profile as the policy decides for the
 // container id (empty where unknown). It changes nothing but
 // spec.Linux.Seccomp, and applying it again to its own output changes nothing.
+// A profile an earlier pass routed to the node's agent (Audit) is taken back
+// to the plain one first (Unaudit): the routing is how that pass delivered
+// the profile, not the profile, and tightening it would rank NOTIFY below
+// the errnos it stands for. Auditing the result again is the caller's.
 func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
 	d, err := c.Decide(ContainerOf(spec, id))
 	if err != nil {
@@ -83,7 +87,10 @@ func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
 	res := &Result{Decision: d}
 	var existing *specs.LinuxSeccomp
 	if spec.Linux != nil {
-		existing = spec.Linux.Seccomp
+		var ours bool
+		if existing, ours = Unaudit(spec.Linux.Seccomp, c.Audit.Socket); ours {
+			spec.Linux.Seccomp = existing
+		}
 	}
 	if existing != nil && d.Existing == ExistingKeep {
 		res.Action, res.EngineKept = ActionKept, true
@@ -103,7 +110,7 @@ func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
 		return res, nil
 	case existing == nil:
 		res.Action, opt = ActionInjected, WithSeccomp(ours)
-	case d.Existing == ExistingTighten && equalJSON(existing, ours):
+	case d.Existing == ExistingTighten && SameProtection(existing, ours, ""):
 		// Ours, as an earlier run injected it: tightening it by itself would
 		// only regroup its rules, and change the spec on every run.
 		res.Action = ActionKept

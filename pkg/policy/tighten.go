@@ -137,7 +137,9 @@ func implies(a, b treatment) bool {
 // tighten. Where the two have different argument rules for one syscall that
 // can't be intersected exactly, the syscall gets the stricter of their
 // verdicts outright: that fails closed. Tighten(Tighten(b, o), o) equals
-// Tighten(b, o), so rewriting a spec twice changes nothing.
+// Tighten(b, o), so rewriting a spec twice changes nothing. base must be
+// plain: Apply takes our audit routing out of it first (Unaudit), as
+// NOTIFY ranks below the ERRNO it stands for.
 func Tighten(base, ours *specs.LinuxSeccomp) (*specs.LinuxSeccomp, error) {
 	defE := verdict{base.DefaultAction, base.DefaultErrnoRet}
 	defP := verdict{ours.DefaultAction, ours.DefaultErrnoRet}
@@ -242,4 +244,123 @@ func archesOrNative(a []specs.Arch) []specs.Arch {
 		return []specs.Arch{nativeArch()}
 	}
 	return a
+}
+
+// Unaudit takes our audit routing back out of sc: the routing Audit adds
+// when listener is the node agent's socket and the metadata is ours. It
+// returns the plain profile the agent answers as (each routed syscall denied
+// with the errno the metadata gives it, as replay.Meta.Answer does) and
+// true; or sc itself and false where sc is not routed to us. A listener
+// anyone else set stays part of the profile: what answers there is not ours
+// to vouch for.
+func Unaudit(sc *specs.LinuxSeccomp, listener string) (*specs.LinuxSeccomp, bool) {
+	if sc == nil || listener == "" || sc.ListenerPath != listener {
+		return sc, false
+	}
+	meta, err := ParseAuditMeta(sc.ListenerMetadata)
+	if err != nil {
+		return sc, false
+	}
+	answer := func(n string) uint {
+		if e, ok := meta.Errnos[n]; ok {
+			return e
+		}
+		return meta.Errno
+	}
+	out := *sc
+	out.ListenerPath, out.ListenerMetadata, out.Syscalls = "", "", nil
+	named := map[string]bool{} // by a rule that stays
+	for _, s := range sc.Syscalls {
+		if s.Action != specs.ActNotify {
+			out.Syscalls = append(out.Syscalls, s)
+			for _, n := range s.Names {
+				named[n] = true
+			}
+		}
+	}
+	def := verdict{sc.DefaultAction, sc.DefaultErrnoRet}
+	byErrno := map[uint]int{} // index in out.Syscalls
+	for _, s := range sc.Syscalls {
+		if s.Action != specs.ActNotify {
+			continue
+		}
+		for _, n := range s.Names {
+			e := answer(n)
+			if len(s.Args) > 0 {
+				r := s
+				r.Names, r.Action, r.ErrnoRet = []string{n}, specs.ActErrno, &e
+				out.Syscalls = append(out.Syscalls, r)
+				continue
+			}
+			// Where the default says it, leaving the name out keeps runc's
+			// ENOSYS for syscalls newer than the profile as it was.
+			if (verdict{specs.ActErrno, &e}).equal(def) && !named[n] {
+				continue
+			}
+			i, ok := byErrno[e]
+			if !ok {
+				i = len(out.Syscalls)
+				byErrno[e] = i
+				out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Action: specs.ActErrno, ErrnoRet: &e})
+			}
+			out.Syscalls[i].Names = append(out.Syscalls[i].Names, n)
+		}
+	}
+	return &out, true
+}
+
+// SameProtection reports whether a and b answer every syscall alike on the
+// same architectures with the same flags, once our audit routing to listener
+// is taken out of each (Unaudit): how a profile is grouped, and whether its
+// denials reach the agent, is not what it protects.
+func SameProtection(a, b *specs.LinuxSeccomp, listener string) bool {
+	a, _ = Unaudit(a, listener)
+	b, _ = Unaudit(b, listener)
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return equalJSON(protectionOf(a), protectionOf(b))
+}
+
+// protection is what SameProtection compares, in one canonical form.
+type protection struct {
+	Default        verdict
+	Arches, Flags  []string
+	Listener, Meta string
+	Syscalls       map[string]treatment
+}
+
+func protectionOf(sc *specs.LinuxSeccomp) protection {
+	canon := func(v verdict) verdict {
+		if v.Action != specs.ActErrno {
+			return verdict{Action: v.Action}
+		}
+		e := errnoOrEPERM(v.Errno)
+		return verdict{v.Action, &e}
+	}
+	p := protection{Default: canon(verdict{sc.DefaultAction, sc.DefaultErrnoRet}), Listener: sc.ListenerPath, Meta: sc.ListenerMetadata, Syscalls: map[string]treatment{}}
+	for _, a := range archesOrNative(sc.Architectures) {
+		p.Arches = append(p.Arches, string(a))
+	}
+	for _, f := range sc.Flags {
+		p.Flags = append(p.Flags, string(f))
+	}
+	sort.Strings(p.Arches)
+	sort.Strings(p.Flags)
+	p.Arches, p.Flags = slices.Compact(p.Arches), slices.Compact(p.Flags)
+	for n, t := range treatments(sc) {
+		if t.Uncond != nil {
+			v := canon(*t.Uncond)
+			if v.equal(p.Default) {
+				continue
+			}
+			t.Uncond = &v
+		}
+		for i, r := range t.Rules {
+			v := canon(verdict{r.Action, r.ErrnoRet})
+			t.Rules[i].Action, t.Rules[i].ErrnoRet = v.Action, v.Errno
+		}
+		p.Syscalls[n] = t
+	}
+	return p
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"math/rand"
+	"slices"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -145,5 +146,85 @@ func TestTightenArches(t *testing.T) {
 	got, _ = Tighten(spec, b)
 	if len(got.Flags) != 1 || got.Flags[0] != specs.LinuxSeccompFlagLog {
 		t.Fatalf("SPEC_ALLOW must need both profiles: %v", got.Flags)
+	}
+}
+
+// TestUnaudit: Audit's output, taken back out, protects as the profile did,
+// and the tighten path recognises it instead of ranking NOTIFY below ERRNO.
+func TestUnaudit(t *testing.T) {
+	const sock = "/run/x.sock"
+	def, _ := LoadProfile("", ProfileDefault)
+	dsc, _ := def.Resolve(nil)
+	strict, _ := LoadProfile("", ProfileStrict)
+	ssc, _ := strict.Resolve(nil)
+	for name, sc := range map[string]*specs.LinuxSeccomp{"default": dsc, "strict": ssc, "engine": engineProfile()} {
+		audited, err := Audit(sc, sock, AuditMeta{Rule: "r"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, ours := Unaudit(audited, sock)
+		if !ours || plain.ListenerPath != "" || plain.ListenerMetadata != "" || slices.ContainsFunc(plain.Syscalls, func(s specs.LinuxSyscall) bool { return s.Action == specs.ActNotify }) {
+			t.Errorf("%s: Unaudit = %v, %+v", name, ours, plain)
+		}
+		if !SameProtection(plain, sc, "") || !SameProtection(audited, sc, sock) {
+			t.Errorf("%s: not the same protection after a round trip", name)
+		}
+		// Routed elsewhere it is not ours, and not the same protection:
+		// that listener answers as it likes.
+		if _, ours := Unaudit(audited, "/run/other.sock"); ours || SameProtection(audited, sc, "/run/other.sock") {
+			t.Errorf("%s: another listener taken for ours", name)
+		}
+		tightened, err := Tighten(sc, dsc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ta, _ := Audit(tightened, sock, AuditMeta{})
+		ta, _ = Unaudit(ta, sock)
+		if again, err := Tighten(ta, dsc); err != nil || !equalJSON(again, tightened) {
+			t.Errorf("%s: tighten of the audited form differs: %v", name, err)
+		}
+	}
+	// Metadata that is not ours leaves the profile as it is.
+	bad := *engineProfile()
+	bad.ListenerPath, bad.ListenerMetadata = sock, "x"
+	if got, ours := Unaudit(&bad, sock); ours || got != &bad {
+		t.Errorf("foreign metadata taken for ours")
+	}
+	// A different errno is a different protection.
+	e := uint(13)
+	other := engineProfile()
+	other.Syscalls[0].ErrnoRet = &e
+	if SameProtection(other, engineProfile(), "") {
+		t.Error("EACCES and EPERM the same protection")
+	}
+	// ERRNO without a value is EPERM, and grouping does not matter.
+	regrouped := engineProfile()
+	regrouped.Syscalls = append(regrouped.Syscalls, specs.LinuxSyscall{Names: []string{"keyctl"}, Action: specs.ActErrno})
+	if !SameProtection(regrouped, engineProfile(), "") {
+		t.Error("regrouped profile not the same protection")
+	}
+}
+
+// TestApplyAudited: every existing mode, given the audited form of its own
+// output, keeps the protection.
+func TestApplyAudited(t *testing.T) {
+	for _, mode := range []string{ExistingKeep, ExistingReplace, ExistingTighten} {
+		c := mustConfig(t, "[profiles]\ndir = \"\"\n[[rule]]\nexisting = \""+mode+"\"\n")
+		spec := &specs.Spec{Linux: &specs.Linux{Seccomp: engineProfile()}}
+		if _, err := c.Apply(spec, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		want := spec.Linux.Seccomp
+		audited, err := Audit(want, c.Audit.Socket, AuditMeta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec.Linux.Seccomp = audited
+		if _, err := c.Apply(spec, "c1"); err != nil {
+			t.Fatal(err)
+		}
+		if !SameProtection(spec.Linux.Seccomp, want, "") {
+			t.Errorf("%s: the second Apply changed the protection", mode)
+		}
 	}
 }

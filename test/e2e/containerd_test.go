@@ -126,6 +126,12 @@ profile = "enoent"
 existing = "replace"
 
 [[rule]]
+name = "strict"
+match.namespaces = ["strict-*"]
+allowed_profiles = ["strict"]
+existing = "replace"
+
+[[rule]]
 name = "tenants"
 match.namespaces = ["team-*"]
 profile = "eacces"
@@ -221,13 +227,17 @@ allowed_profiles = ["enoent"]
 		pods = append(pods, p)
 		return p
 	}
-	// runContainer runs the probe in p and returns its log.
-	runContainer := func(p *pod, name string, seccomp *cri.SecurityProfile) (id, log string) {
+	// runContainer runs command (by default the probe) in p and returns its
+	// log.
+	runContainer := func(p *pod, name string, seccomp *cri.SecurityProfile, command ...string) (id, log string) {
 		t.Helper()
+		if len(command) == 0 {
+			command = []string{"/bin/probe", "status", "call", "keyctl", "call", "getpid"}
+		}
 		cc := &cri.ContainerConfig{
 			Metadata: &cri.ContainerMetadata{Name: name},
 			Image:    &cri.ImageSpec{Image: ctdImage},
-			Command:  []string{"/bin/probe", "status", "call", "keyctl", "call", "getpid"},
+			Command:  command,
 			LogPath:  name + ".log",
 			Linux:    &cri.LinuxContainerConfig{SecurityContext: &cri.LinuxContainerSecurityContext{Seccomp: seccomp}},
 		}
@@ -303,6 +313,16 @@ allowed_profiles = ["enoent"]
 		t.Errorf("StartContainer with a profile not allowed: %v", err)
 	} else {
 		t.Logf("not allowed: %v", err)
+	}
+
+	// strict, offered by annotation, starts under CRI, where runc loads
+	// the filter before it sets up the user, capabilities and cwd (the
+	// container has no noNewPrivileges).
+	strict := runPod("strict", "strict-a", map[string]string{"seccomp-shim.io/profile": "strict"})
+	if id, log := runContainer(strict, "echo", unconfined, "/bin/echo", "strict", "works"); log != "strict works\n" {
+		t.Errorf("strict under CRI: %q", log)
+	} else {
+		checks = append(checks, check{"strict-a/strict/echo", id, "", "strict", "strict", "injected"})
 	}
 
 	d := shimDecisions(t, cfg)

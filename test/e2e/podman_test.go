@@ -3,17 +3,13 @@ package e2e
 import (
 	"strings"
 	"testing"
-
-	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
 // TestPodmanRuntimeAndHookAgree: podman running seccomp-shim as its runtime
 // and podman running runc with the precreate hook give a container the same
 // profile, for the same policy.
 func TestPodmanRuntimeAndHookAgree(t *testing.T) {
-	pm := harness.NewPodman(t)
-	image := "localhost/seccomp-shim-e2e:latest"
-	pm.Import(t, harness.Rootfs(t), image)
+	pm, image := podman(t)
 	cfg, profiles := writeConfig(t, `
 [[rule]]
 match.annotations = { "team" = "pay*" }
@@ -44,6 +40,23 @@ existing = "replace"
 		want(t, viaRuntime, c.want...)
 		if strings.TrimSpace(viaRuntime) != strings.TrimSpace(viaHook) {
 			t.Errorf("%s: the runtime and the hook disagree:\n--runtime:\n%s\n--hooks-dir:\n%s", c.name, viaRuntime, viaHook)
+		}
+	}
+}
+
+// TestPodmanStrict: strict, offered by annotation, starts under podman (no
+// noNewPrivileges, so runc loads the filter before it sets up the process),
+// through the hook and through the runtime.
+func TestPodmanStrict(t *testing.T) {
+	pm, image := podman(t)
+	cfg, _ := writeConfig(t, "[[rule]]\nallowed_profiles = [\"strict\"]\nexisting = \"replace\"\n")
+	for name, how := range map[string][]string{
+		"hook":    {"--hooks-dir", hooksDir(t, cfg, "precreate", "createRuntime")},
+		"runtime": {"--runtime", shimWrapper(t, cfg)},
+	} {
+		out, err := pm.Run(append(how, "--annotation", "seccomp-shim.io/profile=strict", image, "/bin/echo", "strict", "works")...)
+		if err != nil || out != "strict works\n" {
+			t.Errorf("%s: %v\n%s", name, err, out)
 		}
 	}
 }

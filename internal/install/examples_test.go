@@ -48,13 +48,16 @@ func TestExampleConfigRules(t *testing.T) {
 
 // One log layout everywhere: the shim's and the hook's records in
 // /var/log/seccomp-shim/shim.log, the agent's audit log in
-// /var/log/seccomp-shim/audit.log, in the shipped policy, the agent's
-// default, the units, the manifests and the docs.
+// /var/log/seccomp-shim/audit.log, the hook's failures (written even when
+// the config can't be read) in /var/log/seccomp-shim/hook.log, in the
+// shipped policy, the agent's and the hook's defaults, the units, the hooks.d
+// files, the manifests and the docs.
 func TestLogPathsAgree(t *testing.T) {
-	want := []string{"/var/log/seccomp-shim", "/var/log/seccomp-shim/", "/var/log/seccomp-shim/audit.log", "/var/log/seccomp-shim/shim.log"}
+	want := []string{"/var/log/seccomp-shim", "/var/log/seccomp-shim/", "/var/log/seccomp-shim/audit.log", "/var/log/seccomp-shim/shim.log", "/var/log/seccomp-shim/hook.log"}
 	files := []string{
 		"examples/config.toml", "internal/install/assets/config.toml",
 		"examples/systemd/seccomp-agent.service", "internal/agentcmd/agent.go",
+		"internal/hook/hook.go", "examples/hooks.d/seccomp-shim.json", "examples/hooks.d/seccomp-shim-check.json",
 	}
 	for _, glob := range []string{"deploy/kubernetes/*.yaml", "docs/*.md", "README.md"} {
 		m, _ := filepath.Glob(filepath.Join("..", "..", glob))

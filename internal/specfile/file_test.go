@@ -248,3 +248,24 @@ func TestNotRegularRefused(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// A config.json is read whole into memory: one over MaxSize is refused
+// before it is, one under it is read.
+func TestReadSizeCap(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		size int
+		ok   bool
+	}{{"at the cap", MaxSize, true}, {"over the cap", MaxSize + 1, false}} {
+		path := filepath.Join(dir, tc.name+".json")
+		pad := tc.size - len(`{"a":""}`)
+		if err := os.WriteFile(path, []byte(`{"a":"`+strings.Repeat("x", pad)+`"}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Read(path)
+		if tc.ok && err != nil || !tc.ok && (err == nil || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), path)) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}

@@ -63,7 +63,7 @@ func Read(path string) (*File, error) {
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("specfile: %s: larger than %d bytes (64 MiB), refusing to read it", path, MaxSize)
 	}
-	if _, err := parseObject(data); err != nil {
+	if _, _, _, err := Scan(data); err != nil {
 		return nil, fmt.Errorf("specfile: %s: %w", path, err)
 	}
 	st := fi.Sys().(*syscall.Stat_t)

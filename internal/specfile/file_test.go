@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// patch is what a caller does: read, patch, format, write.
+// patch is what a caller does: read, patch, write.
 func patch(path string, v json.RawMessage, keys ...string) (bool, error) {
 	f, err := Read(path)
 	if err != nil {
@@ -22,7 +22,7 @@ func patch(path string, v json.RawMessage, keys ...string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return f.WriteAtomic(Format(f.Data, doc))
+	return f.WriteAtomic(doc)
 }
 
 func writeConfig(t *testing.T, data string, mode os.FileMode) string {

@@ -191,12 +191,17 @@ func Load(getenv func(string) string) (*Config, error) {
 // silently runs with the defaults.
 func LoadFile(path string, explicit bool) (*Config, error) {
 	data, err := readRegular(path, MaxConfigSize)
-	if errors.Is(err, os.ErrNotExist) && !explicit {
+	if errors.Is(err, os.ErrNotExist) {
 		if link := danglingLink(path); link != "" {
-			return nil, fmt.Errorf("config %s: %s is a symlink to nothing (a dangling symlink): "+
-				"remove it for the built-in defaults, or make it point at the config", path, link)
+			fix := "point it at the config"
+			if !explicit {
+				fix += ", or remove it for the built-in defaults"
+			}
+			return nil, fmt.Errorf("config %s: %s is a symlink to nothing (a dangling symlink): %s", path, link, fix)
 		}
-		return DefaultConfig(), nil
+		if !explicit {
+			return DefaultConfig(), nil
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)

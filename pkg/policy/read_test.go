@@ -56,8 +56,10 @@ func TestConfigDanglingLink(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "gone.toml"), link); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadFile(link, false); err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "dangling symlink") {
-		t.Errorf("dangling config link: got %v", err)
+	for _, explicit := range []bool{false, true} {
+		if _, err := LoadFile(link, explicit); err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "dangling symlink") {
+			t.Errorf("dangling config link (explicit %v): got %v", explicit, err)
+		}
 	}
 	// The directory itself a dangling link: /etc/seccomp-shim -> nowhere.
 	etc := filepath.Join(dir, "etc")

@@ -79,7 +79,7 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
 	}
-	return specfile.Format(data, out), res, nil
+	return out, res, nil
 }
 
 // Follows reports whether the spec in data already has the protection cfg

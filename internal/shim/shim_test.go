@@ -639,6 +639,17 @@ func TestBrokenConfigPassesThrough(t *testing.T) {
 		for name, broken := range map[string]func(*testing.T, *env){
 			"invalid": func(t *testing.T, e *env) { e.write(t, e.config, "[runtime\n", 0o644) },
 			"missing": func(t *testing.T, e *env) { os.Remove(e.config) },
+			// A FIFO blocked every command; deep nesting crashed them.
+			"fifo": func(t *testing.T, e *env) {
+				os.Remove(e.config)
+				if err := syscall.Mkfifo(e.config, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			},
+			"deep": func(t *testing.T, e *env) { e.write(t, e.config, "x = "+strings.Repeat("[", 900000), 0o644) },
+			"huge": func(t *testing.T, e *env) {
+				e.write(t, e.config, strings.Repeat("# x\n", 2<<20), 0o644)
+			},
 		} {
 			t.Run(name+"/"+argv, func(t *testing.T) {
 				e := newEnv(t)

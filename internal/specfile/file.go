@@ -16,6 +16,11 @@ import (
 // WriteAtomic; writing anyway would silently discard that change.
 var ErrChanged = errors.New("file changed since it was read")
 
+// MaxSize is the largest config.json Read accepts. runc has no limit, but
+// a spec is a few kilobytes, and a hostile one of gigabytes would cost the
+// shim as many in memory; 64 MiB is far beyond any real spec.
+const MaxSize = 64 << 20
+
 // File is a config.json read from disk.
 type File struct {
 	Path     string
@@ -51,11 +56,14 @@ func Read(path string) (*File, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("specfile: %s is not a regular file (mode %s)", path, fi.Mode())
 	}
-	data, err := io.ReadAll(fd)
+	data, err := io.ReadAll(io.LimitReader(fd, MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("specfile: %w", err)
 	}
-	if _, err := parseObject(data); err != nil {
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("specfile: %s: larger than %d bytes (64 MiB), refusing to read it", path, MaxSize)
+	}
+	if _, _, _, err := Scan(data); err != nil {
 		return nil, fmt.Errorf("specfile: %s: %w", path, err)
 	}
 	st := fi.Sys().(*syscall.Stat_t)

@@ -3,6 +3,7 @@ package specfile
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,7 @@ import (
 	"time"
 )
 
-// patch is what a caller does: read, patch, format, write.
+// patch is what a caller does: read, patch, write.
 func patch(path string, v json.RawMessage, keys ...string) (bool, error) {
 	f, err := Read(path)
 	if err != nil {
@@ -21,7 +22,7 @@ func patch(path string, v json.RawMessage, keys ...string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return f.WriteAtomic(Format(f.Data, doc))
+	return f.WriteAtomic(doc)
 }
 
 func writeConfig(t *testing.T, data string, mode os.FileMode) string {
@@ -247,4 +248,83 @@ func TestNotRegularRefused(t *testing.T) {
 	if _, err := Read(filepath.Join(dir, "missing.json")); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "missing.json") {
 		t.Errorf("missing file: %v", err)
 	}
+}
+
+// A config.json is read whole into memory: one over MaxSize is refused
+// before it is, one under it is read.
+func TestReadSizeCap(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		size int
+		ok   bool
+	}{{"at the cap", MaxSize, true}, {"over the cap", MaxSize + 1, false}} {
+		path := filepath.Join(dir, tc.name+".json")
+		pad := tc.size - len(`{"a":""}`)
+		if err := os.WriteFile(path, []byte(`{"a":"`+strings.Repeat("x", pad)+`"}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Read(path)
+		if tc.ok && err != nil || !tc.ok && (err == nil || !strings.Contains(err.Error(), "larger than") || !strings.Contains(err.Error(), path)) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
+
+// An engine may move a bundle while the shim rewrites its config.json: a
+// write that fails then must still remove its temporary file, wherever the
+// directory went (95 of 300 such races left one before atomicfile worked
+// through the directory's descriptor).
+func TestRenamedBundleLeavesNoTemp(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	if err := os.Mkdir(a, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const doc = "{\n\t\"ociVersion\": \"1.0.2\"\n}\n"
+	if err := os.WriteFile(filepath.Join(a, "config.json"), []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for from, to := a, b; ; from, to = to, from {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for os.Rename(from, to) != nil {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}
+	}()
+	writes := 0
+	for i := 0; i < 300; i++ {
+		for _, dir := range []string{a, b} {
+			f, err := Read(filepath.Join(dir, "config.json"))
+			if err != nil {
+				continue // moved away under us
+			}
+			if _, err := f.WriteAtomic([]byte(fmt.Sprintf("{\"n\": %d}\n", i))); err == nil {
+				writes++
+			}
+		}
+	}
+	close(stop)
+	<-done
+	for _, dir := range []string{a, b} {
+		es, _ := os.ReadDir(dir)
+		for _, e := range es {
+			if strings.HasPrefix(e.Name(), ".config.json.") {
+				t.Errorf("left behind: %s", filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	t.Logf("%d of 600 writes went through", writes)
 }

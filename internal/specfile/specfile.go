@@ -2,8 +2,8 @@
 //
 // Decoding into specs.Spec and re-encoding would silently drop every field
 // the vendored runtime-spec does not know, so the document is patched as raw
-// JSON instead: only the objects on the patched path are re-assembled, and
-// every other member keeps its bytes and its position. The file is replaced
+// JSON instead: the patched member's value is spliced into the text, and
+// every other byte of the file stays as it was. The file is replaced
 // the way containerd's pkg/atomicfile does it, so runc never sees a
 // half-written config and the owner and mode chosen by whoever created the
 // bundle survive.
@@ -14,7 +14,7 @@
 //	...
 //	doc, err := specfile.SetPath(f.Data, profile, "linux", "seccomp")
 //	...
-//	changed, err := f.WriteAtomic(specfile.Format(f.Data, doc))
+//	changed, err := f.WriteAtomic(doc)
 package specfile
 
 import (
@@ -23,42 +23,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"unicode/utf8"
 )
-
-type member struct {
-	key    string // decoded, for lookups
-	rawKey string // as written, so escapes in keys survive too
-	raw    json.RawMessage
-}
-
-// Object is a JSON object whose members keep their order and exact bytes.
-type Object struct{ members []member }
-
-// ParseObject parses data, which must be exactly one JSON object. Duplicate
-// keys are an error rather than last-wins: runc would pick one of them, and
-// patching the other would leave the member runc uses untouched.
-func ParseObject(data []byte) (*Object, error) {
-	o, err := parseObject(data)
-	if err != nil {
-		return nil, fmt.Errorf("specfile: %w", err)
-	}
-	return o, nil
-}
-
-func parseObject(data []byte) (*Object, error) {
-	_, _, spans, err := Scan(data)
-	if err != nil {
-		return nil, err
-	}
-	o := &Object{members: make([]member, len(spans))}
-	for i, m := range spans {
-		o.members[i] = member{key: m.Key, rawKey: string(data[m.KeyStart:m.KeyEnd]), raw: data[m.ValueStart:m.ValueEnd:m.ValueEnd]}
-	}
-	return o, nil
-}
 
 // Span locates one member of an object in the document's bytes.
 type Span struct {
@@ -73,9 +40,9 @@ type Span struct {
 // pick one of them, and editing the other would leave the member in force
 // untouched.
 //
-// It is the one order-preserving JSON scanner: Object patches config.json
-// with it, and seccomp-install edits daemon.json with it, splicing the text
-// so that uninstall can give the file back byte for byte.
+// It is the one order-preserving JSON scanner: SetPath patches config.json
+// with it, and seccomp-install edits daemon.json with it, both splicing the
+// text so that every byte they don't change stays.
 func Scan(data []byte) (open, close int, members []Span, err error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if tok, err := dec.Token(); err != nil {
@@ -129,51 +96,13 @@ func noEOF(err error) error {
 	return err
 }
 
-func (o *Object) index(key string) int {
-	return slices.IndexFunc(o.members, func(m member) bool { return m.key == key })
-}
-
-// Get returns the raw value of key.
-func (o *Object) Get(key string) (json.RawMessage, bool) {
-	if i := o.index(key); i >= 0 {
-		return o.members[i].raw, true
-	}
-	return nil, false
-}
-
-// Set replaces the value of key in place, or appends key if it is absent.
-// v must be valid JSON; it is written out verbatim.
-func (o *Object) Set(key string, v json.RawMessage) {
-	if i := o.index(key); i >= 0 {
-		o.members[i].raw = v
-		return
-	}
-	k, _ := json.Marshal(key) // cannot fail for a string
-	o.members = append(o.members, member{key: key, rawKey: string(k), raw: v})
-}
-
-// Delete removes key if present.
-func (o *Object) Delete(key string) {
-	if i := o.index(key); i >= 0 {
-		o.members = slices.Delete(o.members, i, i+1)
-	}
-}
-
-// MarshalJSON writes the members in order with their raw bytes untouched.
-func (o *Object) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, m := range o.members {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(append(append(b, m.rawKey...), ':'), m.raw...)
-	}
-	return append(b, '}'), nil
-}
-
 // SetPath sets the member at path (e.g. "linux", "seccomp") to v, creating
-// intermediate objects as needed (a null counts as absent), leaving every
-// other member byte-for-byte. v == nil deletes the member.
+// intermediate objects as needed (a null counts as absent); v == nil deletes
+// the member. Only the bytes of that member change: every other byte of doc
+// stays as it was, indentation and all. v is laid out like the document:
+// indented with its unit if doc's opening brace ends its line (as `runc
+// spec` writes it), compact otherwise; a new member is laid out like its
+// siblings. So patching twice with the same v gives the same bytes.
 //
 // A key that differs from a path element only in case is refused: runc
 // decodes with encoding/json, which matches struct fields case-insensitively,
@@ -192,40 +121,149 @@ func SetPath(doc []byte, v json.RawMessage, path ...string) ([]byte, error) {
 	if v != nil && !json.Valid(v) {
 		return nil, fmt.Errorf("specfile: %s: value is not valid JSON", where(path))
 	}
-	return setPath(doc, v, path, 0)
+	unit, _ := indentUnit(doc)
+	return setPath(doc, v, path, 0, "", unit)
 }
 
-func setPath(doc []byte, v json.RawMessage, path []string, depth int) ([]byte, error) {
-	o, err := parseObject(doc)
+// setPath sets path[depth:] in obj, an object whose opening line is
+// indented by base; unit is the document's indentation unit, "" if compact.
+func setPath(obj []byte, v json.RawMessage, path []string, depth int, base, unit string) ([]byte, error) {
+	open, close, spans, err := Scan(obj)
 	if err != nil {
 		return nil, fmt.Errorf("specfile: %s: %w", where(path[:depth]), err)
 	}
-	key := path[depth]
-	for _, m := range o.members {
-		if m.key != key && strings.EqualFold(m.key, key) {
-			return nil, fmt.Errorf("specfile: %s: member %q would also be decoded as %q", where(path[:depth]), m.key, key)
+	key, i := path[depth], -1
+	for j, m := range spans {
+		if m.Key == key {
+			i = j
+		} else if strings.EqualFold(m.Key, key) {
+			return nil, fmt.Errorf("specfile: %s: member %q would also be decoded as %q", where(path[:depth]), m.Key, key)
 		}
 	}
+	l := layOut(obj, open, spans, base, unit)
+	var value []byte
 	if depth == len(path)-1 {
 		if v == nil {
-			o.Delete(key)
+			if i < 0 {
+				return obj, nil
+			}
+			return removeMember(obj, open, close, spans, i), nil
+		}
+		value = l.value(v, obj, spans, i)
+	} else {
+		child, childBase := []byte("{}"), l.indent
+		if i >= 0 {
+			child, childBase = obj[spans[i].ValueStart:spans[i].ValueEnd], lineIndent(obj, spans[i].KeyStart, base)
+		}
+		if string(child) == "null" {
+			child = []byte("{}")
+		}
+		if string(child) == "{}" && v == nil {
+			return obj, nil // nothing to delete under an absent member
+		}
+		if value, err = setPath(child, v, path, depth+1, childBase, unit); err != nil {
+			return nil, err
+		}
+	}
+	if i >= 0 {
+		return splice(obj, spans[i].ValueStart, spans[i].ValueEnd, value), nil
+	}
+	return l.insert(obj, open, close, spans, key, value), nil
+}
+
+// layout is how an object's members are laid out, so that a new one looks
+// like its siblings.
+type layout struct {
+	multiline   bool
+	base        string // the indentation of the line the object opens on
+	indent      string // of the line a new member goes on
+	unit        string // "" if the document is compact
+	sep, keySep string // before a member after the comma, between key and value
+}
+
+func layOut(obj []byte, open int, spans []Span, base, unit string) layout {
+	l := layout{base: base, unit: unit, indent: base + unit, multiline: unit != "", keySep: ":"}
+	if l.multiline {
+		l.keySep = ": "
+	}
+	if n := len(spans); n > 0 {
+		l.multiline = bytes.ContainsAny(obj[open:spans[0].KeyStart], "\r\n")
+		l.keySep = string(obj[spans[n-1].KeyEnd:spans[n-1].ValueStart])
+		// A new member is indented like the first (multiline), or goes
+		// on the line of the last.
+		if l.multiline {
+			l.indent = lineIndent(obj, spans[0].KeyStart, base)
 		} else {
-			o.Set(key, v)
+			l.indent = lineIndent(obj, spans[n-1].KeyStart, base)
 		}
-		return o.MarshalJSON()
-	}
-	child, ok := o.Get(key)
-	if !ok || string(child) == "null" {
-		if v == nil {
-			return o.MarshalJSON()
+		if n > 1 {
+			// What follows the comma before the last member.
+			l.sep = strings.TrimPrefix(strings.TrimLeft(string(obj[spans[n-2].ValueEnd:spans[n-1].KeyStart]), " \t\r\n"), ",")
+		} else if l.multiline {
+			l.sep = "\n" + l.indent
 		}
-		child = json.RawMessage("{}")
 	}
-	if child, err = setPath(child, v, path, depth+1); err != nil {
-		return nil, err
+	return l
+}
+
+// value lays v out as the value of member i (a new member if i < 0).
+func (l layout) value(v json.RawMessage, obj []byte, spans []Span, i int) []byte {
+	var buf bytes.Buffer
+	v = bytes.TrimSpace(v)
+	if l.unit == "" {
+		_ = json.Compact(&buf, v) // v is valid JSON
+		return buf.Bytes()
 	}
-	o.Set(key, child)
-	return o.MarshalJSON()
+	prefix := l.indent
+	if i >= 0 {
+		prefix = lineIndent(obj, spans[i].KeyStart, l.base)
+	}
+	_ = json.Indent(&buf, v, prefix, l.unit)
+	return buf.Bytes()
+}
+
+// insert adds key: value as the object's last member.
+func (l layout) insert(obj []byte, open, close int, spans []Span, key string, value []byte) []byte {
+	k, _ := json.Marshal(key) // cannot fail for a string
+	member := string(k) + l.keySep + string(value)
+	if len(spans) == 0 {
+		if l.multiline {
+			return splice(obj, open+1, close, []byte("\n"+l.indent+member+"\n"+l.base))
+		}
+		return splice(obj, open+1, close, []byte(member))
+	}
+	end := spans[len(spans)-1].ValueEnd
+	return splice(obj, end, end, []byte(","+l.sep+member))
+}
+
+// removeMember removes member i with the comma before it (after it, for the
+// first); the only member leaves "{}".
+func removeMember(obj []byte, open, close int, spans []Span, i int) []byte {
+	switch {
+	case len(spans) == 1:
+		return splice(obj, open+1, close, nil)
+	case i > 0:
+		return splice(obj, spans[i-1].ValueEnd, spans[i].ValueEnd, nil)
+	default:
+		return splice(obj, spans[0].KeyStart, spans[1].KeyStart, nil)
+	}
+}
+
+func splice(doc []byte, from, to int, text []byte) []byte {
+	out := make([]byte, 0, len(doc)-(to-from)+len(text))
+	out = append(append(out, doc[:from]...), text...)
+	return append(out, doc[to:]...)
+}
+
+// lineIndent is the indentation of the line obj[at] is on; base if that is
+// the line obj starts on.
+func lineIndent(obj []byte, at int, base string) string {
+	ls := bytes.LastIndexByte(obj[:at], '\n')
+	if ls < 0 {
+		return base
+	}
+	line := obj[ls+1 : at]
+	return string(line[:len(line)-len(bytes.TrimLeft(line, " \t"))])
 }
 
 // where names an object by its path; keys are quoted because annotation
@@ -241,30 +279,9 @@ func where(path []string) string {
 	return strings.Join(q, ".")
 }
 
-// Format lays patched out the way original was: indented like `runc spec`
-// output (same indent unit) if original's opening brace ends its line,
-// compact otherwise, with a final newline iff original had one. Because the
-// layout is fully determined by original's first two lines and last byte,
-// and a re-indented document reproduces those, Format is idempotent over
-// repeated patching. patched must be valid JSON; otherwise it is returned
-// unchanged.
-func Format(original, patched []byte) []byte {
-	var buf bytes.Buffer
-	var err error
-	if unit, ok := indentUnit(original); ok {
-		err = json.Indent(&buf, patched, "", unit)
-	} else {
-		err = json.Compact(&buf, patched)
-	}
-	if err != nil {
-		return patched
-	}
-	if bytes.HasSuffix(original, []byte("\n")) {
-		buf.WriteByte('\n')
-	}
-	return buf.Bytes()
-}
-
+// indentUnit is the document's indentation unit, if its opening brace ends
+// its line (as runc spec, containerd and podman write config.json): the
+// indentation of its second line, or a tab.
 func indentUnit(doc []byte) (string, bool) {
 	rest := bytes.TrimLeft(doc, " \t\r\n")
 	if len(rest) < 2 || (rest[1] != '\n' && rest[1] != '\r') {

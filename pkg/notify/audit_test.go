@@ -103,10 +103,11 @@ func TestAuditCRIAnnotations(t *testing.T) {
 	a := NewAuditLog(buf)
 	containerd := &Container{ID: "a", Annotations: criAnnotations}
 	crio := &Container{ID: "b", Annotations: map[string]string{
-		"io.kubernetes.container.name":  "db",
-		"io.kubernetes.pod.name":        "db-0",
-		"io.kubernetes.pod.namespace":   "data",
-		"io.kubernetes.cri-o.ImageName": "example.com/db:9",
+		"io.kubernetes.cri-o.ContainerType": "container",
+		"io.kubernetes.container.name":      "db",
+		"io.kubernetes.pod.name":            "db-0",
+		"io.kubernetes.pod.namespace":       "data",
+		"io.kubernetes.cri-o.ImageName":     "example.com/db:9",
 	}}
 	now := time.Now()
 	deny(a, containerd, 250, "keyctl", now)

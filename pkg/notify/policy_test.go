@@ -103,8 +103,8 @@ action = "continue"
 	ci := &Container{ID: "ci-1", Meta: dockerMeta()}
 	other := &Container{ID: "web-1", Meta: dockerMeta()}
 	pay := &Container{ID: "p1", Annotations: map[string]string{"team": "payments"}, Meta: dockerMeta()}
-	shop := &Container{ID: "s1", Annotations: map[string]string{"io.kubernetes.cri.sandbox-namespace": "shop"}, Meta: dockerMeta()}
-	crio := &Container{ID: "s2", Annotations: map[string]string{"io.kubernetes.pod.namespace": "shop"}, Meta: dockerMeta()}
+	shop := &Container{ID: "s1", Annotations: map[string]string{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-namespace": "shop"}, Meta: dockerMeta()}
+	crio := &Container{ID: "s2", Annotations: map[string]string{"io.kubernetes.cri-o.ContainerType": "container", "io.kubernetes.pod.namespace": "shop"}, Meta: dockerMeta()}
 	quarantine := &Container{ID: "quarantine", Meta: dockerMeta()}
 
 	for _, tc := range []struct {

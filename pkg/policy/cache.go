@@ -52,17 +52,17 @@ func openProfile(dir, name string) (*profileFile, error) {
 		return nil, nil
 	}
 	path := filepath.Join(dir, name+".json")
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("profile %q: %w", name, err)
+		return nil, fmt.Errorf("profile %q (%s): %w", name, path, err)
 	}
 	id, err := fileID(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("profile %q: %w", name, err)
+		return nil, fmt.Errorf("profile %q (%s): %w", name, path, err)
 	}
 	return &profileFile{path: path, f: f, id: id}, nil
 }
@@ -78,9 +78,9 @@ func fileID(f *os.File) (string, error) {
 // read reads the whole file, and fails if it changed meanwhile, so that an
 // entry is never stored under an identity its content did not have.
 func (pf *profileFile) read() ([]byte, bool, error) {
-	data, err := io.ReadAll(pf.f)
+	data, err := readAtMost(pf.f, MaxProfileSize)
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("%s: %w", pf.path, err)
 	}
 	id, err := fileID(pf.f)
 	return data, err == nil && id == pf.id, nil

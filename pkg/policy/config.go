@@ -3,10 +3,12 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/BurntSushi/toml"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -183,11 +185,23 @@ func Load(getenv func(string) string) (*Config, error) {
 }
 
 // LoadFile reads and validates a config file. A missing file is an error if
-// it was named explicitly, and built-in defaults otherwise.
+// it was named explicitly, and built-in defaults otherwise; but only "no file
+// at all" is missing: a dangling symlink on the way to it, a directory, a
+// FIFO or an unreadable file is an error, so that a broken install never
+// silently runs with the defaults.
 func LoadFile(path string, explicit bool) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) && !explicit {
-		return DefaultConfig(), nil
+	data, err := readRegular(path, MaxConfigSize)
+	if errors.Is(err, os.ErrNotExist) {
+		if link := danglingLink(path); link != "" {
+			fix := "point it at the config"
+			if !explicit {
+				fix += ", or remove it for the built-in defaults"
+			}
+			return nil, fmt.Errorf("config %s: %s is a symlink to nothing (a dangling symlink): %s", path, link, fix)
+		}
+		if !explicit {
+			return DefaultConfig(), nil
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
@@ -195,8 +209,67 @@ func LoadFile(path string, explicit bool) (*Config, error) {
 	return ParseConfig(path, data)
 }
 
+// danglingLink returns the symlink that makes path absent, if one does:
+// the last component of path that exists, if it is a link to nothing.
+func danglingLink(path string) string {
+	for p := filepath.Clean(path); ; p = filepath.Dir(p) {
+		if fi, err := os.Lstat(p); err == nil {
+			if _, err := os.Stat(p); fi.Mode()&os.ModeSymlink != 0 && err != nil {
+				return p
+			}
+			return ""
+		}
+		if p == filepath.Dir(p) {
+			return ""
+		}
+	}
+}
+
+// openRegular opens path, following symlinks, only if it is a regular file.
+// O_NONBLOCK makes a FIFO fail the check instead of blocking the open until
+// a writer comes, which would hang every command, kill and delete included.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("not a regular file (mode %s)", fi.Mode())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// readAtMost reads f whole, failing if it holds more than max bytes.
+func readAtMost(f *os.File, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return data, nil
+}
+
+func readRegular(path string, limit int64) ([]byte, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAtMost(f, limit)
+}
+
 // ParseConfig decodes and validates config data; source names it in errors.
 func ParseConfig(source string, data []byte) (*Config, error) {
+	if err := checkNesting(data, maxConfigDepth); err != nil {
+		return nil, fmt.Errorf("config %s: %w: %w", source, ErrConfig, err)
+	}
 	c := DefaultConfig()
 	c.Source = source
 	md, err := toml.Decode(string(data), c)
@@ -215,6 +288,87 @@ func ParseConfig(source string, data []byte) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w: %w", source, ErrConfig, err)
 	}
 	return c, nil
+}
+
+// checkNesting fails if tables and arrays nest deeper than limit, before the
+// decoder can run out of stack (it recurses) or memory (each table of a
+// dotted key copies the keys above it). Depth counts brackets, braces and
+// the dots of dotted keys and table headers; brackets and dots in strings
+// and comments don't count. toml.Decode has no such limit (BurntSushi/toml
+// v1), hence this pre-scan.
+func checkNesting(data []byte, limit int) error {
+	var opened []int // what each open bracket or brace added to depth
+	depth, dots, key := 0, 0, 0
+	for i := 0; i < len(data); i++ {
+		switch data[i] {
+		case '#':
+			for i < len(data) && data[i] != '\n' {
+				i++
+			}
+			dots, key = 0, 0
+		case '"', '\'':
+			i = skipString(data, i)
+		case '.':
+			dots++
+		case '=':
+			// The value nests under every part of its key.
+			key, dots = dots, 0
+		case '[', '{':
+			opened = append(opened, 1+key)
+			depth += 1 + key
+			dots, key = 0, 0
+		case ']', '}':
+			if n := len(opened); n > 0 {
+				depth -= opened[n-1]
+				opened = opened[:n-1]
+			}
+			dots, key = 0, 0
+		case ',', '\n':
+			dots, key = 0, 0
+		}
+		if depth+dots > limit {
+			return fmt.Errorf("tables or arrays nested deeper than %d levels", limit)
+		}
+	}
+	return nil
+}
+
+// skipString returns the index of the last byte of the TOML string that
+// starts at data[i], or len(data) if it doesn't end. An unterminated or
+// otherwise broken string is the decoder's to report.
+func skipString(data []byte, i int) int {
+	q := data[i]
+	run := func(j int) int {
+		n := 0
+		for j+n < len(data) && data[j+n] == q {
+			n++
+		}
+		return n
+	}
+	multi := run(i) >= 3
+	if multi {
+		i += 3
+	} else {
+		i++
+	}
+	for ; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '\\' && q == '"':
+			i++
+		case c == '\n' && !multi:
+			return i
+		case c == q && !multi:
+			return i
+		case c == q:
+			// A multi-line string may end in up to two quotes of its own.
+			if n := run(i); n >= 3 {
+				return i + n - 1
+			} else {
+				i += n - 1
+			}
+		}
+	}
+	return len(data)
 }
 
 func (c *Config) validate() error {
@@ -312,3 +466,12 @@ func checkArches(a StringList) error {
 	}
 	return nil
 }
+
+// Limits on what is read: a config or a profile is a few kilobytes, and
+// anything far beyond that is a mistake (a profile linked to /dev/zero) or
+// hostile. The depth keeps the TOML decoder, which recurses, within its stack.
+const (
+	MaxConfigSize  = 1 << 20
+	MaxProfileSize = 4 << 20
+	maxConfigDepth = 64
+)

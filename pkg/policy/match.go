@@ -11,17 +11,46 @@ import (
 // allows. It names a profile, never a file.
 const AnnotationProfile = "seccomp-shim.io/profile"
 
+// ErrAnnotations is returned when the annotations of two CRI engines are
+// both present and disagree about what the container is.
+var ErrAnnotations = errors.New("conflicting CRI annotations")
+
 // ErrNotAllowed is returned when a container asks for a profile its rule
 // does not allow.
 var ErrNotAllowed = errors.New("not allowed by policy")
 
-// The annotations CRI implementations set; containerd's first, CRI-O's second.
-var (
-	annNamespace = []string{"io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.namespace"}
-	annPod       = []string{"io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"}
-	annContainer = []string{"io.kubernetes.cri.container-name", "io.kubernetes.container.name"}
-	annImage     = []string{"io.kubernetes.cri.image-name", "io.kubernetes.cri-o.ImageName"}
+// The annotations each CRI engine sets on the specs it makes (containerd:
+// pkg/cri/annotations; CRI-O: pkg/annotations and the kubelet's labels it
+// copies), in the order of the kube fields: container type, namespace, pod,
+// container, image. Engines may also pass a pod's own annotations through
+// (containerd's pod_annotations, CRI-O's allowed_annotations), so a key is
+// only trusted when the spec is that engine's: one of its markers is there.
+var engines = [...]struct {
+	markers []string
+	keys    [kubeFields]string
+}{
+	{[]string{"io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-id"}, [kubeFields]string{
+		"io.kubernetes.cri.container-type", "io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri.sandbox-name",
+		"io.kubernetes.cri.container-name", "io.kubernetes.cri.image-name"}},
+	{[]string{"io.kubernetes.cri-o.ContainerType", "io.kubernetes.cri-o.SandboxID"}, [kubeFields]string{
+		"io.kubernetes.cri-o.ContainerType", "io.kubernetes.pod.namespace", "io.kubernetes.pod.name",
+		"io.kubernetes.container.name", "io.kubernetes.cri-o.ImageName"}},
+}
+
+const (
+	kubeType = iota
+	kubeNamespace
+	kubePod
+	kubeContainer
+	kubeImage
+	kubeFields
 )
+
+// kube is what the engine that made a spec says of its container.
+type kube struct {
+	val [kubeFields]string
+	set [kubeFields]bool // "" may be a value
+}
 
 // Container is what rules can see of a container.
 type Container struct {
@@ -30,30 +59,41 @@ type Container struct {
 	Args, Env   []string
 }
 
-func (c Container) annotation(keys []string) (string, bool) {
-	for _, k := range keys {
-		if v, ok := c.Annotations[k]; ok {
-			return v, true
+// kube reads the CRI annotations of the engine whose markers the spec has.
+// With no engine's, it says nothing: the annotations are a user's (docker
+// run --annotation). With both engines' markers it can't tell which engine
+// made the spec: their keys must agree, or it is an error.
+func (c Container) kube() (kube, error) {
+	var k kube
+	var from [kubeFields]string // the key each field came from
+	for _, e := range engines {
+		if !slices.ContainsFunc(e.markers, func(m string) bool { _, ok := c.Annotations[m]; return ok }) {
+			continue
+		}
+		for i, key := range e.keys {
+			v, ok := c.Annotations[key]
+			if !ok {
+				continue
+			}
+			if k.set[i] && k.val[i] != v {
+				return kube{}, fmt.Errorf("annotations %q=%q and %q=%q disagree: the spec has both containerd's and CRI-O's, and one of them is not the engine's: %w",
+					from[i], k.val[i], key, v, ErrAnnotations)
+			}
+			k.val[i], k.set[i], from[i] = v, true, key
 		}
 	}
-	return "", false
+	return k, nil
 }
 
 // sandbox reports whether this is a pod's pause container.
-func (c Container) sandbox() bool {
-	return c.Annotations["io.kubernetes.cri.container-type"] == "sandbox" ||
-		c.Annotations["io.kubernetes.cri-o.ContainerType"] == "sandbox"
-}
+func (k kube) sandbox() bool { return k.val[kubeType] == "sandbox" }
 
-// Labels returns what CRI annotations say of a container, "" where they
-// say nothing: its Kubernetes namespace, pod, container name and image.
+// Labels returns what the CRI engine that made a spec says of its
+// container, "" where it says nothing: its Kubernetes namespace, pod,
+// container name and image.
 func Labels(annotations map[string]string) (namespace, pod, name, image string) {
-	c := Container{Annotations: annotations}
-	namespace, _ = c.annotation(annNamespace)
-	pod, _ = c.annotation(annPod)
-	name, _ = c.annotation(annContainer)
-	image, _ = c.annotation(annImage)
-	return
+	k, _ := Container{Annotations: annotations}.kube()
+	return k.val[kubeNamespace], k.val[kubePod], k.val[kubeContainer], k.val[kubeImage]
 }
 
 // Match selects containers. Every field that is set must match; a list
@@ -79,24 +119,23 @@ func (m *Match) validate() error {
 	return nil
 }
 
-// Matches reports whether the container is selected.
+// Matches reports whether the container is selected. Where engines'
+// annotations conflict (Decide refuses such a container), no Kubernetes
+// field matches.
 func (m *Match) Matches(c Container) bool {
-	for k, pat := range m.Annotations {
-		v, ok := c.Annotations[k]
+	k, _ := c.kube()
+	return m.matches(c, k)
+}
+
+func (m *Match) matches(c Container, k kube) bool {
+	for key, pat := range m.Annotations {
+		v, ok := c.Annotations[key]
 		if !ok || !Glob(pat, v) {
 			return false
 		}
 	}
-	fields := []struct {
-		pats []string
-		keys []string
-	}{{m.Namespaces, annNamespace}, {m.Pods, annPod}, {m.Containers, annContainer}, {m.Images, annImage}}
-	for _, f := range fields {
-		if len(f.pats) == 0 {
-			continue
-		}
-		v, ok := c.annotation(f.keys)
-		if !ok || !anyGlob(f.pats, v) {
+	for i, pats := range [kubeFields][]string{kubeNamespace: m.Namespaces, kubePod: m.Pods, kubeContainer: m.Containers, kubeImage: m.Images} {
+		if len(pats) > 0 && (!k.set[i] || !anyGlob(pats, k.val[i])) {
 			return false
 		}
 	}
@@ -159,8 +198,12 @@ type Decision struct {
 func (c *Config) Decide(ctr Container) (Decision, error) {
 	r := DefaultRule()
 	r.Architectures = StringList{ArchProfile}
+	k, err := ctr.kube()
+	if err != nil {
+		return Decision{}, err
+	}
 	for _, rule := range c.Rules {
-		if rule.Match.Matches(ctr) {
+		if rule.Match.matches(ctr, k) {
 			r = rule
 			break
 		}
@@ -170,7 +213,7 @@ func (c *Config) Decide(ctr Container) (Decision, error) {
 		AllowUnconfined: r.AllowUnconfined, Architectures: r.Architectures,
 	}
 	want, ok := ctr.Annotations[AnnotationProfile]
-	if !ok || want == r.Profile || ctr.sandbox() {
+	if !ok || want == r.Profile || k.sandbox() {
 		// CRI copies a pod's annotations to its pause container too: a pod
 		// asking for its containers' profile must not change the sandbox's.
 		return d, nil

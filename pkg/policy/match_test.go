@@ -37,6 +37,7 @@ func TestMatch(t *testing.T) {
 	crio := Container{Annotations: map[string]string{
 		"io.kubernetes.pod.namespace": "team-b", "io.kubernetes.pod.name": "db-0",
 		"io.kubernetes.container.name": "postgres", "io.kubernetes.cri-o.ImageName": "postgres:16",
+		"io.kubernetes.cri-o.ContainerType": "container", // CRI-O's marker: its keys count only with it
 	}}
 	docker := Container{ID: "d0cker", Args: []string{"/bin/sh"}}
 	for _, tc := range []struct {

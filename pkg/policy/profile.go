@@ -12,6 +12,7 @@ import (
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/specfile"
 )
 
 // Names of the built-in profiles.
@@ -73,7 +74,13 @@ func ValidName(name string) bool {
 
 // ParseProfile decodes a profile strictly: unknown fields are an error, since
 // a misspelt key would otherwise silently weaken the profile.
+//
+// Keys that repeat, or differ only in case, are an error too: the decoder
+// would use the last, the reader the first.
 func ParseProfile(name, source string, data []byte) (*Profile, error) {
+	if err := specfile.CheckKeys(data); err != nil {
+		return nil, fmt.Errorf("profile %q (%s): %w", name, source, err)
+	}
 	var p mobyseccomp.Seccomp
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -15,8 +15,8 @@ const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // FindRuntime returns the first runtime.path candidate that is an
 // executable file and not self (nil: no such check). Names are looked up in
-// pathEnv, the caller's PATH, not this process's: engines and tests pass the
-// environment explicitly.
+// the absolute elements of pathEnv, the caller's PATH, not this process's:
+// engines and tests pass the environment explicitly.
 func (c *Config) FindRuntime(pathEnv string, self os.FileInfo) (string, error) {
 	if pathEnv == "" {
 		pathEnv = defaultPATH
@@ -26,10 +26,12 @@ func (c *Config) FindRuntime(pathEnv string, self os.FileInfo) (string, error) {
 		if !filepath.IsAbs(cand) {
 			paths = nil
 			for _, dir := range filepath.SplitList(pathEnv) {
-				if dir == "" {
-					dir = "."
+				// Unlike execvp, never "" or a relative element: they name
+				// the working directory, for the shim the bundle, whose
+				// content is the container's.
+				if filepath.IsAbs(dir) {
+					paths = append(paths, filepath.Join(dir, cand))
 				}
-				paths = append(paths, filepath.Join(dir, cand))
 			}
 		}
 		for _, p := range paths {
@@ -39,9 +41,6 @@ func (c *Config) FindRuntime(pathEnv string, self os.FileInfo) (string, error) {
 			}
 			if self != nil && os.SameFile(self, fi) {
 				continue // installed as "runc", or a config naming us: never loop
-			}
-			if abs, err := filepath.Abs(p); err == nil {
-				p = abs
 			}
 			return p, nil
 		}

@@ -255,3 +255,21 @@ func FuzzParse(f *testing.F) {
 		checkSplit(t, argv, a)
 	})
 }
+
+// Every spelling of the bundle flag that runc 1.1 (urfave/cli v1.22 on Go's
+// flag package) accepts: one or two dashes, long or short, value separate
+// or after "=", before or after the container id.
+func TestBundleSpellings(t *testing.T) {
+	for _, cmd := range []string{"create", "run", "restore"} {
+		for _, spelling := range []string{
+			"-b /srv/b c1", "-b=/srv/b c1", "--b /srv/b c1", "--b=/srv/b c1",
+			"--bundle /srv/b c1", "--bundle=/srv/b c1", "-bundle /srv/b c1", "-bundle=/srv/b c1",
+			"c1 --bundle=/srv/b", "c1 -b /srv/b",
+		} {
+			a, err := Parse(append([]string{"--root=/r", cmd}, strings.Fields(spelling)...), "/cwd")
+			if err != nil || a.Bundle != "/srv/b" || a.ID != "c1" || a.Root != "/r" {
+				t.Errorf("%s %s: %+v, %v", cmd, spelling, a, err)
+			}
+		}
+	}
+}

@@ -212,7 +212,13 @@ func (s *Shim) runtime(cfg *policy.Config) (string, error) {
 // Docker and containerd read a runtime's error from. Errors never carry
 // the program's name: it is added here, once.
 func (s *Shim) fail(a *runcargs.Args, err error) int {
+	// runc's shape, "runc create failed: ...": podman puts the runtime's
+	// name in front of the message ("runc: runc create failed: ..."), where
+	// a bare "seccomp-shim: " prefix read as the name said twice.
 	msg := "seccomp-shim: " + err.Error()
+	if a != nil && a.Command != "" {
+		msg = "seccomp-shim " + a.Command + " failed: " + err.Error()
+	}
 	fmt.Fprintln(s.Stderr, msg)
 	if a.Log != "" {
 		if lerr := logfile.Engine(a.Log, a.LogFormat, logrus.ErrorLevel, msg); lerr != nil {

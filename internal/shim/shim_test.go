@@ -616,10 +616,10 @@ func TestErrorsBeforeExec(t *testing.T) {
 				} else {
 					msg = textLine(t, data)
 				}
-				if !strings.HasPrefix(msg, "seccomp-shim: ") || r.stderr != msg+"\n" {
+				if !regexp.MustCompile(`^seccomp-shim (create|run|restore) failed: `).MatchString(msg) || r.stderr != msg+"\n" {
 					t.Errorf("log msg %q, stderr %q", msg, r.stderr)
 				}
-				if strings.HasPrefix(msg, "seccomp-shim: seccomp-shim") {
+				if strings.Count(msg, "seccomp-shim") > strings.Count(strings.SplitN(msg, ": ", 2)[1], "seccomp-shim")+1 {
 					t.Errorf("prefix doubled: %q", msg)
 				}
 			})

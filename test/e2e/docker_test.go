@@ -111,7 +111,7 @@ func TestDocker(t *testing.T) {
 			t.Fatal("docker run succeeded with a rule naming a missing profile")
 		}
 		t.Logf("docker run stderr: %s", stderr)
-		for _, w := range []string{"seccomp-shim:", "unknown profile", `profile "nope"`} {
+		for _, w := range []string{"seccomp-shim create failed:", "unknown profile", `profile "nope"`} {
 			if !strings.Contains(stderr, w) {
 				t.Errorf("docker run's error lacks %q:\n%s", w, stderr)
 			}

@@ -196,7 +196,7 @@ profile = "typo"
 		if err := json.Unmarshal(bytes.SplitN(log, []byte("\n"), 2)[0], &line); err != nil || line.Level != "error" {
 			t.Errorf("%s: log.json %q: %v", tc.id, log, err)
 		}
-		if !strings.Contains(string(log), tc.want) || !strings.Contains(line.Msg, "seccomp-shim: ") {
+		if !strings.Contains(string(log), tc.want) || !strings.Contains(line.Msg, "seccomp-shim create failed: ") {
 			t.Errorf("%s: log.json lacks %q:\n%s", tc.id, tc.want, log)
 		}
 	}

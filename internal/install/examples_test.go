@@ -35,7 +35,7 @@ func TestExampleConfigRules(t *testing.T) {
 		{"pause", &specs.Spec{Annotations: map[string]string{"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-namespace": "team-a"}}, "pause"},
 		{"tenant", &specs.Spec{Annotations: map[string]string{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-namespace": "team-a"}}, "tenants"},
 	} {
-		d, err := cfg.Decide(policy.ContainerOf(c.spec, dockerID))
+		d, err := cfg.Choose(policy.ContainerOf(c.spec, dockerID))
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue

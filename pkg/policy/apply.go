@@ -53,7 +53,7 @@ const (
 
 // Result says what Apply chose and did.
 type Result struct {
-	Decision
+	Choice
 	Action   string
 	Audit    string // "audited", why not, or "" when the container has no filter
 	Warnings []string
@@ -80,11 +80,11 @@ func ContainerOf(spec *specs.Spec, id string) Container {
 // the profile, not the profile, and tightening it would rank NOTIFY below
 // the errnos it stands for. Auditing the result again is the caller's.
 func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
-	d, err := c.Decide(ContainerOf(spec, id))
+	d, err := c.Choose(ContainerOf(spec, id))
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Decision: d}
+	res := &Result{Choice: d}
 	var existing *specs.LinuxSeccomp
 	if spec.Linux != nil {
 		var ours bool
@@ -129,7 +129,7 @@ func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
 // Resolve loads the decision's profile, resolves it for the spec, applies the
 // architecture choice and validates the result. It returns nil for
 // unconfined.
-func (c *Config) Resolve(d Decision, spec *specs.Spec) (*specs.LinuxSeccomp, []string, error) {
+func (c *Config) Resolve(d Choice, spec *specs.Spec) (*specs.LinuxSeccomp, []string, error) {
 	if c.Profiles.CacheDir != "" && ValidName(d.Profile) {
 		if sc, warnings, ok, err := c.resolveCached(d, spec); ok {
 			return sc, warnings, err
@@ -146,7 +146,7 @@ func (c *Config) Resolve(d Decision, spec *specs.Spec) (*specs.LinuxSeccomp, []s
 // false where the cache does not apply: a built-in profile, an error
 // opening the file (Resolve reports it), a cache not root's alone (said in
 // a warning, as the work is still done without it).
-func (c *Config) resolveCached(d Decision, spec *specs.Spec) (sc *specs.LinuxSeccomp, warnings []string, ok bool, err error) {
+func (c *Config) resolveCached(d Choice, spec *specs.Spec) (sc *specs.LinuxSeccomp, warnings []string, ok bool, err error) {
 	pf, err := openProfile(c.Profiles.Dir, d.Profile)
 	if err != nil || pf == nil {
 		return nil, nil, false, nil
@@ -187,7 +187,7 @@ func (c *Config) resolveCached(d Decision, spec *specs.Spec) (sc *specs.LinuxSec
 }
 
 // resolveProfile is Resolve's work once the profile is loaded.
-func (c *Config) resolveProfile(p *Profile, d Decision, spec *specs.Spec) (*specs.LinuxSeccomp, []string, error) {
+func (c *Config) resolveProfile(p *Profile, d Choice, spec *specs.Spec) (*specs.LinuxSeccomp, []string, error) {
 	if p.Unconfined() {
 		if !d.AllowUnconfined {
 			return nil, nil, fmt.Errorf("rule %q: profile %q: %w", d.Rule, d.Profile, ErrNotAllowed)

@@ -87,7 +87,7 @@ func (pf *profileFile) read() ([]byte, bool, error) {
 }
 
 // cacheKey is the text an entry must hold to be used.
-func cacheKey(pf *profileFile, d Decision, spec *specs.Spec) (string, error) {
+func cacheKey(pf *profileFile, d Choice, spec *specs.Spec) (string, error) {
 	exe, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return "", err

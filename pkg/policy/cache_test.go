@@ -17,7 +17,7 @@ const cachedProfile = `{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["
 
 // cacheConfig is a policy whose one rule gives the profile file "p", with
 // the compiled-profile cache in a temp dir.
-func cacheConfig(t *testing.T) (*Config, Decision, string) {
+func cacheConfig(t *testing.T) (*Config, Choice, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the compiled-profile cache is root's only; run as root")
@@ -30,7 +30,7 @@ func cacheConfig(t *testing.T) (*Config, Decision, string) {
 		t.Fatal(err)
 	}
 	writeFile(t, filepath.Join(c.Profiles.Dir, "p.json"), cachedProfile)
-	return c, Decision{Rule: "r", Profile: "p", Architectures: StringList{ArchProfile}}, c.Profiles.CacheDir
+	return c, Choice{Rule: "r", Profile: "p", Architectures: StringList{ArchProfile}}, c.Profiles.CacheDir
 }
 
 func writeFile(t *testing.T, path, body string) {
@@ -47,7 +47,7 @@ func entries(t *testing.T, dir string) []string {
 	return append(m, hidden...)
 }
 
-func resolveJSON(t *testing.T, c *Config, d Decision, spec *specs.Spec) (string, []string) {
+func resolveJSON(t *testing.T, c *Config, d Choice, spec *specs.Spec) (string, []string) {
 	t.Helper()
 	sc, warnings, err := c.Resolve(d, spec)
 	if err != nil {

@@ -87,7 +87,7 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		// Whatever validates must decide without error for a container
 		// that asks for nothing.
-		if _, err := c.Decide(Container{ID: "x", Annotations: map[string]string{"a": "b"}}); err != nil {
+		if _, err := c.Choose(Container{ID: "x", Annotations: map[string]string{"a": "b"}}); err != nil {
 			t.Fatalf("valid config, Decide: %v", err)
 		}
 	})

@@ -31,7 +31,7 @@ func TestKubeKeysOfTheEngineOnly(t *testing.T) {
 		{"both, type disagrees", map[string]string{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri-o.ContainerType": "sandbox"}, "", `disagree`},
 		{"both, agree", map[string]string{"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri-o.ContainerType": "container", "io.kubernetes.cri.sandbox-namespace": "kube-system", "io.kubernetes.pod.namespace": "kube-system"}, "system", ""},
 	} {
-		d, err := c.Decide(Container{Annotations: tc.ann})
+		d, err := c.Choose(Container{Annotations: tc.ann})
 		switch {
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrAnnotations)):
 			t.Errorf("%s: got %+v, %v; want error %q", tc.name, d, err, tc.err)

@@ -120,7 +120,7 @@ func (m *Match) validate() error {
 }
 
 // Matches reports whether the container is selected. Where engines'
-// annotations conflict (Decide refuses such a container), no Kubernetes
+// annotations conflict (Choose refuses such a container), no Kubernetes
 // field matches.
 func (m *Match) Matches(c Container) bool {
 	k, _ := c.kube()
@@ -183,8 +183,9 @@ func Glob(pattern, s string) bool {
 	return p == len(pattern)
 }
 
-// Decision is what the policy chose for one container.
-type Decision struct {
+// Choice is what the policy chose for one container: its rule and profile.
+// (The agent's per-syscall answer is notify.Decision.)
+type Choice struct {
 	Rule            string
 	Profile         string // the profile to inject
 	Requested       bool   // chosen by the container's annotation
@@ -193,14 +194,14 @@ type Decision struct {
 	Architectures   []string
 }
 
-// Decide finds the first matching rule and applies the container's profile
+// Choose finds the first matching rule and applies the container's profile
 // request, if it has one and the rule allows it.
-func (c *Config) Decide(ctr Container) (Decision, error) {
+func (c *Config) Choose(ctr Container) (Choice, error) {
 	r := DefaultRule()
 	r.Architectures = StringList{ArchProfile}
 	k, err := ctr.kube()
 	if err != nil {
-		return Decision{}, err
+		return Choice{}, err
 	}
 	for _, rule := range c.Rules {
 		if rule.Match.matches(ctr, k) {
@@ -208,7 +209,7 @@ func (c *Config) Decide(ctr Container) (Decision, error) {
 			break
 		}
 	}
-	d := Decision{
+	d := Choice{
 		Rule: r.Name, Profile: r.Profile, Existing: r.Existing,
 		AllowUnconfined: r.AllowUnconfined, Architectures: r.Architectures,
 	}

@@ -92,12 +92,12 @@ allowed_profiles = ["strict"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	ask := func(id, profile string) (Decision, error) {
+	ask := func(id, profile string) (Choice, error) {
 		ann := map[string]string{}
 		if profile != "" {
 			ann[AnnotationProfile] = profile
 		}
-		return c.Decide(Container{ID: id, Annotations: ann})
+		return c.Choose(Container{ID: id, Annotations: ann})
 	}
 	for _, tc := range []struct {
 		id, ask, rule, profile string
@@ -127,12 +127,12 @@ allowed_profiles = ["strict"]
 func TestDecideSandboxIgnoresRequest(t *testing.T) {
 	c := mustConfig(t, "[[rule]]\nallowed_profiles = [\"strict\"]\n")
 	for _, key := range []string{"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"} {
-		d, err := c.Decide(Container{Annotations: map[string]string{key: "sandbox", AnnotationProfile: "strict"}})
+		d, err := c.Choose(Container{Annotations: map[string]string{key: "sandbox", AnnotationProfile: "strict"}})
 		if err != nil || d.Profile != ProfileDefault || d.Requested {
 			t.Errorf("%s: %+v %v", key, d, err)
 		}
 	}
-	d, err := c.Decide(Container{Annotations: map[string]string{"io.kubernetes.cri.container-type": "container", AnnotationProfile: "strict"}})
+	d, err := c.Choose(Container{Annotations: map[string]string{"io.kubernetes.cri.container-type": "container", AnnotationProfile: "strict"}})
 	if err != nil || d.Profile != ProfileStrict {
 		t.Errorf("container: %+v %v", d, err)
 	}

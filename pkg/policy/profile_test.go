@@ -101,7 +101,7 @@ func TestBuiltinsValidate(t *testing.T) {
 			for _, arches := range []StringList{{ArchProfile}, {ArchNative}, {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86"}} {
 				c := DefaultConfig()
 				c.Profiles.Dir = ""
-				d := Decision{Rule: "r", Profile: name, Architectures: arches}
+				d := Choice{Rule: "r", Profile: name, Architectures: arches}
 				sc, warnings, err := c.Resolve(d, spec)
 				if err != nil || len(warnings) > 0 {
 					t.Fatalf("built-in %s with caps %v: %v %q", name, caps, err, warnings)

@@ -17,20 +17,7 @@ import (
 // metric it ever had, with the same labels, plus its build info and the
 // standard Go and process metrics.
 func TestAgentMetrics(t *testing.T) {
-	harness.RequireRoot(t)
-	// A free port of our own: the default one may be a node agent's.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	socket := filepath.Join(dir, "run", "agent.sock")
-	daemon(t, "agent", "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--metrics", addr)
-	waitSocket(t, socket)
-	rt, _ := shim(t, "[audit]\nmode = \"always\"\nsocket = \""+socket+"\"\nunreachable = \"refuse\"\n")
-	want(t, run(t, rt, "metrics-1", probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
+	addr := metricsAgent(t, "metrics-1")
 
 	// name{label names} of each family, as the agent served them before
 	// client_golang (pkg/notify's own writer).
@@ -88,4 +75,26 @@ func TestAgentMetrics(t *testing.T) {
 	if t.Failed() {
 		t.Logf("metrics:\n%s", text)
 	}
+}
+
+// metricsAgent starts an agent with its own config, socket and metrics port
+// (the default ones may be a node agent's), and runs container id through it
+// with a denied keyctl, so that the labelled families exist. It returns the
+// metrics address.
+func metricsAgent(t *testing.T, id string) string {
+	harness.RequireRoot(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "run", "agent.sock")
+	cfg, _ := writeConfig(t, "")
+	daemon(t, "agent", "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--metrics", addr, "--config", cfg)
+	waitSocket(t, socket)
+	rt, _ := shim(t, "[audit]\nmode = \"always\"\nsocket = \""+socket+"\"\nunreachable = \"refuse\"\n")
+	want(t, run(t, rt, id, probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
+	return addr
 }

@@ -3,10 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,7 +13,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
 // Series the shipped dashboard and alerts use that the agent doesn't serve:
@@ -27,20 +24,8 @@ var externalMetrics = []string{"up", "kube_pod_container_status_running", "kube_
 // (after a denial, so the labelled families exist), or one of the few
 // external series named above.
 func TestMonitoringNamesLiveMetrics(t *testing.T) {
-	harness.RequireRoot(t)
 	exprs := monitoringExprs(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	socket := filepath.Join(dir, "run", "agent.sock")
-	daemon(t, "agent", "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--metrics", addr)
-	waitSocket(t, socket)
-	rt, _ := shim(t, "[audit]\nmode = \"always\"\nsocket = \""+socket+"\"\nunreachable = \"refuse\"\n")
-	want(t, run(t, rt, "monitoring-1", probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
+	addr := metricsAgent(t, "monitoring-1")
 
 	served := map[string]bool{}
 	name := regexp.MustCompile(`(?m)^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]`)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
-
 )
 
 // Series the shipped dashboard and alerts use that the agent doesn't serve:

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/holder"
+	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
@@ -159,6 +160,8 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	pol := notify.NewPolicy(cfg)
 	metrics := notify.NewMetrics()
 	metrics.AuditDropped = audit.DroppedCount
+	runDir := cfg.RunDir // SECCOMP_SHIM_RUN_DIR, the shim's: a reload doesn't move it
+	metrics.DegradedCreates = func() (uint64, error) { return logfile.Degraded(runDir) }
 	metrics.UsesHolder = holderCtl != ""
 	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK()}
 	if runtime.GOMAXPROCS(0) < 2 {

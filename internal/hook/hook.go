@@ -122,6 +122,11 @@ func (h *Hook) stage(path, errorLog, stage string) int {
 			return h.fail(cfg, stage, "", fmt.Errorf("writing stdout: %w", err))
 		}
 		h.log(cfg, logrus.InfoLevel, "seccomp profile "+res.Action, stage, "", res)
+		if res.Degraded() {
+			if err := logfile.CountDegraded(cfg.RunDir); err != nil {
+				fmt.Fprintf(h.Stderr, "seccomp-hook: counting a degraded create: %v\n", err)
+			}
+		}
 		return 0
 	}
 	var state specs.State

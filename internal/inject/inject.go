@@ -144,7 +144,7 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error
 		return nil
 	}
 	if err := agent; err != nil {
-		res.Audit = "degraded: " + err.Error()
+		res.Audit = policy.AuditDegraded + err.Error()
 		if cfg.Audit.Mode != policy.AuditAlways {
 			return nil
 		}

@@ -241,4 +241,9 @@ func (s *Shim) record(cfg *policy.Config, a *runcargs.Args, res *policy.Result) 
 	if err := logfile.Node(cfg.Log, logrus.InfoLevel, "seccomp profile "+res.Action, fields); err != nil {
 		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: log.file: %v\n", err)
 	}
+	if res.Degraded() {
+		if err := logfile.CountDegraded(cfg.RunDir); err != nil {
+			fmt.Fprintf(s.Stderr, "seccomp-shim: warning: counting a degraded create: %v\n", err)
+		}
+	}
 }

@@ -35,6 +35,9 @@ type Metrics struct {
 	HandoffFailures atomic.Uint64
 	AcceptErrors    atomic.Uint64 // accepts that failed (out of fds): the agent backs off and retries
 	AuditDropped    func() uint64
+	// DegradedCreates reads the count of containers created unaudited
+	// (internal/logfile.Degraded); nil leaves the metric out.
+	DegradedCreates func() (uint64, error)
 	// UsesHolder reports the holder link's metrics; set before serving.
 	UsesHolder       bool
 	HolderConnected  atomic.Bool   // the control connection to the holder is open
@@ -132,12 +135,13 @@ var (
 	holderUpDesc      = prometheus.NewDesc("seccomp_agent_holder_connected", "1 while the agent's control connection to the holder is open (only with --holder).", nil, nil)
 	reconnectsDesc    = prometheus.NewDesc("seccomp_agent_holder_reconnects_total", "Times the connection to the holder was lost and made again (only with --holder).", nil, nil)
 	droppedDesc       = prometheus.NewDesc("seccomp_agent_audit_dropped_total", "Audit records not written: the writer fell behind, or the write failed (disk full).", nil, nil)
+	degradedDesc      = prometheus.NewDesc("seccomp_agent_degraded_creates_total", "Containers created since boot without the audit their policy asked for (no agent answered): they run unaudited for life. Counted by seccomp-shim and seccomp-hook in the run directory.", nil, nil)
 	latencyDesc       = prometheus.NewDesc("seccomp_agent_decision_seconds", "Time from receiving a notification to answering it.", nil, nil)
 )
 
 // Describe is prometheus.Collector's.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{notificationsDesc, decisionsDesc, inflightDesc, containersDesc, handoffDesc, acceptDesc, holderUpDesc, reconnectsDesc, droppedDesc, latencyDesc} {
+	for _, d := range []*prometheus.Desc{notificationsDesc, decisionsDesc, inflightDesc, containersDesc, handoffDesc, acceptDesc, holderUpDesc, reconnectsDesc, droppedDesc, degradedDesc, latencyDesc} {
 		ch <- d
 	}
 }
@@ -184,6 +188,11 @@ func (m *Metrics) snapshot() []prometheus.Metric {
 	}
 	if m.AuditDropped != nil {
 		out = append(out, prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(m.AuditDropped())))
+	}
+	if m.DegradedCreates != nil {
+		if n, err := m.DegradedCreates(); err == nil {
+			out = append(out, prometheus.MustNewConstMetric(degradedDesc, prometheus.CounterValue, float64(n)))
+		}
 	}
 	buckets := make(map[float64]uint64, len(latencyBuckets))
 	var cum uint64

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"os"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
@@ -62,6 +63,15 @@ type Result struct {
 	// Profile is not what applies (InForce names it).
 	EngineKept bool
 }
+
+// AuditDegraded starts Result.Audit where the policy asked for the audit
+// but the agent was unreachable and audit.unreachable = "degrade": the
+// container runs with its profile, unaudited for life.
+const AuditDegraded = "degraded: "
+
+// Degraded says whether the container starts without the audit the policy
+// asked for.
+func (r *Result) Degraded() bool { return strings.HasPrefix(r.Audit, AuditDegraded) }
 
 // ContainerOf is what rules see of a spec; id may be empty.
 func ContainerOf(spec *specs.Spec, id string) Container {

@@ -1,15 +1,19 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
@@ -29,6 +33,7 @@ func TestAgentMetrics(t *testing.T) {
 		"seccomp_agent_handoff_failures_total":  nil,
 		"seccomp_agent_audit_dropped_total":     nil,
 		"seccomp_agent_accept_errors_total":     nil,
+		"seccomp_agent_degraded_creates_total":  nil,
 		"seccomp_agent_decision_seconds_bucket": {"le"},
 		"seccomp_agent_decision_seconds_sum":    nil,
 		"seccomp_agent_decision_seconds_count":  nil,
@@ -37,23 +42,7 @@ func TestAgentMetrics(t *testing.T) {
 		"process_cpu_seconds_total":             nil,
 	}
 	sample := regexp.MustCompile(`(?m)^([a-z_]+)(?:\{([^}]*)\})? `)
-	var text string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			text = string(b)
-			if strings.Contains(text, `seccomp_agent_notifications_total{syscall="keyctl"}`) {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no keyctl in the metrics (%v):\n%s", err, text)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	text := scrape(t, addr)
 	got := map[string]string{}
 	for _, m := range sample.FindAllStringSubmatch(text, -1) {
 		var names []string
@@ -97,4 +86,46 @@ func metricsAgent(t *testing.T, id string) string {
 	rt, _ := shim(t, "[audit]\nmode = \"always\"\nsocket = \""+socket+"\"\nunreachable = \"refuse\"\n")
 	want(t, run(t, rt, id, probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
 	return addr
+}
+
+// scrape returns the agent's metrics once they count metricsAgent's keyctl.
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	var text string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			text = string(b)
+			if strings.Contains(text, `seccomp_agent_notifications_total{syscall="keyctl"}`) {
+				return text
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no keyctl in the metrics (%v):\n%s", err, text)
+		}
+	}
+}
+
+// TestDegradedCreateCounted: a container created while no agent answers
+// (audit.mode = auto degrades) is counted in the run directory, and the
+// agent, once up, exports the count: such containers stay unaudited for
+// life, and the shim that decided so is gone.
+func TestDegradedCreateCounted(t *testing.T) {
+	runDir := os.Getenv(policy.RunDirEnv) // the test process's own: TestMain
+	before, err := logfile.Degraded(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := shim(t, "[audit]\nsocket = \""+filepath.Join(t.TempDir(), "nobody.sock")+"\"\n")
+	want(t, run(t, rt, "degraded-1", probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
+	after, err := logfile.Degraded(runDir)
+	if err != nil || after != before+1 {
+		t.Fatalf("degraded count %d -> %d (%v), want one more", before, after, err)
+	}
+	text := scrape(t, metricsAgent(t, "degraded-2")) // audited: not counted
+	if line := fmt.Sprintf("seccomp_agent_degraded_creates_total %d\n", after); !strings.Contains(text, line) {
+		t.Errorf("metrics lack %q:\n%s", line, text)
+	}
 }

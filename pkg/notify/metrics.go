@@ -158,6 +158,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 // snapshot makes the metrics under the lock, so a scrape holds up the
 // decisions no longer than that.
 func (m *Metrics) snapshot() []prometheus.Metric {
+	// Files first, outside the lock every decision made in Go takes.
+	var dropped, degraded uint64
+	var degradedErr error
+	if m.AuditDropped != nil {
+		dropped = m.AuditDropped()
+	}
+	if m.DegradedCreates != nil {
+		degraded, degradedErr = m.DegradedCreates()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	inflight := m.InFlight.Load()
@@ -187,12 +196,10 @@ func (m *Metrics) snapshot() []prometheus.Metric {
 			prometheus.MustNewConstMetric(reconnectsDesc, prometheus.CounterValue, float64(m.HolderReconnects.Load())))
 	}
 	if m.AuditDropped != nil {
-		out = append(out, prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(m.AuditDropped())))
+		out = append(out, prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(dropped)))
 	}
-	if m.DegradedCreates != nil {
-		if n, err := m.DegradedCreates(); err == nil {
-			out = append(out, prometheus.MustNewConstMetric(degradedDesc, prometheus.CounterValue, float64(n)))
-		}
+	if m.DegradedCreates != nil && degradedErr == nil {
+		out = append(out, prometheus.MustNewConstMetric(degradedDesc, prometheus.CounterValue, float64(degraded)))
 	}
 	buckets := make(map[float64]uint64, len(latencyBuckets))
 	var cum uint64

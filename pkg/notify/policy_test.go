@@ -97,7 +97,8 @@ errno = 38
 [[notify.rule]]
 name = "identity never known without a kernel"
 comm = ["*"]
-action = "continue"
+action = "errno"
+errno = 13
 `)
 	p := NewPolicy(cfg)
 	ci := &Container{ID: "ci-1", Meta: dockerMeta()}

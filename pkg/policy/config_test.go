@@ -139,6 +139,8 @@ action = "continue"
 		{"[[notify.rule]]\naction = \"allow\"", `action "allow"`},
 		{"[[notify.rule]]\naction = \"errno\"", `errno 0: must be 1-4094`},
 		{"[[notify.rule]]\naction = \"continue\"\npath = { arg = 0, glob = \"/x\" }", `never continue`},
+		{"[[notify.rule]]\naction = \"continue\"\ncomm = [\"nginx\"]", `comm, exe: set by the container itself`},
+		{"[[notify.rule]]\naction = \"continue\"\nexe = [\"/usr/sbin/nginx\"]", `comm, exe: set by the container itself`},
 		{"[[notify.rule]]\naction = \"kill\"\nargs = [{ index = 7, op = \"eq\" }]", `args[0]: index must be 0-5`},
 		{"[[notify.rule]]\nname = \"p\"\naction = \"kill\"\npath = { arg = 0, glob = \"/x\" }\n[[notify.rule]]\nname = \"c\"\naction = \"continue\"", `notify.rule[1] (c): continue after the path rule notify.rule[0] (p)`},
 	} {

@@ -70,6 +70,12 @@ func (r *NotifyRule) validate() error {
 		// The container can rewrite the path after the agent read it.
 		errs = append(errs, errors.New("path: a path read from the container may only lead to errno or kill, never continue (the container could change it after the check)"))
 	}
+	if r.Action == NotifyContinue && (len(r.Comm) > 0 || len(r.Exe) > 0) {
+		// A process names itself (prctl PR_SET_NAME), and a container can
+		// put any binary at any path of its own rootfs: both can only narrow
+		// a deny, never earn a continue.
+		errs = append(errs, errors.New("comm, exe: set by the container itself: they may only lead to errno or kill, never continue"))
+	}
 	if r.Path != nil && (r.Path.Arg > 5 || r.Path.Glob == "") {
 		errs = append(errs, fmt.Errorf("path: arg %d must be 0-5 and glob set", r.Path.Arg))
 	}

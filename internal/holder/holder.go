@@ -49,6 +49,9 @@ type Holder struct {
 	held    map[int]*specs.ContainerProcessState // by fd
 	agentUp bool
 	replay  *replayer // answers while no agent is connected
+	// replayed are the held fds replay serves: one loop per fd, or a
+	// second would block in RECV where the replayer's stop can't wake it.
+	replayed map[int]bool
 }
 
 // log returns an entry for the holder's events, with the container's ID
@@ -78,7 +81,7 @@ func (h *Holder) Serve(runtime, control *net.UnixListener) error {
 	}
 	h.mu.Lock()
 	h.held = map[int]*specs.ContainerProcessState{}
-	h.replay = rp
+	h.replay, h.replayed = rp, map[int]bool{}
 	h.mu.Unlock()
 	done := make(chan struct{})
 	defer close(done)
@@ -149,9 +152,14 @@ func (h *Holder) forward(st *specs.ContainerProcessState, fd int) error {
 // answer serves a copy of fd with the profile's own answers; shutdown of
 // the replayer closes the copy, never the held fd.
 func (h *Holder) answer(st *specs.ContainerProcessState, fd int) {
+	if h.replayed[fd] {
+		return
+	}
 	if err := h.replay.serve(st, fd, h.log(st)); err != nil {
 		h.log(st).WithError(err).Error("answering without the agent")
+		return
 	}
+	h.replayed[fd] = true
 }
 
 // controls tracks the agent: while one is connected it gets every fd.
@@ -181,7 +189,7 @@ func (h *Holder) controls(l *net.UnixListener) {
 		}
 		h.agentUp = true
 		h.replay.shutdown(5 * time.Second) // stop answering before the agent does
-		h.replay = rp
+		h.replay, h.replayed = rp, map[int]bool{}
 		for fd, st := range h.held {
 			if h.forward(st, fd) != nil {
 				h.answer(st, fd)
@@ -218,6 +226,7 @@ func (h *Holder) reap(done <-chan struct{}) {
 			if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
 				unix.Close(fd)
 				delete(h.held, fd)
+				delete(h.replayed, fd)
 				if handoff.Exec(st) {
 					// The container goes on: only this process ended.
 					h.log(st).Info("exec'd process ended: its notify fd released")

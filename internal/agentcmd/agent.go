@@ -160,8 +160,9 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	pol := notify.NewPolicy(cfg)
 	metrics := notify.NewMetrics()
 	metrics.AuditDropped = audit.DroppedCount
-	runDir := cfg.RunDir // SECCOMP_SHIM_RUN_DIR, the shim's: a reload doesn't move it
-	metrics.DegradedCreates = func() (uint64, error) { return logfile.Degraded(runDir) }
+	// Beside our socket: where the shims' audit.socket is (the holder's
+	// sits in the same directory).
+	metrics.DegradedCreates = func() (uint64, error) { return logfile.Degraded(filepath.Dir(socket)) }
 	metrics.UsesHolder = holderCtl != ""
 	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK()}
 	if runtime.GOMAXPROCS(0) < 2 {

@@ -123,7 +123,7 @@ func (h *Hook) stage(path, errorLog, stage string) int {
 		}
 		h.log(cfg, logrus.InfoLevel, "seccomp profile "+res.Action, stage, "", res)
 		if res.Degraded() {
-			if err := logfile.CountDegraded(cfg.RunDir); err != nil {
+			if err := logfile.CountDegraded(filepath.Dir(cfg.Audit.Socket)); err != nil {
 				fmt.Fprintf(h.Stderr, "seccomp-hook: counting a degraded create: %v\n", err)
 			}
 		}

@@ -12,22 +12,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// DegradedFile, under the shim's run directory, counts the containers
-// created without the audit the policy asked for (the agent was
-// unreachable): they stay unaudited for life, and the shim that decided so
-// is gone a millisecond later. The agent exports the count
+// DegradedFile, beside the agent's socket (audit.socket's directory: the
+// agent's run directory, which its pod mounts), counts the containers
+// created without the audit the policy asked for (no agent answered): they
+// stay unaudited for life, and the shim that decided so is gone a
+// millisecond later. The agent exports the count
 // (seccomp_agent_degraded_creates_total); the node's log.file names each
-// container. It is a tmpfs file: the count starts again at each boot, as the
+// container. On a tmpfs, the count starts again at each boot, as the
 // containers do.
 const DegradedFile = "degraded.count"
 
-// CountDegraded adds one to runDir's DegradedFile, under an exclusive lock
-// so that concurrent creates never lose a count.
-func CountDegraded(runDir string) error {
-	if err := os.MkdirAll(runDir, 0o700); err != nil {
-		return err
+// CountDegraded adds one to dir's DegradedFile, under an exclusive lock so
+// that concurrent creates never lose a count. It makes no directory: where
+// audit.socket's directory doesn't exist, no agent ever ran to export the
+// count, and nothing is counted.
+func CountDegraded(dir string) error {
+	f, err := os.OpenFile(filepath.Join(dir, DegradedFile), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	f, err := os.OpenFile(filepath.Join(runDir, DegradedFile), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
@@ -48,9 +51,9 @@ func CountDegraded(runDir string) error {
 	return f.Truncate(int64(len(next)))
 }
 
-// Degraded reads runDir's DegradedFile: 0 where there is none.
-func Degraded(runDir string) (uint64, error) {
-	data, err := os.ReadFile(filepath.Join(runDir, DegradedFile))
+// Degraded reads dir's DegradedFile: 0 where there is none.
+func Degraded(dir string) (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(dir, DegradedFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
@@ -59,7 +62,7 @@ func Degraded(runDir string) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", filepath.Join(runDir, DegradedFile), err)
+		return 0, fmt.Errorf("%s: %w", filepath.Join(dir, DegradedFile), err)
 	}
 	return n, nil
 }

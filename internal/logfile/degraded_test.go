@@ -7,10 +7,17 @@ import (
 	"testing"
 )
 
-// TestCountDegraded: concurrent creates lose no count; no file reads as 0,
-// and the directory is made root-only.
+// TestCountDegraded: concurrent creates lose no count; no file reads as 0;
+// no directory, no count and no directory made.
 func TestCountDegraded(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "run")
+	missing := filepath.Join(t.TempDir(), "none")
+	if err := CountDegraded(missing); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("a directory was made: %v", err)
+	}
+	dir := t.TempDir()
 	if n, err := Degraded(dir); n != 0 || err != nil {
 		t.Fatalf("no file: %d, %v", n, err)
 	}
@@ -28,7 +35,7 @@ func TestCountDegraded(t *testing.T) {
 	if n, err := Degraded(dir); n != 50 || err != nil {
 		t.Errorf("after 50: %d, %v", n, err)
 	}
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("run dir: %v, %v", fi.Mode(), err)
+	if fi, err := os.Stat(filepath.Join(dir, DegradedFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("count file: %v", err)
 	}
 }

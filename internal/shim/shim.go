@@ -242,7 +242,7 @@ func (s *Shim) record(cfg *policy.Config, a *runcargs.Args, res *policy.Result) 
 		fmt.Fprintf(s.Stderr, "seccomp-shim: warning: log.file: %v\n", err)
 	}
 	if res.Degraded() {
-		if err := logfile.CountDegraded(cfg.RunDir); err != nil {
+		if err := logfile.CountDegraded(filepath.Dir(cfg.Audit.Socket)); err != nil {
 			fmt.Fprintf(s.Stderr, "seccomp-shim: warning: counting a degraded create: %v\n", err)
 		}
 	}

@@ -40,15 +40,10 @@ const (
 // answers, and its audit log stays small. Latency is logged, not asserted:
 // this machine's timing is not the test's to judge.
 func TestHostileContainer(t *testing.T) {
-	rt, profiles := shim(t, "")
 	socket := filepath.Join(t.TempDir(), "agent.sock")
+	rt, profiles := shim(t, fmt.Sprintf("[audit]\nmode = \"always\"\nsocket = %q\nunreachable = \"refuse\"\n", socket))
 	cfg := strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
-	hostileAppend(t, cfg, fmt.Sprintf(`
-[audit]
-mode = "always"
-socket = %q
-unreachable = "refuse"
-
+	hostileAppend(t, cfg, `
 [[rule]]
 name = "hostile test"
 profile = "hostile"
@@ -62,7 +57,7 @@ syscalls = ["mkdirat"]
 path = { arg = 1, glob = "/etc/*" }
 action = "errno"
 errno = 13
-`, socket))
+`)
 	writeProfile(t, profiles, "hostile", hostileProfile)
 	agent := startHostileAgent(t, socket, cfg)
 

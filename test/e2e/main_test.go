@@ -63,6 +63,11 @@ func writeConfig(t testing.TB, body string) (path, profiles string) {
 	// kept in the test's own directory.
 	full := fmt.Sprintf("[runtime]\npath = [%q]\n[profiles]\ndir = %q\ncache_dir = %q\n[log]\nfile = %q\nlevel = \"debug\"\n%s",
 		harness.RequireBinary(t, "runc"), profiles, filepath.Join(dir, "cache"), filepath.Join(dir, "shim.log"), body)
+	if !strings.Contains(body, "[audit]") {
+		// Not the node's agent (audit.socket's default): one of the test's
+		// own, where nobody listens unless the test starts an agent there.
+		full += fmt.Sprintf("\n[audit]\nsocket = %q\n", filepath.Join(dir, "run", "agent.sock"))
+	}
 	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
-	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
@@ -71,6 +69,11 @@ func TestAgentMetrics(t *testing.T) {
 // with a denied keyctl, so that the labelled families exist. It returns the
 // metrics address.
 func metricsAgent(t *testing.T, id string) string {
+	return metricsAgentAt(t, id, filepath.Join(t.TempDir(), "run", "agent.sock"))
+}
+
+// metricsAgentAt is metricsAgent with its socket at socket.
+func metricsAgentAt(t *testing.T, id, socket string) string {
 	harness.RequireRoot(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -79,7 +82,6 @@ func metricsAgent(t *testing.T, id string) string {
 	addr := l.Addr().String()
 	l.Close()
 	dir := t.TempDir()
-	socket := filepath.Join(dir, "run", "agent.sock")
 	cfg, _ := writeConfig(t, "")
 	daemon(t, "agent", "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--metrics", addr, "--config", cfg)
 	waitSocket(t, socket)
@@ -109,23 +111,22 @@ func scrape(t *testing.T, addr string) string {
 }
 
 // TestDegradedCreateCounted: a container created while no agent answers
-// (audit.mode = auto degrades) is counted in the run directory, and the
-// agent, once up, exports the count: such containers stay unaudited for
-// life, and the shim that decided so is gone.
+// (audit.mode = auto degrades) is counted beside audit.socket, and the
+// agent, once up on that socket, exports the count: such containers stay
+// unaudited for life, and the shim that decided so is gone.
 func TestDegradedCreateCounted(t *testing.T) {
-	runDir := os.Getenv(policy.RunDirEnv) // the test process's own: TestMain
-	before, err := logfile.Degraded(runDir)
-	if err != nil {
+	run0 := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(run0, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	rt, _ := shim(t, "[audit]\nsocket = \""+filepath.Join(t.TempDir(), "nobody.sock")+"\"\n")
+	socket := filepath.Join(run0, "agent.sock")
+	rt, _ := shim(t, "[audit]\nsocket = \""+socket+"\"\n")
 	want(t, run(t, rt, "degraded-1", probe(t, "call", "keyctl")), "keyctl errno EPERM 1")
-	after, err := logfile.Degraded(runDir)
-	if err != nil || after != before+1 {
-		t.Fatalf("degraded count %d -> %d (%v), want one more", before, after, err)
+	if n, err := logfile.Degraded(run0); n != 1 || err != nil {
+		t.Fatalf("degraded count %d (%v), want 1", n, err)
 	}
-	text := scrape(t, metricsAgent(t, "degraded-2")) // audited: not counted
-	if line := fmt.Sprintf("seccomp_agent_degraded_creates_total %d\n", after); !strings.Contains(text, line) {
+	text := scrape(t, metricsAgentAt(t, "degraded-2", socket)) // audited: not counted
+	if line := "seccomp_agent_degraded_creates_total 1\n"; !strings.Contains(text, line) {
 		t.Errorf("metrics lack %q:\n%s", line, text)
 	}
 }

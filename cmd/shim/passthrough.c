@@ -119,6 +119,13 @@ static void seccomp_shim_passthrough(int argc, char **argv, char **envp) {
 	if (strcmp(line[0], "seccomp-shim-runtime-cache v1") || strcmp(line[1], config) ||
 	    strcmp(line[2], id) || strcmp(line[3], pathline) || line[4][0] != '/')
 		return;
+	// Never ourselves: a runtime path replaced by the shim since it was
+	// recorded (installed as runc, say) would exec us again forever; Go's
+	// lookup skips this binary.
+	struct stat rt, self;
+	if (stat(line[4], &rt) != 0 || stat("/proc/self/exe", &self) != 0 ||
+	    (rt.st_dev == self.st_dev && rt.st_ino == self.st_ino))
+		return;
 	char *old = argv[0];
 	argv[0] = line[4];
 	execve(line[4], argv, envp);

@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +90,53 @@ func TestFastPath(t *testing.T) {
 	// That run cached the new identity: fast again.
 	if _, trace = state(); strings.Contains(trace, "github.com/seccomp-shim") {
 		t.Errorf("the Go path did not refresh the cache:\n%s", trace)
+	}
+}
+
+// TestFastPathNeverExecsItself: a recorded runtime path that has become the
+// shim since (installed as runc, say) sends the pass-through to Go, whose
+// lookup skips this binary, instead of the shim exec'ing itself forever.
+func TestFastPathNeverExecsItself(t *testing.T) {
+	harness.RequireRoot(t)
+	runcBin := harness.RequireBinary(t, "runc")
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first := filepath.Join(bin, "runc")
+	if err := os.Symlink(runcBin, first); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := writeConfig(t, "")
+	data, _ := os.ReadFile(cfg)
+	data = []byte(strings.Replace(string(data), "[runtime]\npath = [", fmt.Sprintf("[runtime]\npath = [%q, ", first), 1))
+	if err := os.WriteFile(cfg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bins.shim, "--root", t.TempDir(), "state", "nobody")
+		cmd.Env = append(os.Environ(), "SECCOMP_SHIM_CONFIG="+cfg)
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			return fmt.Errorf("state did not end: %s", out)
+		}
+		if !strings.Contains(string(out), "does not exist") { // runc: container does not exist
+			return fmt.Errorf("state: %v: %s", err, out)
+		}
+		return nil
+	}
+	if err := state(); err != nil { // Go: records bin/runc for the pass-through
+		t.Fatal(err)
+	}
+	if err := os.Remove(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bins.shim, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := state(); err != nil {
+		t.Fatal(err)
 	}
 }

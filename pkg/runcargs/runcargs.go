@@ -145,11 +145,13 @@ func Parse(argv []string, cwd string) (*Args, error) {
 	if a.Command != "exec" && a.Command != "ps" {
 		args = reorder(args)
 	}
-	bundle, bundleSet := "", false
+	bundle, bundleSet, config := "", false, ""
 	n, err = scan(args, commandFlags[a.Command], false, func(name, value string) {
 		switch name {
 		case "bundle", "b":
 			bundle, bundleSet = value, true
+		case "config", "f":
+			config = value
 		case "help", "h":
 			commandHelp = isTrue(value)
 		}
@@ -168,6 +170,11 @@ func Parse(argv []string, cwd string) (*Args, error) {
 	if a.ModifiesBundle() {
 		if a.Bundle, err = bundlePath(bundle, bundleSet, cwd); err != nil {
 			return nil, err
+		}
+		// crun's --config names the file it reads instead of the bundle's
+		// config.json: a policy applied to config.json would not reach it.
+		if config != "" && filepath.Clean(config) != "config.json" {
+			return nil, fmt.Errorf("%w: %s --config %s: only the bundle's config.json gets the policy", ErrUsage, a.Command, config)
 		}
 	}
 	return a, nil

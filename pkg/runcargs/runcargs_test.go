@@ -130,7 +130,7 @@ var parseTests = []struct {
 		want{global: "--weird val", command: "create", bundle: "/b", id: "c1", modifies: true}},
 	{"unknown flag before command", fields("--weird create --bundle /b c1"),
 		want{global: "--weird", command: "create", bundle: "/b", id: "c1", modifies: true}},
-	{"crun config", fields("create -f other.json --bundle /b c1"), want{command: "create", bundle: "/b", id: "c1", modifies: true}},
+	{"crun config", fields("create -f config.json --bundle /b c1"), want{command: "create", bundle: "/b", id: "c1", modifies: true}},
 
 	// runc prints and exits without loading the bundle.
 	{"help", fields("--help"), want{global: "--help"}},
@@ -196,6 +196,9 @@ func TestParseErrors(t *testing.T) {
 		fields("create --bundle= c1"),
 		{"create", "-b", "", "c1"},
 		fields("run --bundle /a --bundle= c1"),
+		// crun reads the file --config names, not the bundle's config.json.
+		fields("create --config other.json --bundle /b c1"),
+		fields("run -f /tmp/x.json c1"),
 	} {
 		_, err := Parse(argv, cwd)
 		if !errors.Is(err, ErrUsage) {
@@ -271,5 +274,14 @@ func TestBundleSpellings(t *testing.T) {
 				t.Errorf("%s %s: %+v, %v", cmd, spelling, a, err)
 			}
 		}
+	}
+}
+
+// TestConfigJSONAccepted: crun's --config naming config.json itself reads
+// the file the policy was applied to.
+func TestConfigJSONAccepted(t *testing.T) {
+	a, err := Parse(fields("create --config config.json --bundle /b c1"), cwd)
+	if err != nil || a.Bundle != "/b" {
+		t.Errorf("Parse = %+v, %v", a, err)
 	}
 }

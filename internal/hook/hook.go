@@ -21,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
+	"github.com/seccomp-shim/seccomp-shim/internal/specfile"
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
@@ -154,11 +155,12 @@ func (h *Hook) stage(path, errorLog, stage string) int {
 // spec was written, and runc fails the create if a listener does not.
 func Verify(cfg *policy.Config, state specs.State) (*policy.Result, error) {
 	path := filepath.Join(state.Bundle, "config.json")
-	data, err := os.ReadFile(path)
+	// As the shim reads it: a regular file, not a link, within the cap.
+	f, err := specfile.Read(path)
 	if err != nil {
 		return nil, err
 	}
-	res, ok, err := inject.Follows(cfg, data, state.ID, path)
+	res, ok, err := inject.Follows(cfg, f.Data, state.ID, path)
 	if err != nil {
 		return nil, err
 	}

@@ -104,6 +104,9 @@ func apply(cfg *policy.Config, data []byte, id, source string) (*specs.Spec, *sp
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: not a valid OCI spec: %w", source, err)
 	}
+	if err := specfile.CheckPath(data, "linux", "seccomp"); err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", source, err)
+	}
 	var before *specs.LinuxSeccomp
 	if spec.Linux != nil && spec.Linux.Seccomp != nil {
 		c := *spec.Linux.Seccomp

@@ -576,3 +576,29 @@ func TestKeepAuditUnknownFields(t *testing.T) {
 		}
 	}
 }
+
+// TestTwinSeccompRefused: "seccomp" and "Seccomp" under linux decode as the
+// last one in runc and as the exact key in crun: refused even where the spec
+// would otherwise be left as it is (review).
+func TestTwinSeccompRefused(t *testing.T) {
+	out, _, err := inject.Spec(config(t, "[[rule]]\nexisting = \"replace\"\n"), []byte(runcSpec), "c1", "config.json", noAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]json.RawMessage
+	if err := json.Unmarshal(out, &spec); err != nil {
+		t.Fatal(err)
+	}
+	var linux map[string]json.RawMessage
+	if err := json.Unmarshal(spec["linux"], &linux); err != nil {
+		t.Fatal(err)
+	}
+	twin := strings.Replace(string(out), `"linux": {`, `"linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}, "Seccomp": `+string(linux["seccomp"])+`,`, 1)
+	twin = strings.Replace(twin, `"seccomp": `+string(linux["seccomp"]), `"x": 1`, 1)
+	if !strings.Contains(twin, `"Seccomp"`) {
+		t.Fatal("test spec not built")
+	}
+	if _, _, err := inject.Spec(config(t, "[[rule]]\nexisting = \"replace\"\n"), []byte(twin), "c1", "config.json", noAgent); err == nil || !strings.Contains(err.Error(), `member "Seccomp" would also be decoded as "seccomp"`) {
+		t.Errorf("twin keys: %v", err)
+	}
+}

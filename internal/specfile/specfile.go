@@ -125,6 +125,36 @@ func SetPath(doc []byte, v json.RawMessage, path ...string) ([]byte, error) {
 	return setPath(doc, v, path, 0, "", unit)
 }
 
+// CheckPath refuses doc if a member along path has a twin that differs only
+// in case, as SetPath does: a spec left as it is must be refused alike, or
+// runc (encoding/json, the last of the twins) and crun (the exact key) would
+// read different profiles.
+func CheckPath(doc []byte, path ...string) error {
+	obj := doc
+	for depth, key := range path {
+		_, _, spans, err := Scan(obj)
+		if err != nil {
+			return fmt.Errorf("specfile: %s: %w", where(path[:depth]), err)
+		}
+		next := -1
+		for j, m := range spans {
+			if m.Key == key {
+				next = j
+			} else if strings.EqualFold(m.Key, key) {
+				return fmt.Errorf("specfile: %s: member %q would also be decoded as %q", where(path[:depth]), m.Key, key)
+			}
+		}
+		if next < 0 {
+			return nil
+		}
+		obj = obj[spans[next].ValueStart:spans[next].ValueEnd]
+		if len(obj) == 0 || obj[0] != '{' {
+			return nil // null, or not an object: the decoder says what is wrong
+		}
+	}
+	return nil
+}
+
 // setPath sets path[depth:] in obj, an object whose opening line is
 // indented by base; unit is the document's indentation unit, "" if compact.
 func setPath(obj []byte, v json.RawMessage, path []string, depth int, base, unit string) ([]byte, error) {

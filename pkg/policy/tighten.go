@@ -114,6 +114,29 @@ func treatments(sc *specs.LinuxSeccomp) map[string]treatment {
 	return m
 }
 
+// fallingTo is t, whose calls no rule matches get fall, in a profile whose
+// default is def. Where the two differ, a rule on the one condition of t's
+// one rule, inverted, says fall; where that can't be said exactly (several
+// rules or conditions, a masked comparison), t falls through to def, the
+// stricter: that fails closed, as Tighten does for rules it can't intersect.
+func (t treatment) fallingTo(fall, def verdict) treatment {
+	if fall.equal(def) || len(t.Rules) != 1 || len(t.Rules[0].Args) != 1 {
+		return t
+	}
+	arg := t.Rules[0].Args[0]
+	inv, ok := map[specs.LinuxSeccompOperator]specs.LinuxSeccompOperator{
+		specs.OpEqualTo: specs.OpNotEqual, specs.OpNotEqual: specs.OpEqualTo,
+		specs.OpLessThan: specs.OpGreaterEqual, specs.OpGreaterEqual: specs.OpLessThan,
+		specs.OpLessEqual: specs.OpGreaterThan, specs.OpGreaterThan: specs.OpLessEqual,
+	}[arg.Op]
+	if !ok {
+		return t
+	}
+	arg.Op = inv
+	rest := specs.LinuxSyscall{Names: t.Rules[0].Names, Action: fall.Action, ErrnoRet: fall.Errno, Args: []specs.LinuxSeccompArg{arg}}
+	return treatment{Rules: []specs.LinuxSyscall{t.Rules[0], rest}}
+}
+
 // implies reports whether every call a's rules allow, b's allow too: each of
 // a's rules has all the conditions of one of b's.
 func implies(a, b treatment) bool {
@@ -193,17 +216,21 @@ func Tighten(base, ours *specs.LinuxSeccomp) (*specs.LinuxSeccomp, error) {
 		if !ok {
 			p = treatment{Uncond: &defP}
 		}
+		// Each side's rules as they read under the output's default.
+		ef, pf := e.fallingTo(defE, def), p.fallingTo(defP, def)
 		var r treatment
 		switch {
 		case e.Uncond != nil && p.Uncond != nil:
 			v := stricter(*e.Uncond, *p.Uncond)
 			r = treatment{Uncond: &v}
 		case p.allow():
-			r = e
+			r = ef
 		case e.allow():
-			r = p
+			r = pf
 		case reflect.DeepEqual(e.Rules, p.Rules):
 			r = e
+		case reflect.DeepEqual(ef.Rules, pf.Rules):
+			r = ef // an earlier Tighten's output, tightened by ours again
 		case e.allAllow() && p.allAllow() && implies(e, p):
 			r = e
 		case e.allAllow() && p.allAllow() && implies(p, e):

@@ -228,3 +228,32 @@ func TestApplyAudited(t *testing.T) {
 		}
 	}
 }
+
+// TestTightenKeepsWhatBothAllow: an engine profile that allows everything
+// but ioctl(TIOCSTI), tightened by Docker's default (which allows ioctl):
+// ioctl(TCGETS) stays allowed, as both profiles allow it, and TIOCSTI stays
+// denied. Before, the engine's rule fell through to the stricter default
+// and every ioctl was denied (review).
+func TestTightenKeepsWhatBothAllow(t *testing.T) {
+	const tiocsti, tcgets = 0x5412, 0x5401
+	eperm := uint(1)
+	base := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{{
+		Names: []string{"ioctl"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+		Args: []specs.LinuxSeccompArg{{Index: 1, Value: tiocsti, Op: specs.OpEqualTo}},
+	}}}
+	p, _ := LoadProfile("", ProfileDefault)
+	ours, _ := p.Resolve(nil)
+	got, err := Tighten(base, ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := eval(got, "ioctl", [6]uint64{1, tcgets}); v.Action != specs.ActAllow {
+		t.Errorf("ioctl(TCGETS): %v, want allowed", v)
+	}
+	if v := eval(got, "ioctl", [6]uint64{1, tiocsti}); v.Action != specs.ActErrno {
+		t.Errorf("ioctl(TIOCSTI): %v, want denied", v)
+	}
+	if again, _ := Tighten(got, ours); !equalJSON(again, got) {
+		t.Error("not idempotent")
+	}
+}

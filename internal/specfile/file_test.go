@@ -304,7 +304,7 @@ func TestRenamedBundleLeavesNoTemp(t *testing.T) {
 			}
 		}
 	}()
-	writes := 0
+	writes, raced := 0, 0
 	for i := 0; i < 300; i++ {
 		for _, dir := range []string{a, b} {
 			f, err := Read(filepath.Join(dir, "config.json"))
@@ -313,6 +313,8 @@ func TestRenamedBundleLeavesNoTemp(t *testing.T) {
 			}
 			if _, err := f.WriteAtomic([]byte(fmt.Sprintf("{\"n\": %d}\n", i))); err == nil {
 				writes++
+			} else {
+				raced++ // failed with its temp file made, or before
 			}
 		}
 	}
@@ -326,5 +328,8 @@ func TestRenamedBundleLeavesNoTemp(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d of 600 writes went through", writes)
+	t.Logf("%d of 600 writes went through, %d failed under a rename", writes, raced)
+	if writes == 0 || raced == 0 {
+		t.Fatalf("nothing raced: %d writes, %d failed under a rename", writes, raced)
+	}
 }

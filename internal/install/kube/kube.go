@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os/signal"
 	"slices"
 	"time"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -116,6 +118,15 @@ func Ready(ctx context.Context, nodes metadata.ResourceInterface, node string, l
 		}
 		select {
 		case <-ctx.Done():
+			// Stopped (the pod's SIGTERM): the agent beside us is going
+			// away, and a check already under way when the preStop hook
+			// removed the label may have set it again.
+			stop, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if _, err := SetReady(stop, nodes, node, false); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s: stopping: label %s removed\n", node, ReadyLabel)
 			return nil
 		case <-time.After(watch):
 		}
@@ -164,7 +175,8 @@ func Command(stdout io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx := c.Context
+			ctx, stop := signal.NotifyContext(c.Context, unix.SIGTERM, unix.SIGINT)
+			defer stop()
 			if c.Bool("remove") {
 				if _, err := SetReady(ctx, nodes, node, false); err != nil {
 					return err

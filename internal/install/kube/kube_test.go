@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/metadata"
@@ -111,5 +112,36 @@ func TestReadyFollowsHandler(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "label "+ReadyLabel+" removed") || !strings.Contains(out.String(), "connection refused") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// TestReadyRemovesOnStop: a watching ready that is stopped removes the
+// label, whatever its last check set: the preStop hook's removal can race a
+// check under way (review).
+func TestReadyRemovesOnStop(t *testing.T) {
+	cs := clientWith(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error)
+	checked := make(chan struct{}, 1)
+	go func() {
+		done <- Ready(ctx, nodes(cs), "n1", func(context.Context) (bool, error) {
+			select {
+			case checked <- struct{}{}:
+			default:
+			}
+			return true, nil
+		}, time.Hour, &out)
+	}()
+	<-checked
+	for labels(t, cs)[ReadyLabel] != "true" {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := labels(t, cs)[ReadyLabel]; got != "" {
+		t.Errorf("label %q after stop, want none:\n%s", got, out.String())
 	}
 }

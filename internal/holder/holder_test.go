@@ -95,6 +95,7 @@ func receive(t *testing.T, l *net.UnixListener) *handoff.Handoff {
 	if err != nil {
 		t.Fatal(err)
 	}
+	handoff.Ack(c)
 	t.Cleanup(func() { unix.Close(h.SeccompFd) })
 	return h
 }

@@ -223,9 +223,24 @@ func Exec(st *specs.ContainerProcessState) bool {
 	return st.State.Pid != 0 && st.Pid != st.State.Pid
 }
 
+// AckByte is what a receiver that took a hand-off whole writes back (Ack).
+// runc reads nothing and closes its side; the holder, which keeps the fd,
+// must know: a hand-off the agent failed to take (out of fds, a bad message)
+// would otherwise leave the container answered by nobody.
+const AckByte = 'k'
+
+// Ack tells the sender on conn that its hand-off arrived whole. A sender
+// that reads nothing (runc) has closed its side: the error is of no use.
+func Ack(conn *net.UnixConn) {
+	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = conn.Write([]byte{AckByte})
+}
+
 // Send makes a hand-off as runc does: it dials path and sends the JSON of st
 // with fd as SCM_RIGHTS in one message. st.Fds must name fd ("seccompFd").
-// The seccomp-agent holder uses it to pass fds it keeps on to the agent.
+// The seccomp-agent holder uses it to pass fds it keeps on to the agent, and
+// so it waits, within timeout, for the receiver's Ack: without it the
+// hand-off failed, whatever sendmsg said.
 func Send(path string, st *specs.ContainerProcessState, fd int, timeout time.Duration) error {
 	payload, err := json.Marshal(st)
 	if err != nil {
@@ -246,6 +261,14 @@ func Send(path string, st *specs.ContainerProcessState, fd int, timeout time.Dur
 	}
 	if n != len(payload) || oobn == 0 {
 		return fmt.Errorf("handoff: short send to %s (%d of %d bytes)", path, n, len(payload))
+	}
+	_ = conn.CloseWrite() // the receiver reads to EOF or one whole JSON value
+	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	var ack [1]byte
+	if _, err := io.ReadFull(conn, ack[:]); err != nil || ack[0] != AckByte {
+		return fmt.Errorf("handoff: %s did not take the hand-off (no acknowledgement: %v)", path, err)
 	}
 	return nil
 }

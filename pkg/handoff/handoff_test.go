@@ -388,3 +388,48 @@ func TestExec(t *testing.T) {
 		}
 	}
 }
+
+// TestSendNeedsAck: Send succeeds only once the receiver acknowledges the
+// hand-off; one that takes the message and closes without Ack (it ran out
+// of fds, say) is a failed hand-off, so the holder keeps answering (review).
+func TestSendNeedsAck(t *testing.T) {
+	for _, ack := range []bool{true, false} {
+		path := filepath.Join(t.TempDir(), "agent.sock")
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		go func() {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			h, err := ReceiveFrom(c, time.Now().Add(5*time.Second), asSelf)
+			if err != nil {
+				return
+			}
+			unix.Close(h.SeccompFd)
+			if ack {
+				Ack(c)
+			}
+		}()
+		var st specs.ContainerProcessState
+		if err := json.Unmarshal([]byte(runcMsg), &st); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Send(path, &st, fd, 2*time.Second)
+		unix.Close(fd)
+		if ack && err != nil {
+			t.Errorf("acknowledged: %v", err)
+		}
+		if !ack && (err == nil || !strings.Contains(err.Error(), "did not take the hand-off")) {
+			t.Errorf("not acknowledged: %v, want an error", err)
+		}
+	}
+}

@@ -255,6 +255,9 @@ func (s *Server) accept(conn *net.UnixConn) {
 	s.mu.Lock()
 	delete(s.pending, conn)
 	s.mu.Unlock()
+	if err == nil {
+		handoff.Ack(conn) // the holder keeps the fd until we say we have it
+	}
 	conn.Close()
 	if err != nil && s.Metrics != nil && !isProbe(err) {
 		s.Metrics.HandoffFailures.Add(1)

@@ -2,14 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/yaml"
 )
@@ -28,21 +25,7 @@ func TestMonitoringNamesLiveMetrics(t *testing.T) {
 
 	served := map[string]bool{}
 	name := regexp.MustCompile(`(?m)^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]`)
-	var text string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			text = string(b)
-			if strings.Contains(text, `seccomp_agent_notifications_total{syscall="keyctl"}`) {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no keyctl in the metrics (%v):\n%s", err, text)
-		}
-	}
+	text := scrape(t, addr)
 	for _, m := range name.FindAllStringSubmatch(text, -1) {
 		served[m[1]] = true
 	}

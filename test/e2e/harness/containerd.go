@@ -108,6 +108,7 @@ func NewContainerd(t testing.TB, opt ContainerdOptions) *Containerd {
 	if opt.Newstack {
 		conf = c.configV3(opt)
 	}
+	conf = c.configBase(opt.Newstack) + conf
 	if err := os.WriteFile(c.Config, []byte(conf+strings.ReplaceAll(opt.CRI, "{{DIR}}", c.Dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -179,9 +180,14 @@ func (c *Containerd) Restart(t testing.TB) {
 	c.start(t)
 }
 
-func (c *Containerd) configV2(opt ContainerdOptions) string {
+// configBase is what both config versions say alike: the private paths.
+func (c *Containerd) configBase(v3 bool) string {
 	p := func(s string) string { return strconv.Quote(filepath.Join(c.Dir, s)) }
-	return fmt.Sprintf(`version = 2
+	version := 2
+	if v3 {
+		version = 3
+	}
+	return fmt.Sprintf(`version = %d
 root = %s
 state = %s
 
@@ -197,14 +203,21 @@ state = %s
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-  disable_apparmor = true
+`, version, p("root"), p("state"), p("c.sock"), p("t.sock"), p("opt"))
+}
+
+// configV2 is containerd 1.6's CRI, all in grpc.v1.cri: it goes on with
+// the table configBase ends in.
+func (c *Containerd) configV2(opt ContainerdOptions) string {
+	p := func(s string) string { return strconv.Quote(filepath.Join(c.Dir, s)) }
+	return fmt.Sprintf(`  disable_apparmor = true
   restrict_oom_score_adj = true
   sandbox_image = %q
 
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = %s
   conf_dir = %s
-`, p("root"), p("state"), p("c.sock"), p("t.sock"), p("opt"), opt.SandboxImage, p("cni-bin"), p("cni-conf"))
+`, opt.SandboxImage, p("cni-bin"), p("cni-conf"))
 }
 
 // configV3 is containerd 2.x's: CRI is split into cri.v1.images and
@@ -213,23 +226,7 @@ state = %s
 func (c *Containerd) configV3(opt ContainerdOptions) string {
 	p := func(s string) string { return strconv.Quote(filepath.Join(c.Dir, s)) }
 	var b strings.Builder
-	fmt.Fprintf(&b, `version = 3
-root = %s
-state = %s
-
-[grpc]
-  address = %s
-
-[ttrpc]
-  address = %s
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = %s
-
-[plugins."io.containerd.grpc.v1.cri"]
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-
+	fmt.Fprintf(&b, `
 [plugins."io.containerd.cri.v1.images".pinned_images]
   sandbox = %q
 
@@ -256,7 +253,7 @@ state = %s
   socket_path = %q
   plugin_path = %s
   plugin_config_path = %s
-`, p("root"), p("state"), p("c.sock"), p("t.sock"), p("opt"), opt.SandboxImage, p("cni-bin"), p("cni-conf"),
+`, opt.SandboxImage, p("cni-bin"), p("cni-conf"),
 		c.Runc, p("runc"), c.NRISocket, p("nri-plugins"), p("nri-conf"))
 	if len(opt.RequiredPlugins) > 0 {
 		q := make([]string, len(opt.RequiredPlugins))

@@ -221,3 +221,88 @@ func ids(pods map[string]*harness.Pod) []string {
 	}
 	return out
 }
+
+// TestNRIRestart: the agent (and with it the plugin) restarts while a pod
+// runs, with the holder keeping the container's notify fd, as the project
+// promises for the agent's restarts: the running container is answered by
+// the holder meanwhile and by the new agent after, and the new plugin
+// registers again and decides for new containers. Then containerd restarts,
+// and the plugin connects again by itself.
+func TestNRIRestart(t *testing.T) {
+	n := newNRINode(t, `
+[[notify.rule]]
+syscalls = ["keyctl"]
+action = "continue"
+`)
+	dir := t.TempDir()
+	private, ctl := filepath.Join(dir, "agent.private.sock"), filepath.Join(dir, "holder.ctl")
+	daemon(t, "holder", "hold", "--socket", n.socket, "--agent", private, "--control", ctl)
+	waitSocket(t, n.socket)
+	waitSocket(t, ctl)
+	agent := func() (func(os.Signal), string) {
+		stop, out := daemonOut(t, "agent", "--socket", private, "--holder", ctl, "--config", n.cfg, "--metrics", "",
+			"--audit-log", n.auditLog, "--nri-socket", n.ctd.NRISocket)
+		waitOutput(t, out, "registered with NRI", 1)
+		return stop, out
+	}
+	stop, _ := agent()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	k := n.ctd.CRI(t)
+	p, err := k.RunPod(ctx, harness.PodConfig("loop", "web", t.TempDir(), nil), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := harness.ContainerConfig("loop", harness.PauseImage, nil, "/bin/sh", "-c", "while true; do /bin/probe call keyctl; sleep 0.1; done")
+	if _, err := k.Start(ctx, p, loop); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(p.Config.LogDirectory, loop.LogPath)
+	waitFor := func(line string) { t.Helper(); waitCRILastLine(t, logPath, line) }
+	waitFor("keyctl errno EINVAL 22") // the agent lets it through; the kernel rejects zero args
+	stop(os.Kill)                     // a crash
+	waitFor("keyctl errno EPERM 1")   // the holder: the profile's own denial
+	stop, out := agent()
+	waitFor("keyctl errno EINVAL 22") // the new agent decides again
+
+	// New containers get the policy from the new plugin.
+	runProbe := func(name string) {
+		t.Helper()
+		id, log, err := k.Run(ctx, p, harness.ContainerConfig(name, harness.PauseImage, nil, probeCmd...))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want(t, log, "Seccomp:\t2", "keyctl errno EINVAL 22", "getpid ok")
+		if d := n.decisionsByID(t)[id]; d == nil || d["action"] != "injected" || d["audit"] != "audited" {
+			t.Errorf("%s: decision %v", name, d)
+		}
+	}
+	runProbe("after-agent-restart")
+
+	// containerd restarts: the plugin connects again, the pod runs on.
+	n.ctd.Restart(t)
+	waitOutput(t, out, "registered with NRI", 2)
+	waitFor("keyctl errno EINVAL 22")
+	runProbe("after-containerd-restart")
+
+	log, _ := harness.ContainerLog(logPath)
+	if strings.Contains(log, "ENOSYS") {
+		t.Errorf("a routed syscall got ENOSYS: the notify fd was lost:\n%s", tail(log, 20))
+	}
+}
+
+// waitCRILastLine waits until the last line of a CRI container log is line.
+func waitCRILastLine(t *testing.T, path, line string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var log string
+	for time.Now().Before(deadline) {
+		log, _ = harness.ContainerLog(path)
+		if lines := strings.Split(strings.TrimSpace(log), "\n"); lines[len(lines)-1] == line {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(log, 5))
+}

@@ -260,13 +260,7 @@ const maxComplement = 32
 func complement(rules []specs.LinuxSyscall) ([][]specs.LinuxSeccompArg, bool) {
 	var split [][]specs.LinuxSeccompArg // the rules as runc adds them
 	for _, r := range rules {
-		seen := map[uint]bool{}
-		dup := false
-		for _, a := range r.Args {
-			dup = dup || seen[a.Index]
-			seen[a.Index] = true
-		}
-		if !dup {
+		if !splitByRunc(r.Args) {
 			split = append(split, r.Args)
 			continue
 		}
@@ -417,36 +411,37 @@ func addGap(g [2]uint64, index uint, add func(specs.LinuxSeccompArg) bool) bool 
 	return false
 }
 
+// argOpOf is ArgCond's name of each OCI operator.
+var argOpOf = map[specs.LinuxSeccompOperator]string{
+	specs.OpEqualTo: "eq", specs.OpNotEqual: "ne", specs.OpLessThan: "lt", specs.OpLessEqual: "le",
+	specs.OpGreaterThan: "gt", specs.OpGreaterEqual: "ge", specs.OpMaskedEqual: "mask",
+}
+
+// splitByRunc reports whether runc adds args as one rule per condition (any
+// holds) rather than one rule (all hold): where they name an argument twice.
+func splitByRunc(args []specs.LinuxSeccompArg) bool {
+	seen := map[uint]bool{}
+	for _, a := range args {
+		if seen[a.Index] {
+			return true
+		}
+		seen[a.Index] = true
+	}
+	return false
+}
+
 // Holds reports whether rule r matches a call with args as runc applies
 // it (see complement): the one evaluation of a profile's argument rules,
 // which the agent runs for syscalls routed whole.
 func Holds(r specs.LinuxSyscall, args [6]uint64) bool {
-	seen := map[uint]bool{}
-	dup := false
-	for _, a := range r.Args {
-		dup = dup || seen[a.Index]
-		seen[a.Index] = true
-	}
+	dup := splitByRunc(r.Args)
 	for _, a := range r.Args {
 		if a.Index > 5 {
 			return false
 		}
-		c := ArgCond{Index: a.Index, Value: a.Value}
-		switch a.Op {
-		case specs.OpEqualTo:
-			c.Op = "eq"
-		case specs.OpNotEqual:
-			c.Op = "ne"
-		case specs.OpLessThan:
-			c.Op = "lt"
-		case specs.OpLessEqual:
-			c.Op = "le"
-		case specs.OpGreaterThan:
-			c.Op = "gt"
-		case specs.OpGreaterEqual:
-			c.Op = "ge"
-		case specs.OpMaskedEqual:
-			c.Op, c.Mask, c.Value = "mask", a.Value, a.ValueTwo
+		c := ArgCond{Index: a.Index, Op: argOpOf[a.Op], Value: a.Value}
+		if a.Op == specs.OpMaskedEqual {
+			c.Mask, c.Value = a.Value, a.ValueTwo
 		}
 		h := c.Holds(args[a.Index])
 		if dup && h {

@@ -302,3 +302,28 @@ func TestComplainActions(t *testing.T) {
 		t.Error("a profile with its own listener was put in complain mode")
 	}
 }
+
+// FuzzComplainMeta: listenerMetadata reaches the agent from a spec; whatever
+// it holds, reading it, evaluating its rules and taking the routing back
+// never panic.
+func FuzzComplainMeta(f *testing.F) {
+	p, _ := LoadProfile("", ProfileDefault)
+	sc, _ := p.Resolve(nil)
+	out, _, _ := Complain(sc, "/x", AuditMeta{})
+	f.Add(out.ListenerMetadata, uint64(0x400000))
+	f.Add(`{"v":1,"complain":{"rules":{"kill":[{"action":"SCMP_ACT_ALLOW","args":[{"index":9,"value":1,"op":"SCMP_CMP_EQ"}]}]},"actions":{"x":"SCMP_ACT_KILL"}}}`, uint64(1))
+	f.Fuzz(func(t *testing.T, md string, arg uint64) {
+		cm, err := ParseComplainMeta(md)
+		if err != nil || cm == nil {
+			return
+		}
+		for n := range cm.Rules {
+			cm.Would(n, [6]uint64{arg, arg, arg, arg, arg, arg})
+		}
+		routed := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, ListenerPath: "/x", ListenerMetadata: md, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"personality", "kill", "x"}, Action: specs.ActNotify},
+			{Names: []string{"socket"}, Action: specs.ActNotify, Args: []specs.LinuxSeccompArg{{Index: 0, Op: specs.OpEqualTo, Value: arg}}},
+		}}
+		Unaudit(routed, "/x")
+	})
+}

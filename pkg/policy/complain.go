@@ -246,7 +246,8 @@ const maxComplement = 32
 // conditions of one rule all hold (AND), except that runc splits a rule
 // naming one argument twice into one rule per condition (OR). ok is false
 // where that can't be said in at most maxComplement rules of conditions on
-// distinct arguments (runc would OR conditions on the same one): a set of
+// distinct arguments (runc would OR conditions on the same one), with values
+// of 32 bits (what libseccomp compares on 32-bit architectures): a set of
 // points spread over a wide range (Docker's personality) would take one
 // masked rule per aligned block.
 //
@@ -271,7 +272,9 @@ func complement(rules []specs.LinuxSyscall) ([][]specs.LinuxSeccompArg, bool) {
 	var out [][]specs.LinuxSeccompArg
 	add := func(a specs.LinuxSeccompArg) bool {
 		out = append(out, []specs.LinuxSeccompArg{a})
-		return len(out) <= maxComplement
+		// libseccomp compares 32 bits on 32-bit architectures: a value
+		// above would not be the same condition there.
+		return len(out) <= maxComplement && a.Value <= math.MaxUint32 && a.ValueTwo <= math.MaxUint32
 	}
 	if len(split) == 1 {
 		for _, a := range split[0] {

@@ -1,12 +1,11 @@
 package policy
 
-//go:generate go run ./internal/gensyscalls syscalls_gen.go
-
 import (
 	"encoding/json"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/internal/replay"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
 
 // AuditMeta travels to the notify agent as the profile's listenerMetadata:
@@ -44,7 +43,7 @@ func Audit(sc *specs.LinuxSeccomp, listener string, meta AuditMeta) (*specs.Linu
 	}
 	t := treatments(sc)
 	var routed []string
-	for _, n := range allSyscalls {
+	for n := range unotify.SyscallNames() {
 		if n == "write" {
 			continue
 		}
@@ -70,18 +69,21 @@ func Audit(sc *specs.LinuxSeccomp, listener string, meta AuditMeta) (*specs.Linu
 		return sc, nil
 	}
 	meta.ENOSYSAbove = map[specs.Arch]int{}
-	numbers := syscallNumbers()
+	named := map[string]bool{}
+	for _, s := range sc.Syscalls {
+		for _, n := range s.Names {
+			named[n] = true
+		}
+	}
 	for _, a := range archesOrNative(sc.Architectures) {
-		table, ok := numbers[string(a)]
-		if !ok {
+		arch, ok := specArch(a)
+		if !ok || !hasTable(arch) {
 			continue
 		}
 		highest := -1
-		for _, s := range sc.Syscalls {
-			for _, n := range s.Names {
-				if nr, ok := table[n]; ok && nr > highest {
-					highest = nr
-				}
+		for s := range arch.Syscalls() {
+			if named[s.Name] {
+				highest = int(s.Nr)
 			}
 		}
 		meta.ENOSYSAbove[a] = highest

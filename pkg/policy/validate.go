@@ -93,8 +93,8 @@ var newerSyscalls = sync.OnceValue(func() map[string]bool {
 // rules are only a duplicate if neither has includes or excludes in the
 // source: Docker's own profile repeats names across capability groups. It
 // returns warnings about names libseccomp can't resolve. Names are checked
-// against the table generated from libseccomp (unotify.SyscallNames), the
-// libseccomp version runc is built with on the project's platform.
+// against the table generated from libseccomp (unotify.SyscallNames, from
+// libseccomp unotify.LibseccompVersion).
 func Validate(p *Profile, sc *specs.LinuxSeccomp) (warnings []string, err error) {
 	return validate(p, sc, false)
 }
@@ -129,8 +129,8 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 	}
 	checkErrno(sc.DefaultAction, sc.DefaultErrnoRet, func(msg string) { bad(-1, nil, "defaultErrnoRet: %s", msg) })
 	// The built-in profiles' names are checked by this package's tests; at
-	// most they could warn, and looking up 370 names costs a container
-	// start 0.1 to 0.2 ms.
+	// most they could warn, and looking up 370 names at every container
+	// start would be work for nothing.
 	checkNames := p.Source != sourceBuiltin || fullCheck
 	var arches []unotify.Arch
 	for _, a := range sc.Architectures {

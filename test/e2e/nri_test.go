@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,7 +97,13 @@ func TestNRI(t *testing.T) {
 		t.Fatalf("without the plugin: %v", err)
 	}
 	t.Logf("plugin down: %v", err)
-	_, agentOut := n.agent(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := l.Addr().String()
+	l.Close()
+	_, agentOut := n.agent(t, "--metrics", metrics)
 	// The same pod's container starts once the plugin is up.
 	_, id, log, err := ctd.CrictlRun(t, podID, waiting, harness.ContainerConfig("probe", harness.PauseImage, nil, probeCmd...))
 	if err != nil {
@@ -192,6 +201,20 @@ func TestNRI(t *testing.T) {
 		}
 		if d[id] != nil {
 			t.Errorf("sandbox %s: the plugin decided on it: %v", id, d[id])
+		}
+	}
+
+	// Counted, by action and rule.
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{`seccomp_agent_nri_creates_total{action="injected",rule="tenants"} 2`, `seccomp_agent_nri_creates_total{action="refused",rule=""} 1`,
+		`seccomp_agent_nri_creates_total{action="tightened",rule="tenants"} 2`, "seccomp_agent_nri_connected 1"} {
+		if !strings.Contains(string(text), line+"\n") {
+			t.Errorf("metrics lack %q:\n%s", line, text)
 		}
 	}
 
@@ -305,4 +328,35 @@ func waitCRILastLine(t *testing.T, path, line string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(log, 5))
+}
+
+// TestNRIValidatorRejects: where the operator told NRI's default validator to
+// reject seccomp adjustments of Unconfined containers, the plugin's
+// adjustment fails the create (closed, never a container without the
+// policy), and crictl says which validator and why. Kept profiles need no
+// adjustment without the audit, and pass.
+func TestNRIValidatorRejects(t *testing.T) {
+	cfg, profiles := writeConfig(t, "[audit]\nmode = \"off\"\n")
+	writeProfile(t, profiles, "eacces", eaccesProfile)
+	ctd := harness.NewContainerd(t, harness.ContainerdOptions{Newstack: true, CRI: `
+[plugins."io.containerd.nri.v1.nri".default_validator]
+  enable = true
+  reject_unconfined_seccomp_adjustment = true
+`})
+	_, out := daemonOut(t, "agent", "--socket", filepath.Join(t.TempDir(), "agent.sock"), "--audit-log", filepath.Join(t.TempDir(), "audit.log"),
+		"--metrics", "", "--config", cfg, "--nri-socket", ctd.NRISocket)
+	waitOutput(t, out, "registered with NRI", 1)
+	pod := harness.PodConfig("app", "web", t.TempDir(), nil)
+	unconfined := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
+	podID, _, _, err := ctd.CrictlRun(t, "", pod, harness.ContainerConfig("unconfined", harness.PauseImage, unconfined, probeCmd...))
+	if err == nil || !strings.Contains(err.Error(), `validator \"00-default-validator\" rejected container adjustment`) {
+		t.Fatalf("an adjusted Unconfined container: %v", err)
+	}
+	t.Logf("rejected: %v", err)
+	_, _, log, err := ctd.CrictlRun(t, podID, pod, harness.ContainerConfig("runtime-default", harness.PauseImage,
+		&cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault}, probeCmd...))
+	if err != nil {
+		t.Fatalf("RuntimeDefault, kept: %v", err)
+	}
+	want(t, log, "Seccomp:\t2", "keyctl errno EPERM 1")
 }

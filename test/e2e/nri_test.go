@@ -36,6 +36,10 @@ allow_unconfined = true
 existing = "keep"
 `
 
+// nriTolerate is the validator's tolerate_missing_plugins_annotation, as
+// docs/nri.md suggests it for the plugin's own pod.
+const nriTolerate = "tolerate-missing-plugins.nri.io"
+
 // nriNode is a node on the new stack: containerd 2.4 with runc 1.3 and NRI,
 // its validator requiring the plugin, and the policy in cfg.
 type nriNode struct {
@@ -56,7 +60,7 @@ func newNRINode(t *testing.T, rules string) *nriNode {
 	if strings.Contains(rules, "[audit]") {
 		t.Fatal("newNRINode: the audit socket is writeConfig's")
 	}
-	n.ctd = harness.NewContainerd(t, harness.ContainerdOptions{Newstack: true, RequiredPlugins: []string{"seccomp-shim"}})
+	n.ctd = harness.NewContainerd(t, harness.ContainerdOptions{Newstack: true, RequiredPlugins: []string{"seccomp-shim"}, TolerateMissing: nriTolerate})
 	return n
 }
 
@@ -97,6 +101,11 @@ func TestNRI(t *testing.T) {
 		t.Fatalf("without the plugin: %v", err)
 	}
 	t.Logf("plugin down: %v", err)
+	// The plugin's own pod (the DaemonSet's) tolerates its absence.
+	own := harness.PodConfig("agent", "kube-system", t.TempDir(), map[string]string{nriTolerate: "true"})
+	if _, _, log, err := ctd.CrictlRun(t, "", own, harness.ContainerConfig("agent", harness.PauseImage, nil, "/bin/echo", "up")); err != nil || log != "up\n" {
+		t.Errorf("the plugin's own pod, tolerating: %q, %v", log, err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

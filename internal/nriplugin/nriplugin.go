@@ -80,7 +80,7 @@ func Spec(pod *api.PodSandbox, ctr *api.Container) ([]byte, error) {
 		} `json:"linux"`
 	}
 	spec.Version, spec.Annotations = specs.Version, ann
-	spec.Process = specs.Process{Args: ctr.GetArgs(), Env: ctr.GetEnv(), Capabilities: caps, Cwd: "/"}
+	spec.Process = specs.Process{Args: ctr.GetArgs(), Env: ctr.GetEnv(), Capabilities: caps}
 	spec.Linux.Seccomp = ToOCI(ctr.GetLinux().GetSeccompPolicy())
 	return json.Marshal(spec)
 }
@@ -167,11 +167,52 @@ type Plugin struct {
 }
 
 // Synchronize is stub.SynchronizeInterface's: NRI calls it once registered,
-// with the containers that exist. Those keep the profile they started with.
+// with the pods and containers that exist.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	p.Metrics.connected.Set(1)
 	p.Log.WithFields(logrus.Fields{"plugin": Index + "-" + Name, "pods": len(pods), "containers": len(ctrs)}).Info("registered with NRI")
+	p.check(pods, ctrs)
 	return nil, nil
+}
+
+// check reports the running containers whose profile escaped the policy:
+// created while no plugin was registered (without required_plugins), or
+// under another policy. NRI can't change a running container's seccomp
+// filter (nor can anyone): they are logged, one warning each, and counted,
+// for the operator to restart them.
+func (p *Plugin) check(pods []*api.PodSandbox, ctrs []*api.Container) {
+	cfg, err := p.Load()
+	if err != nil {
+		p.Log.WithError(err).Warn("running containers not checked")
+		return
+	}
+	byID := map[string]*api.PodSandbox{}
+	for _, pod := range pods {
+		byID[pod.GetId()] = pod
+	}
+	escaped := 0
+	for _, ctr := range ctrs {
+		if ctr.GetState() != api.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		pod := byID[ctr.GetPodSandboxId()]
+		fields := logrus.Fields{"id": ctr.GetId(), "namespace": pod.GetNamespace(), "pod": pod.GetName(), "container": ctr.GetName()}
+		data, err := Spec(pod, ctr)
+		if err != nil {
+			p.Log.WithFields(fields).WithError(err).Warn("running container not checked")
+			continue
+		}
+		res, ok, err := inject.Follows(cfg, data, ctr.GetId(), Source(pod, ctr))
+		switch {
+		case err != nil:
+			escaped++
+			p.Log.WithFields(fields).WithError(err).Warn("running container escaped the policy: restart it")
+		case !ok:
+			escaped++
+			p.Log.WithFields(fields).WithFields(logrus.Fields{"rule": res.Rule, "profile": res.Profile}).Warn("running container escaped the policy: its seccomp profile is not the rule's; restart it")
+		}
+	}
+	p.Metrics.escaped.Set(float64(escaped))
 }
 
 // CreateContainer is stub.CreateContainerInterface's.
@@ -254,6 +295,7 @@ func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
 type Metrics struct {
 	creates   *prometheus.CounterVec
 	connected prometheus.Gauge
+	escaped   prometheus.Gauge
 }
 
 // NewMetrics returns the plugin's metrics: register Collectors() in the
@@ -264,12 +306,14 @@ func NewMetrics() *Metrics {
 			Help: "Containers the NRI plugin decided on, by action (injected, kept, replaced, tightened, unconfined, refused) and rule."}, []string{"action", "rule"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seccomp_agent_nri_connected",
 			Help: "1 while the NRI plugin is registered with the runtime."}),
+		escaped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seccomp_agent_nri_escaped_containers",
+			Help: "Running containers whose seccomp profile is not what the policy gives them, found when the plugin last registered: created while it was away, or under another policy."}),
 	}
 }
 
 // Collectors are what the agent registers.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.creates, m.connected}
+	return []prometheus.Collector{m.creates, m.connected, m.escaped}
 }
 
 func (m *Metrics) count(action, rule string) { m.creates.WithLabelValues(action, rule).Inc() }

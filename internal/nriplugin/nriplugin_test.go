@@ -444,3 +444,47 @@ seccomp_agent_nri_creates_total{action="refused",rule=""} 1
 		t.Error(err)
 	}
 }
+
+// TestSynchronize: at registration, running containers whose profile is not
+// the policy's are reported and counted; one with the plugin's own
+// (audited) profile, and stopped ones, are not.
+func TestSynchronize(t *testing.T) {
+	c := parityCase{namespace: "team-a", kind: api.SecurityProfile_UNCONFINED}
+	e := newEnv(t, c)
+	cfg, err := policy.Load(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, bare := nriContainer(c)
+	bare.State = api.ContainerState_CONTAINER_RUNNING
+	_, ours := nriContainer(c)
+	ours.Id, ours.Name, ours.State = "ctr-2", "ours", api.ContainerState_CONTAINER_RUNNING
+	adj, _, err := nriplugin.Adjust(cfg, pod, ours, nil) // routed to the agent
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours.Linux.SeccompPolicy = adj.GetLinux().GetSeccompPolicy()
+	_, stopped := nriContainer(c)
+	stopped.Id, stopped.Name, stopped.State = "ctr-3", "stopped", api.ContainerState_CONTAINER_STOPPED
+
+	var agentLog bytes.Buffer
+	log := logrus.New()
+	log.Out = &agentLog
+	m := nriplugin.NewMetrics()
+	p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(e.getenv) }, Log: log, Metrics: m}
+	if _, err := p.Synchronize(context.Background(), []*api.PodSandbox{pod}, []*api.Container{bare, ours, stopped}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(agentLog.String(), "escaped the policy"); n != 1 || !strings.Contains(agentLog.String(), "container=app") {
+		t.Errorf("agent log:\n%s", agentLog.String())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collectors()...)
+	want := "# HELP seccomp_agent_nri_connected 1 while the NRI plugin is registered with the runtime.\n# TYPE seccomp_agent_nri_connected gauge\nseccomp_agent_nri_connected 1\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "seccomp_agent_nri_connected"); err != nil {
+		t.Error(err)
+	}
+	if v := testutil.ToFloat64(m.Collectors()[2]); v != 1 {
+		t.Errorf("seccomp_agent_nri_escaped_containers = %v, want 1", v)
+	}
+}

@@ -317,6 +317,11 @@ action = "continue"
 	waitOutput(t, out, "registered with NRI", 2)
 	waitFor("keyctl errno EINVAL 22")
 	runProbe("after-containerd-restart")
+	// Each registration checked the running pod, which has the policy's
+	// (audited) profile: no false alarm.
+	if b, _ := os.ReadFile(out); strings.Contains(string(b), "escaped the policy") {
+		t.Errorf("a container with the policy's profile reported:\n%s", b)
+	}
 
 	log, _ := harness.ContainerLog(logPath)
 	if strings.Contains(log, "ENOSYS") {
@@ -339,12 +344,15 @@ func waitCRILastLine(t *testing.T, path, line string) {
 	t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(log, 5))
 }
 
-// TestNRIValidatorRejects: where the operator told NRI's default validator to
-// reject seccomp adjustments of Unconfined containers, the plugin's
-// adjustment fails the create (closed, never a container without the
-// policy), and crictl says which validator and why. Kept profiles need no
-// adjustment without the audit, and pass.
-func TestNRIValidatorRejects(t *testing.T) {
+// TestNRIOptionalPlugin: a node without required_plugins. A container created
+// before the plugin registers runs as the pod asked (unconfined here), and
+// the plugin reports it once registered: a warning naming it, and a gauge.
+// Where the operator told NRI's default validator to reject seccomp
+// adjustments of Unconfined containers, the plugin's adjustment fails the
+// create (closed, never a container without the policy), and crictl says
+// which validator and why; kept profiles need no adjustment without the
+// audit, and pass.
+func TestNRIOptionalPlugin(t *testing.T) {
 	cfg, profiles := writeConfig(t, "[audit]\nmode = \"off\"\n")
 	writeProfile(t, profiles, "eacces", eaccesProfile)
 	ctd := harness.NewContainerd(t, harness.ContainerdOptions{Newstack: true, CRI: `
@@ -352,12 +360,51 @@ func TestNRIValidatorRejects(t *testing.T) {
   enable = true
   reject_unconfined_seccomp_adjustment = true
 `})
-	_, out := daemonOut(t, "agent", "--socket", filepath.Join(t.TempDir(), "agent.sock"), "--audit-log", filepath.Join(t.TempDir(), "audit.log"),
-		"--metrics", "", "--config", cfg, "--nri-socket", ctd.NRISocket)
-	waitOutput(t, out, "registered with NRI", 1)
 	pod := harness.PodConfig("app", "web", t.TempDir(), nil)
 	unconfined := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
-	podID, _, _, err := ctd.CrictlRun(t, "", pod, harness.ContainerConfig("unconfined", harness.PauseImage, unconfined, probeCmd...))
+	early := harness.CrictlFile(t, harness.ContainerConfig("early", harness.PauseImage, unconfined, "/bin/sleep", "100000"))
+	podID, err := ctd.CrictlOut("runp", harness.CrictlFile(t, pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := ctd.CrictlOut("create", podID, early, harness.CrictlFile(t, pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctd.CrictlOut("start", id); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := l.Addr().String()
+	l.Close()
+	_, out := daemonOut(t, "agent", "--socket", filepath.Join(t.TempDir(), "agent.sock"), "--audit-log", filepath.Join(t.TempDir(), "audit.log"),
+		"--metrics", metrics, "--config", cfg, "--nri-socket", ctd.NRISocket)
+	waitOutput(t, out, "registered with NRI", 1)
+	waitOutput(t, out, "running container escaped the policy", 1)
+	b, _ := os.ReadFile(out)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "escaped the policy") {
+			t.Logf("reported: %s", line)
+			if !strings.Contains(line, "container=early") || !strings.Contains(line, "namespace=web") || !strings.Contains(line, "pod=app") {
+				t.Errorf("the warning does not name the container: %s", line)
+			}
+		}
+	}
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(text), "seccomp_agent_nri_escaped_containers 1\n") {
+		t.Errorf("metrics lack the escaped container:\n%s", text)
+	}
+
+	_, _, _, err = ctd.CrictlRun(t, podID, pod, harness.ContainerConfig("unconfined", harness.PauseImage, unconfined, probeCmd...))
 	if err == nil || !strings.Contains(err.Error(), `validator \"00-default-validator\" rejected container adjustment`) {
 		t.Fatalf("an adjusted Unconfined container: %v", err)
 	}

@@ -106,12 +106,7 @@ func TestNRI(t *testing.T) {
 	if _, _, log, err := ctd.CrictlRun(t, "", own, harness.ContainerConfig("agent", harness.PauseImage, nil, "/bin/echo", "up")); err != nil || log != "up\n" {
 		t.Errorf("the plugin's own pod, tolerating: %q, %v", log, err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics := l.Addr().String()
-	l.Close()
+	metrics := freeAddr(t)
 	_, agentOut := n.agent(t, "--metrics", metrics)
 	// The same pod's container starts once the plugin is up.
 	_, id, log, err := ctd.CrictlRun(t, podID, waiting, harness.ContainerConfig("probe", harness.PauseImage, nil, probeCmd...))
@@ -214,15 +209,10 @@ func TestNRI(t *testing.T) {
 	}
 
 	// Counted, by action and rule.
-	resp, err := http.Get("http://" + metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	text := getMetrics(t, metrics)
 	for _, line := range []string{`seccomp_agent_nri_creates_total{action="injected",rule="tenants"} 2`, `seccomp_agent_nri_creates_total{action="refused",rule=""} 1`,
 		`seccomp_agent_nri_creates_total{action="tightened",rule="tenants"} 2`, "seccomp_agent_nri_connected 1"} {
-		if !strings.Contains(string(text), line+"\n") {
+		if !strings.Contains(text, line+"\n") {
 			t.Errorf("metrics lack %q:\n%s", line, text)
 		}
 	}
@@ -375,12 +365,7 @@ func TestNRIOptionalPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics := l.Addr().String()
-	l.Close()
+	metrics := freeAddr(t)
 	_, out := daemonOut(t, "agent", "--socket", filepath.Join(t.TempDir(), "agent.sock"), "--audit-log", filepath.Join(t.TempDir(), "audit.log"),
 		"--metrics", metrics, "--config", cfg, "--nri-socket", ctd.NRISocket)
 	waitOutput(t, out, "registered with NRI", 1)
@@ -394,13 +379,8 @@ func TestNRIOptionalPlugin(t *testing.T) {
 			}
 		}
 	}
-	resp, err := http.Get("http://" + metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(text), "seccomp_agent_nri_escaped_containers 1\n") {
+	text := getMetrics(t, metrics)
+	if !strings.Contains(text, "seccomp_agent_nri_escaped_containers 1\n") {
 		t.Errorf("metrics lack the escaped container:\n%s", text)
 	}
 
@@ -415,4 +395,30 @@ func TestNRIOptionalPlugin(t *testing.T) {
 		t.Fatalf("RuntimeDefault, kept: %v", err)
 	}
 	want(t, log, "Seccomp:\t2", "keyctl errno EPERM 1")
+}
+
+// freeAddr is a free local TCP address for an agent's --metrics.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// getMetrics scrapes the agent's /metrics once.
+func getMetrics(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -62,6 +62,25 @@ const (
 	enoent = `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl","add_key"],"action":"SCMP_ACT_ERRNO","errnoRet":2}]}`
 )
 
+// Complain mode (docs/complain.md): by rule, and by annotation where allowed.
+const (
+	staging = `
+[[rule]]
+name = "staging"
+match.namespaces = ["staging"]
+profile = "eacces"
+existing = "replace"
+enforce = false
+`
+	complainAllowed = `
+[[rule]]
+name = "team-c"
+match.namespaces = ["team-c"]
+existing = "tighten"
+allow_complain = true
+`
+)
+
 // Engine profiles as containerd sets them: RuntimeDefault is its own
 // default (here a small allow-list), Localhost a file's.
 var (
@@ -86,12 +105,14 @@ type parityCase struct {
 	before          *specs.LinuxSeccomp
 	agent           bool   // the notify agent answers
 	audit           string // the [audit] section
+	rule            string // a rule before the others
 	// What all three must give.
 	wantErr      string
 	wantNone     bool   // no linux.seccomp
 	wantDefault  string // its defaultAction
 	wantListener bool
 	wantArchs    []string // where set
+	wantMeta     string   // in listenerMetadata, where set
 }
 
 var parityCases = []parityCase{
@@ -110,6 +131,12 @@ var parityCases = []parityCase{
 	{name: "annotation refused", namespace: "team-a", podAnn: map[string]string{policy.AnnotationProfile: "strict"}, kind: api.SecurityProfile_UNCONFINED, agent: true,
 		wantErr: `annotation seccomp-shim.io/profile="strict": rule "tenants" allows only ["eacces" "enoent"]: not allowed by policy`},
 	{name: "pause ignores the annotation", namespace: "team-a", podAnn: map[string]string{policy.AnnotationProfile: "strict"}, sandbox: true, kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true},
+	{name: "complain by rule", namespace: "staging", rule: staging, kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true, wantMeta: "complain"},
+	{name: "complain by rule, agent down: enforced", namespace: "staging", rule: staging, kind: api.SecurityProfile_UNCONFINED, wantDefault: "SCMP_ACT_ALLOW"},
+	{name: "complain by annotation", namespace: "team-c", rule: complainAllowed, podAnn: map[string]string{"seccomp-shim.io/complain": "true"}, kind: api.SecurityProfile_RUNTIME_DEFAULT,
+		before: runtimeDefault, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true, wantMeta: "complain"},
+	{name: "complain refused", namespace: "team-a", podAnn: map[string]string{"seccomp-shim.io/complain": "true"}, kind: api.SecurityProfile_UNCONFINED, agent: true,
+		wantErr: `rule "tenants" enforces its profile`},
 	{name: "audit off", namespace: "web", kind: api.SecurityProfile_UNCONFINED, agent: true, audit: `mode = "off"`, wantDefault: "SCMP_ACT_ERRNO"},
 	{name: "agent down, refused", namespace: "web", kind: api.SecurityProfile_UNCONFINED, audit: "mode = \"always\"\nunreachable = \"refuse\"", wantErr: "notify agent unreachable"},
 }
@@ -135,7 +162,7 @@ func newEnv(t *testing.T, c parityCase) env {
 	}
 	socket := filepath.Join(dir, "agent.sock")
 	conf := "[profiles]\ndir = " + quote(filepath.Join(dir, "profiles")) + "\n[log]\nfile = " + quote(filepath.Join(dir, "decisions.log")) +
-		"\n[audit]\nsocket = " + quote(socket) + "\n" + c.audit + "\n" + rules
+		"\n[audit]\nsocket = " + quote(socket) + "\n" + c.audit + "\n" + c.rule + "\n" + rules
 	if err := os.WriteFile(e.config, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -311,6 +338,9 @@ func TestParity(t *testing.T) {
 				}
 				if string(sc.DefaultAction) != c.wantDefault || (sc.ListenerPath != "") != c.wantListener {
 					t.Errorf("%s: defaultAction %s, listener %q; want %s, listener %v", name, sc.DefaultAction, sc.ListenerPath, c.wantDefault, c.wantListener)
+				}
+				if !strings.Contains(sc.ListenerMetadata, c.wantMeta) {
+					t.Errorf("%s: listenerMetadata %q, want %q in it", name, sc.ListenerMetadata, c.wantMeta)
 				}
 				if archs := fmt.Sprint(sc.Architectures); c.wantArchs != nil && archs != fmt.Sprint(c.wantArchs) {
 					t.Errorf("%s: architectures %s, want %s", name, archs, c.wantArchs)

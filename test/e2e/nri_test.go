@@ -18,7 +18,8 @@ import (
 )
 
 // nriRules: tenants' namespaces get eacces and may ask for enoent, debug may
-// run unconfined; the rest gets the built-in default rule (Docker's default
+// run unconfined, staging runs the default profile in complain mode; the
+// rest gets the built-in default rule (Docker's default
 // profile, the engine's kept).
 const nriRules = `
 [[rule]]
@@ -34,6 +35,12 @@ match.namespaces = ["debug"]
 profile = "unconfined"
 allow_unconfined = true
 existing = "keep"
+
+[[rule]]
+name = "staging"
+match.namespaces = ["staging"]
+existing = "replace"
+enforce = false
 `
 
 // nriTolerate is the validator's tolerate_missing_plugins_annotation, as
@@ -158,6 +165,7 @@ func TestNRI(t *testing.T) {
 		{"web", "app", nil, "localhost", local, []string{"Seccomp:\t2", "keyctl errno EINVAL 22"}, "built-in default", "engine profile (kept)", "kept", "localhost " + localhost},
 		{"team-a", "pay", nil, "localhost", local, []string{"Seccomp:\t2", "keyctl errno EACCES 13"}, "tenants", "", "tightened", "localhost " + localhost},
 		{"debug", "shell", nil, "unconfined", unconfined, []string{"Seccomp:\t0", "keyctl errno EINVAL 22"}, "debug", "unconfined", "unconfined", "unconfined"},
+		{"staging", "web", nil, "complain", nil, []string{"Seccomp:\t2", "keyctl errno EINVAL 22"}, "staging", "default", "injected", "none"},
 	} {
 		p := pod(c.namespace, c.pod, c.ann)
 		id, log, err := k.Run(ctx, p, harness.ContainerConfig(c.name, harness.PauseImage, c.sp, probeCmd...))
@@ -221,9 +229,14 @@ func TestNRI(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // the writer flushes within a second
 	found := map[string]bool{}
 	for _, r := range readAudit(t, n.auditLog) {
-		found[fmt.Sprint(r["namespace"], "/", r["pod"], "/", r["name"], " ", r["syscall"], " ", r["errno"])] = true
+		k := fmt.Sprint(r["namespace"], "/", r["pod"], "/", r["name"], " ", r["syscall"], " ", r["errno"])
+		if r["action"] == "complain" {
+			k += " complain"
+		}
+		found[k] = true
 	}
-	for _, w := range []string{"web/waiting/probe keyctl 1", "web/app/unconfined keyctl 1", "team-a/pay/unconfined keyctl 13", "team-a/pay-ann/annotated keyctl 2"} {
+	for _, w := range []string{"web/waiting/probe keyctl 1", "web/app/unconfined keyctl 1", "team-a/pay/unconfined keyctl 13", "team-a/pay-ann/annotated keyctl 2",
+		"staging/web/complain keyctl 1 complain"} {
 		if !found[w] {
 			t.Errorf("no audit record %q in %v", w, found)
 		}

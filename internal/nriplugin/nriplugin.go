@@ -15,6 +15,7 @@ import (
 	"maps"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
@@ -164,12 +165,15 @@ type Plugin struct {
 	Load    func() (*policy.Config, error)
 	Log     *logrus.Logger // the agent's own log: connections, and each error
 	Metrics *Metrics
+
+	registered atomic.Bool // since Run last looked: a success resets its failure count
 }
 
 // Synchronize is stub.SynchronizeInterface's: NRI calls it once registered,
 // with the pods and containers that exist.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	p.Metrics.connected.Set(1)
+	p.registered.Store(true)
 	p.Log.WithFields(logrus.Fields{"plugin": Index + "-" + Name, "pods": len(pods), "containers": len(ctrs)}).Info("registered with NRI")
 	p.check(pods, ctrs)
 	return nil, nil
@@ -271,11 +275,13 @@ func criProfile(ctr *api.Container) string {
 // Run registers p with NRI at socket and serves it until ctx ends. A lost
 // connection (containerd restarting) or a failed one (not up yet) is tried
 // again every retry, with a fresh stub: one that failed to register keeps
-// its dead connection.
+// its dead connection. Of failures in a row, the first is a warning and the
+// rest, every retry, debug lines.
 func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
+	failures := 0
 	for ctx.Err() == nil {
 		s, err := stub.New(p, stub.WithPluginName(Name), stub.WithPluginIdx(Index), stub.WithSocketPath(socket),
-			stub.WithOnClose(func() { p.Metrics.connected.Set(0) }))
+			stub.WithLogger(stubLog{p.Log}), stub.WithOnClose(func() { p.Metrics.connected.Set(0) }))
 		if err == nil {
 			err = s.Run(ctx)
 			p.Metrics.connected.Set(0)
@@ -283,12 +289,33 @@ func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
-		p.Log.WithError(err).WithField("nri_socket", socket).Warnf("NRI connection lost or refused; connecting again in %v", retry)
+		if p.registered.Swap(false) {
+			failures = 0
+		}
+		log := p.Log.WithError(err).WithField("nri_socket", socket)
+		if failures++; failures == 1 {
+			log.Warnf("NRI connection lost or refused; connecting again every %v", retry)
+		} else {
+			log.Debug("NRI connection refused")
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(retry):
 		}
 	}
+}
+
+// stubLog is NRI's logger on the agent's: the stub's own chatter (created,
+// started, stopping: each retry) at debug level.
+type stubLog struct{ l *logrus.Logger }
+
+func (s stubLog) Debugf(ctx context.Context, f string, a ...any) {
+	s.l.WithContext(ctx).Debugf(f, a...)
+}
+func (s stubLog) Infof(ctx context.Context, f string, a ...any) { s.l.WithContext(ctx).Debugf(f, a...) }
+func (s stubLog) Warnf(ctx context.Context, f string, a ...any) { s.l.WithContext(ctx).Warnf(f, a...) }
+func (s stubLog) Errorf(ctx context.Context, f string, a ...any) {
+	s.l.WithContext(ctx).Errorf(f, a...)
 }
 
 // Metrics counts the plugin's decisions, for the agent's registry.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -516,5 +517,28 @@ func TestSynchronize(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(m.Collectors()[2]); v != 1 {
 		t.Errorf("seccomp_agent_nri_escaped_containers = %v, want 1", v)
+	}
+}
+
+// TestRunRetries: with nothing serving NRI, Run tries again until its
+// context ends, warns once, and leaves the rest to debug.
+func TestRunRetries(t *testing.T) {
+	var agentLog bytes.Buffer
+	log := logrus.New()
+	log.Out = &agentLog
+	p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return nil, nil }, Log: log, Metrics: nriplugin.NewMetrics()}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	p.Run(ctx, filepath.Join(t.TempDir(), "nri.sock"), 20*time.Millisecond)
+	if n := strings.Count(agentLog.String(), "level="); n != 1 || !strings.Contains(agentLog.String(), "connecting again every 20ms") {
+		t.Errorf("agent log:\n%s", agentLog.String())
+	}
+	log.Level = logrus.DebugLevel
+	agentLog.Reset()
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	p.Run(ctx, filepath.Join(t.TempDir(), "nri.sock"), 20*time.Millisecond)
+	if n := strings.Count(agentLog.String(), "NRI connection refused"); n < 2 {
+		t.Errorf("%d retries in 300ms every 20ms:\n%s", n, agentLog.String())
 	}
 }

@@ -253,7 +253,8 @@ func setPath(obj []byte, v json.RawMessage, path []string, depth int, base, unit
 			}
 			return removeMember(obj, open, close, spans, i), nil
 		}
-		if value, err = l.value(v, obj, spans, i); err != nil {
+		value, err = l.value(v, obj, spans, i)
+		if err != nil {
 			return nil, fmt.Errorf("specfile: %s: value is not valid JSON: %w", where(path), err)
 		}
 	} else {
@@ -333,15 +334,14 @@ func (l layout) value(v json.RawMessage, obj []byte, spans []Span, i int) ([]byt
 // insert adds key: value as the object's last member.
 func (l layout) insert(obj []byte, open, close int, spans []Span, key string, value []byte) []byte {
 	k, _ := json.Marshal(key) // cannot fail for a string
-	member := string(k) + l.keySep + string(value)
 	if len(spans) == 0 {
 		if l.multiline {
-			return splice(obj, open+1, close, []byte("\n"+l.indent+member+"\n"+l.base))
+			return splice(obj, open+1, close, []byte("\n"+l.indent), k, []byte(l.keySep), value, []byte("\n"+l.base))
 		}
-		return splice(obj, open+1, close, []byte(member))
+		return splice(obj, open+1, close, k, []byte(l.keySep), value)
 	}
 	end := spans[len(spans)-1].ValueEnd
-	return splice(obj, end, end, []byte(","+l.sep+member))
+	return splice(obj, end, end, []byte(","+l.sep), k, []byte(l.keySep), value)
 }
 
 // removeMember removes member i with the comma before it (after it, for the
@@ -357,9 +357,17 @@ func removeMember(obj []byte, open, close int, spans []Span, i int) []byte {
 	}
 }
 
-func splice(doc []byte, from, to int, text []byte) []byte {
-	out := make([]byte, 0, len(doc)-(to-from)+len(text))
-	out = append(append(out, doc[:from]...), text...)
+// splice replaces doc[from:to] with the parts of text, copying each byte
+// once: the value is a profile of tens of kilobytes.
+func splice(doc []byte, from, to int, text ...[]byte) []byte {
+	n := len(doc) - (to - from)
+	for _, t := range text {
+		n += len(t)
+	}
+	out := append(make([]byte, 0, n), doc[:from]...)
+	for _, t := range text {
+		out = append(out, t...)
+	}
 	return append(out, doc[to:]...)
 }
 

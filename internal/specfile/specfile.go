@@ -53,6 +53,12 @@ func Scan(data []byte) (open, close int, members []Span, err error) {
 	if !json.Valid(data) {
 		return decoderScan(data)
 	}
+	return scanValid(data)
+}
+
+// scanValid is Scan of data already known to be valid JSON, such as a
+// member's value in a document Scan has accepted.
+func scanValid(data []byte) (open, close int, members []Span, err error) {
 	open = len(data) - len(bytes.TrimLeft(data, " \t\r\n"))
 	if data[open] != '{' {
 		return 0, 0, nil, errors.New("not a JSON object")
@@ -206,7 +212,11 @@ func SetPath(doc []byte, v json.RawMessage, path ...string) ([]byte, error) {
 func CheckPath(doc []byte, path ...string) error {
 	obj := doc
 	for depth, key := range path {
-		_, _, spans, err := Scan(obj)
+		scan := Scan
+		if depth > 0 {
+			scan = scanValid // a member of the object scanned before
+		}
+		_, _, spans, err := scan(obj)
 		if err != nil {
 			return fmt.Errorf("specfile: %s: %w", where(path[:depth]), err)
 		}
@@ -232,7 +242,11 @@ func CheckPath(doc []byte, path ...string) error {
 // setPath sets path[depth:] in obj, an object whose opening line is
 // indented by base; unit is the document's indentation unit, "" if compact.
 func setPath(obj []byte, v json.RawMessage, path []string, depth int, base, unit string) ([]byte, error) {
-	open, close, spans, err := Scan(obj)
+	scan := Scan
+	if depth > 0 {
+		scan = scanValid // a member of the object scanned before, or {}
+	}
+	open, close, spans, err := scan(obj)
 	if err != nil {
 		return nil, fmt.Errorf("specfile: %s: %w", where(path[:depth]), err)
 	}

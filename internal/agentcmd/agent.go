@@ -86,6 +86,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				}
 				return summary(path, format, stdout)
 			}},
+		recordCommand(stdout, stderr),
 	}
 	return cliapp.Run(app, args)
 }
@@ -106,8 +107,10 @@ func serveFlags() []cli.Flag {
 // noServeFlags refuses serve's flags, which the app takes, before another
 // command: they would be ignored.
 func noServeFlags(c *cli.Context) error {
-	if l := c.Lineage(); len(l) > 1 && l[1].NumFlags() > 0 {
-		return cliapp.Usage(c, "the flags before %q are serve's; %s takes its own after it", c.Command.Name, c.Command.Name)
+	for _, x := range c.Lineage()[1:] { // the command's parents, up to the app's
+		if x.App != nil && x.NumFlags() > 0 {
+			return cliapp.Usage(c, "the flags before %q are serve's; %s takes its own after it", c.Command.Name, c.Command.Name)
+		}
 	}
 	return nil
 }

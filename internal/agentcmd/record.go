@@ -128,12 +128,7 @@ func store(c *cli.Context) (recording.Store, error) {
 	if err != nil {
 		return recording.Store{}, err
 	}
-	return recording.Store{Dir: recordDir(cfg)}, nil
-}
-
-// recordDir is where the agent writes recordings under cfg.
-func recordDir(cfg *policy.Config) string {
-	return recording.DefaultDir
+	return recording.Store{Dir: cfg.Record.Dir}, nil
 }
 
 // isFile tells a file argument from a name: names have no slash and no

@@ -13,50 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The baseline: syscalls a recording profile allows directly, without the
-// agent, and that every recorded profile allows. They are the ones every
-// program and the runtime make, and the hottest of them, so that a recorded
-// workload pays the agent's round trip only for the rest. Each was measured
-// (docs/recording.md tells how to repeat it); each is allowed
-// unconditionally by Docker's default profile (a test checks it), so the
-// baseline never allows what Docker's default would deny.
-var (
-	// What runc init makes between loading the filter and exec'ing the
-	// workload, with and without noNewPrivileges, under runc 1.1.5 and
-	// 1.3.0 (their union: a profile recorded under one runs under the
-	// other), and what its Go runtime may make in that window.
-	baselineRuntime = []string{
-		"capget", "capset", "chdir", "close", "close_range", "epoll_ctl", "execve",
-		"faccessat", "faccessat2", "fcntl", "fstat", "fstatfs", "futex", "getcwd",
-		"getdents64", "getegid", "geteuid", "getgid", "getpid", "getppid", "getuid",
-		"newfstatat", "openat", "prctl", "read", "setgid", "setgroups", "setuid",
-		"tgkill", "write",
-		"gettid", "madvise", "mmap", "munmap", "nanosleep", "rt_sigprocmask",
-		"rt_sigreturn", "sched_yield", "sigaltstack",
-	}
-	// What a static program (busybox, Go) makes before main and at exit.
-	baselineStart = []string{
-		"arch_prctl", "brk", "exit", "exit_group", "getrandom", "mprotect",
-		"prlimit64", "readlink", "rseq", "rt_sigaction", "sched_getaffinity",
-		"set_robust_list", "set_tid_address",
-	}
-	// What busybox httpd and a Go server make per request or per wake-up:
-	// reading and writing files and sockets, waiting, time.
-	baselineEveryday = []string{
-		"clock_gettime", "clock_nanosleep", "epoll_pwait", "epoll_wait", "gettimeofday",
-		"lseek", "pread64", "pwrite64", "readv", "restart_syscall", "writev",
-	}
-)
-
-// Baseline returns the baseline's names, sorted, each once.
-func Baseline() []string {
-	var all []string
-	for _, g := range [][]string{baselineRuntime, baselineStart, baselineEveryday} {
-		all = append(all, g...)
-	}
-	slices.Sort(all)
-	return slices.Compact(all)
-}
+// Baseline returns the names every recorded profile allows: the
+// recording profile's own (policy.RecordBaseline), which a recorded
+// container makes without the agent seeing them.
+func Baseline() []string { return policy.RecordBaseline() }
 
 // Comments the profile's rules carry, so that a reader of an installed
 // profile knows where each allowance came from.

@@ -18,9 +18,8 @@ import (
 )
 
 // DefaultDir is where recordings are kept, as <name>.json, unless the
-// config's [record] dir says otherwise. Never profiles.dir: a recording
-// becomes a profile only when an operator installs it.
-const DefaultDir = "/var/lib/seccomp-shim/recordings"
+// config's [record] dir says otherwise.
+const DefaultDir = policy.DefaultRecordDir
 
 // Store is a directory of recordings. Its directory is root's alone (0700):
 // what is recorded there becomes an enforced profile, so whoever could

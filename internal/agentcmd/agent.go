@@ -27,6 +27,7 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/internal/holder"
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/internal/nriplugin"
+	"github.com/seccomp-shim/seccomp-shim/internal/recording"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
@@ -170,7 +171,8 @@ func run(socket, auditPath, metricsAddr, holderCtl, nriSocket string, toStdout b
 	metrics.DegradedCreates = func() (uint64, error) { return logfile.Degraded(filepath.Dir(socket)) }
 	metrics.UsesHolder = holderCtl != ""
 	nriMetrics := nriplugin.NewMetrics()
-	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK()}
+	recorder := recording.NewCollector(cfg.Record.Dir, logger)
+	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK(), Observer: recorder}
 	if runtime.GOMAXPROCS(0) < 2 {
 		// Pinned to one CPU, a thread blocked in RECV must not leave the
 		// rest of the agent without a P to run on.
@@ -229,6 +231,7 @@ func run(socket, auditPath, metricsAddr, holderCtl, nriSocket string, toStdout b
 			}
 			cfg = next
 			pol.Store(next)
+			recorder.SetDir(next.Record.Dir)
 			logger.WithFields(logrus.Fields{"config": next.Source, "notify_rules": len(next.Notify.Rules)}).Info("policy reloaded")
 		}
 	}()

@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/internal/recording"
+	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
+)
+
+// netfilesSource is a workload nobody tuned for seccomp: a Go program that
+// serves HTTP on loopback, fetches from itself, and writes and reads back
+// a file.
+const netfilesSource = `package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+)
+
+func main() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "netfiles") }))
+	for i := 0; i < 5; i++ {
+		resp, err := http.Get("http://" + l.Addr().String() + "/")
+		if err != nil {
+			panic(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := os.WriteFile("/tmp/netfiles.txt", b, 0o644); err != nil {
+			panic(err)
+		}
+		if d, err := os.ReadFile("/tmp/netfiles.txt"); err != nil || string(d) != "netfiles" {
+			panic(fmt.Sprint(string(d), err))
+		}
+	}
+	fmt.Println("netfiles ok")
+}
+`
+
+var netfiles struct {
+	once      sync.Once
+	bin, www  string
+	buildErr  error
+	buildLogs []byte
+}
+
+// recordWorkload is a bundle running script under busybox sh, with the Go
+// workload at /bin/netfiles, a web root at /www and a writable /tmp.
+func recordWorkload(t *testing.T, script string) string {
+	t.Helper()
+	netfiles.once.Do(func() {
+		dir, err := os.MkdirTemp("", "seccomp-shim-e2e-netfiles-")
+		if err != nil {
+			netfiles.buildErr = err
+			return
+		}
+		netfiles.www = filepath.Join(dir, "www")
+		os.Mkdir(netfiles.www, 0o755)
+		os.WriteFile(filepath.Join(netfiles.www, "index.html"), []byte("hello-record\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "main.go"), []byte(netfilesSource), 0o644)
+		netfiles.bin = filepath.Join(dir, "netfiles")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", netfiles.bin, "main.go")
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+		netfiles.buildLogs, netfiles.buildErr = cmd.CombinedOutput()
+	})
+	if netfiles.buildErr != nil {
+		t.Fatalf("building the Go workload: %v\n%s", netfiles.buildErr, netfiles.buildLogs)
+	}
+	t.Cleanup(func() {}) // the binary is shared; removed with the process's temp files
+	bundle := harness.NewBundle(t, harness.Rootfs(t), "/bin/busybox", "sh", "-c", script)
+	harness.EditConfig(t, bundle, func(m map[string]any) {
+		m["mounts"] = append(m["mounts"].([]any),
+			map[string]any{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev"}},
+			map[string]any{"destination": "/www", "type": "bind", "source": netfiles.www, "options": []string{"bind", "ro"}},
+			map[string]any{"destination": "/bin/netfiles", "type": "bind", "source": netfiles.bin, "options": []string{"bind", "ro"}},
+		)
+	})
+	return bundle
+}
+
+// The two halves of the workload: busybox httpd serving wget, and the Go
+// program. Each replica runs one; the enforced container runs both.
+const (
+	httpdScript    = "/bin/busybox httpd -p 127.0.0.1:8080 -h /www && for i in 1 2 3; do /bin/busybox wget -q -O - http://127.0.0.1:8080/index.html; done"
+	netfilesScript = "/bin/netfiles"
+)
+
+// waitRecording waits until the recording name in dir holds n containers:
+// the agent writes it when it sees the container's filter released.
+func waitRecording(t *testing.T, dir, name string, n int) *recording.Recording {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := recording.Store{Dir: dir}.Load(name)
+		if err == nil && r.Containers >= n {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recording %s: %+v, %v; want %d containers", name, r, err, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// recordAgent runs seccomp-agent record ARGS with the test's config.
+func recordAgent(t *testing.T, cfg string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(bins.agent, append(append([]string{"record"}, args[:1]...), append([]string{"--config", cfg}, args[1:]...)...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("seccomp-agent record %q: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// TestRecordLoop is the loop a user runs, through the shim and runc: two
+// replicas recorded under one name merge; the recorded profile installed
+// under a name runs the whole workload enforced; a syscall the workload
+// never made is denied and audited; a record request the policy doesn't
+// allow fails the create, naming the rule.
+func TestRecordLoop(t *testing.T) {
+	recordings := filepath.Join(t.TempDir(), "recordings")
+	rt, cfg, auditLog := agentShim(t, fmt.Sprintf(`
+[record]
+dir = %q
+[[rule]]
+name = "recorded"
+match.ids = ["rec-*"]
+record = "web"
+[[rule]]
+name = "teams"
+match.ids = ["team-*"]
+allowed_recordings = ["team-*"]
+`, recordings))
+
+	// 1. Record: two replicas, each doing half of the work.
+	out := run(t, rt, "rec-1", recordWorkload(t, httpdScript))
+	want(t, out, "hello-record", "hello-record", "hello-record")
+	want(t, run(t, rt, "rec-2", recordWorkload(t, netfilesScript)), "netfiles ok")
+	r := waitRecording(t, recordings, "web", 2)
+	t.Logf("recorded: %+v", r.Architectures[specs.ArchX86_64])
+	x86 := r.Architectures[specs.ArchX86_64]
+	if x86 == nil {
+		t.Fatalf("nothing recorded for x86_64: %+v", r)
+	}
+	for _, n := range []string{"bind", "listen", "socket", "sendfile", "connect", "clone"} {
+		if !slices.Contains(x86.Syscalls, n) {
+			t.Errorf("%s not recorded: %v", n, x86.Syscalls)
+		}
+	}
+	for _, n := range []string{"mkdirat", "mkdir", "keyctl", "write", "read"} {
+		if slices.Contains(x86.Syscalls, n) {
+			t.Errorf("%s recorded (never made, or in the baseline): %v", n, x86.Syscalls)
+		}
+	}
+	if !slices.Contains(x86.Args["socket"], 2) || !slices.Contains(x86.Args["clone"], 0) {
+		t.Errorf("argument values: %v", x86.Args)
+	}
+	// A request the policy doesn't allow fails with a clear error.
+	b := recordWorkload(t, "true")
+	harness.EditConfig(t, b, func(m map[string]any) {
+		m["annotations"] = map[string]any{"seccomp-shim.io/record": "web"}
+	})
+	if res, err := rt.Run(t, "team-a", b); err == nil || !strings.Contains(err.Error(), `annotation seccomp-shim.io/record="web": rule "teams" allows recording only as ["team-*"]: not allowed by policy`) {
+		t.Errorf("a record request the rule doesn't allow: %v\n%s", err, res.Stderr)
+	}
+	// One it allows is recorded under its own name.
+	harness.EditConfig(t, b, func(m map[string]any) {
+		m["annotations"] = map[string]any{"seccomp-shim.io/record": "team-a"}
+	})
+	run(t, rt, "team-b", b)
+	waitRecording(t, recordings, "team-a", 1)
+
+	// 2. Install the recorded profile under a name.
+	if out := recordAgent(t, cfg, "install", "web", "web-v1"); !strings.Contains(out, "web-v1.json") {
+		t.Errorf("install: %s", out)
+	}
+	// 3. Enforce it: the same policy file, with a rule giving web-v1.
+	body, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, append(body, "[[rule]]\nname = \"web\"\nmatch.ids = [\"web-*\"]\nprofile = \"web-v1\"\nexisting = \"replace\"\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = run(t, rt, "web-1", recordWorkload(t, httpdScript+"; "+netfilesScript+"; /bin/busybox mkdir /tmp/never || echo mkdir denied"))
+	want(t, out, "hello-record", "netfiles ok", "mkdir denied")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		found := ""
+		for _, rec := range readAudit(t, auditLog) {
+			if rec["container"] == "web-1" {
+				found += fmt.Sprintln(rec["syscall"], rec["errno"], rec["rule"])
+			}
+		}
+		if strings.Contains(found, "mkdir 1 profile web-v1\n") {
+			if strings.Count(found, "\n") != 1 {
+				t.Errorf("web-1 was denied more than the syscall it never made:\n%s", found)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit record of web-1's mkdir denied by profile web-v1:\n%s", found)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -38,12 +38,15 @@ var (
 	// workload, with and without noNewPrivileges, under runc 1.1.5 and
 	// 1.3.0 (their union: a profile recorded under one runs under the
 	// other), and what its Go runtime may make in that window. write is
-	// here anyway: runc refuses to notify it.
+	// here anyway: runc refuses to notify it. recvfrom: with a notify
+	// listener, runc 1.3's init waits for its parent's answer after
+	// handing over the fd (TestRecordLoop records under one runc and
+	// enforces under the other).
 	recordRuntime = []string{
 		"capget", "capset", "chdir", "close", "close_range", "epoll_ctl", "execve",
 		"faccessat", "faccessat2", "fcntl", "fstat", "fstatfs", "futex", "getcwd",
 		"getdents64", "getegid", "geteuid", "getgid", "getpid", "getppid", "getuid",
-		"newfstatat", "openat", "prctl", "read", "setgid", "setgroups", "setuid",
+		"newfstatat", "openat", "prctl", "read", "recvfrom", "setgid", "setgroups", "setuid",
 		"tgkill", "write",
 		"gettid", "madvise", "mmap", "munmap", "nanosleep", "rt_sigprocmask",
 		"rt_sigreturn", "sched_yield", "sigaltstack",

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,42 +52,26 @@ func main() {
 }
 `
 
-var netfiles struct {
-	once      sync.Once
-	bin, www  string
-	buildErr  error
-	buildLogs []byte
-}
-
 // recordWorkload is a bundle running script under busybox sh, with the Go
 // workload at /bin/netfiles, a web root at /www and a writable /tmp.
 func recordWorkload(t *testing.T, script string) string {
 	t.Helper()
-	netfiles.once.Do(func() {
-		dir, err := os.MkdirTemp("", "seccomp-shim-e2e-netfiles-")
-		if err != nil {
-			netfiles.buildErr = err
-			return
-		}
-		netfiles.www = filepath.Join(dir, "www")
-		os.Mkdir(netfiles.www, 0o755)
-		os.WriteFile(filepath.Join(netfiles.www, "index.html"), []byte("hello-record\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "main.go"), []byte(netfilesSource), 0o644)
-		netfiles.bin = filepath.Join(dir, "netfiles")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", netfiles.bin, "main.go")
-		cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
-		netfiles.buildLogs, netfiles.buildErr = cmd.CombinedOutput()
-	})
-	if netfiles.buildErr != nil {
-		t.Fatalf("building the Go workload: %v\n%s", netfiles.buildErr, netfiles.buildLogs)
+	dir := t.TempDir()
+	www, bin := filepath.Join(dir, "www"), filepath.Join(dir, "netfiles")
+	os.Mkdir(www, 0o755)
+	os.WriteFile(filepath.Join(www, "index.html"), []byte("hello-record\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte(netfilesSource), 0o644)
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "main.go")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the Go workload: %v\n%s", err, out)
 	}
-	t.Cleanup(func() {}) // the binary is shared; removed with the process's temp files
 	bundle := harness.NewBundle(t, harness.Rootfs(t), "/bin/busybox", "sh", "-c", script)
 	harness.EditConfig(t, bundle, func(m map[string]any) {
 		m["mounts"] = append(m["mounts"].([]any),
 			map[string]any{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev"}},
-			map[string]any{"destination": "/www", "type": "bind", "source": netfiles.www, "options": []string{"bind", "ro"}},
-			map[string]any{"destination": "/bin/netfiles", "type": "bind", "source": netfiles.bin, "options": []string{"bind", "ro"}},
+			map[string]any{"destination": "/www", "type": "bind", "source": www, "options": []string{"bind", "ro"}},
+			map[string]any{"destination": "/bin/netfiles", "type": "bind", "source": bin, "options": []string{"bind", "ro"}},
 		)
 	})
 	return bundle
@@ -216,4 +199,37 @@ allowed_recordings = ["team-*"]
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// The profile recorded under this runc runs under the other one too:
+	// the baseline holds what runc 1.1's and 1.3's init make after loading
+	// the filter.
+	t.Run("other runc", func(t *testing.T) {
+		this := harness.RequireBinary(t, "runc")
+		other := harness.NewstackBinary(t, "runc", "v1.3.*", "runc")
+		if other == this {
+			other = "/usr/sbin/runc" // Debian's 1.1
+		}
+		body, _ := os.ReadFile(cfg)
+		if err := os.WriteFile(cfg, []byte(strings.Replace(string(body), fmt.Sprintf("path = [%q]", this), fmt.Sprintf("path = [%q]", other), 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rt2 := *rt
+		rt2.Root = t.TempDir()
+		bundle := recordWorkload(t, httpdScript+"; "+netfilesScript)
+		res, err := rt2.Run(t, "web-2", bundle)
+		if err != nil {
+			log, _ := os.ReadFile(filepath.Join(bundle, "log.json"))
+			t.Fatalf("web-2: %v\n%s\n%s", err, res.Stderr, log)
+		}
+		out := res.Stdout
+		want(t, out, "hello-record", "netfiles ok")
+	})
+}
+
+// TestRecordLoopRunc13 is the loop on today's runc: recorded and enforced
+// under runc 1.3, and enforced under Debian's 1.1.
+func TestRecordLoopRunc13(t *testing.T) {
+	runc := harness.NewstackBinary(t, "runc", "v1.3.*", "runc")
+	t.Setenv("PATH", filepath.Dir(runc)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	TestRecordLoop(t)
 }

@@ -52,12 +52,12 @@ func main() {
 }
 `
 
-// recordWorkload is a bundle running script under busybox sh, with the Go
-// workload at /bin/netfiles, a web root at /www and a writable /tmp.
-func recordWorkload(t *testing.T, script string) string {
+// workloadFiles builds the Go workload and a web root for busybox httpd,
+// for the test's containers to mount.
+func workloadFiles(t *testing.T) (www, bin string) {
 	t.Helper()
 	dir := t.TempDir()
-	www, bin := filepath.Join(dir, "www"), filepath.Join(dir, "netfiles")
+	www, bin = filepath.Join(dir, "www"), filepath.Join(dir, "netfiles")
 	os.Mkdir(www, 0o755)
 	os.WriteFile(filepath.Join(www, "index.html"), []byte("hello-record\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "main.go"), []byte(netfilesSource), 0o644)
@@ -66,6 +66,14 @@ func recordWorkload(t *testing.T, script string) string {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the Go workload: %v\n%s", err, out)
 	}
+	return www, bin
+}
+
+// recordWorkload is a bundle running script under busybox sh, with the Go
+// workload at /bin/netfiles, a web root at /www and a writable /tmp.
+func recordWorkload(t *testing.T, script string) string {
+	t.Helper()
+	www, bin := workloadFiles(t)
 	bundle := harness.NewBundle(t, harness.Rootfs(t), "/bin/busybox", "sh", "-c", script)
 	harness.EditConfig(t, bundle, func(m map[string]any) {
 		m["mounts"] = append(m["mounts"].([]any),
@@ -232,4 +240,121 @@ func TestRecordLoopRunc13(t *testing.T) {
 	runc := harness.NewstackBinary(t, "runc", "v1.3.*", "runc")
 	t.Setenv("PATH", filepath.Dir(runc)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	TestRecordLoop(t)
+}
+
+// engineRun runs script under busybox sh in one of an engine's containers,
+// with annotations, the workload's files mounted as recordWorkload does;
+// it returns the output.
+type engineRun func(t *testing.T, annotations map[string]string, script string) (string, error)
+
+// engineRecordConfig is the policy of the engine tests: a container may ask
+// to be recorded under a name starting with prefix. An engine that passes
+// no annotations (Debian's Docker 20.10) is matched by its environment
+// instead, and the rule records it.
+func engineRecordConfig(recordings, prefix string, byEnv bool) string {
+	if byEnv {
+		return fmt.Sprintf("[record]\ndir = %q\n[[rule]]\nname = \"recording\"\nmatch.env = [\"SECCOMP_SHIM_RECORD=%s-web\"]\nrecord = \"%s-web\"\n", recordings, prefix, prefix)
+	}
+	return fmt.Sprintf("[record]\ndir = %q\n[[rule]]\nname = \"recording\"\nmatch.annotations = { \"seccomp-shim.io/record\" = \"*\" }\nallowed_recordings = [\"%s-*\"]\n", recordings, prefix)
+}
+
+// envOf is how an engine without annotations asks for what annotations
+// ask for here.
+func envOf(ann map[string]string) []string {
+	names := map[string]string{"seccomp-shim.io/record": "SECCOMP_SHIM_RECORD", "app": "APP"}
+	var env []string
+	for k, v := range ann {
+		env = append(env, "-e", names[k]+"="+v)
+	}
+	return env
+}
+
+// recordEngineLoop is TestRecordLoop through an engine: two replicas
+// recorded by annotation merge, the recorded profile installed enforces,
+// the one syscall the workload never made is denied and audited, and a
+// record request the policy doesn't allow fails.
+func recordEngineLoop(t *testing.T, cfg, auditLog, recordings, prefix string, byEnv bool, runIn engineRun) {
+	name := prefix + "-web"
+	rec := map[string]string{"seccomp-shim.io/record": name}
+	out, err := runIn(t, rec, httpdScript)
+	if err != nil || strings.Count(out, "hello-record") != 3 {
+		t.Fatalf("replica 1: %v\n%s", err, out)
+	}
+	if out, err := runIn(t, rec, netfilesScript); err != nil || !strings.Contains(out, "netfiles ok") {
+		t.Fatalf("replica 2: %v\n%s", err, out)
+	}
+	r := waitRecording(t, recordings, name, 2)
+	for _, n := range []string{"bind", "sendfile", "connect"} {
+		if !slices.Contains(r.Architectures[specs.ArchX86_64].Syscalls, n) {
+			t.Errorf("%s not recorded: %+v", n, r.Architectures[specs.ArchX86_64])
+		}
+	}
+	out, err = runIn(t, map[string]string{"seccomp-shim.io/record": "web"}, "true")
+	if !byEnv && (err == nil || !strings.Contains(out, `annotation seccomp-shim.io/record="web": rule "recording" allows recording only as ["`+prefix+`-*"]: not allowed by policy`)) {
+		t.Errorf("a record request the rule doesn't allow: %v\n%s", err, out)
+	}
+
+	recordAgent(t, cfg, "install", name)
+	body, _ := os.ReadFile(cfg)
+	match := fmt.Sprintf("match.annotations = { app = %q }", prefix)
+	if byEnv {
+		match = fmt.Sprintf("match.env = [\"APP=%s\"]", prefix)
+	}
+	rule := fmt.Sprintf("[[rule]]\nname = \"enforce\"\n%s\nprofile = %q\nexisting = \"replace\"\n", match, name)
+	if err := os.WriteFile(cfg, append(body, rule...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runIn(t, map[string]string{"app": prefix}, httpdScript+"; "+netfilesScript+"; /bin/busybox mkdir /tmp/never || echo mkdir denied")
+	if err != nil || strings.Count(out, "hello-record") != 3 || !strings.Contains(out, "netfiles ok") || !strings.Contains(out, "mkdir denied") {
+		t.Fatalf("enforced: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var denied []string
+		for _, rec := range readAudit(t, auditLog) {
+			if rec["rule"] == "profile "+name {
+				denied = append(denied, fmt.Sprint(rec["syscall"], " ", rec["errno"]))
+			}
+		}
+		if slices.Equal(denied, []string{"mkdir 1"}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("denials by profile %s: %q, want only mkdir's", name, denied)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRecordDocker: the loop through Docker, the shim as a runtime in
+// daemon.json. Debian's Docker 20.10 passes no annotations: the rule records
+// what docker run -e SECCOMP_SHIM_RECORD=docker-web starts.
+func TestRecordDocker(t *testing.T) {
+	recordings := filepath.Join(t.TempDir(), "recordings")
+	_, cfg, auditLog := agentShim(t, engineRecordConfig(recordings, "docker", true))
+	d := harness.NewDocker(t, bins.shim, map[string]string{"seccomp-shim": cfg})
+	www, bin := workloadFiles(t)
+	recordEngineLoop(t, cfg, auditLog, recordings, "docker", true, func(t *testing.T, ann map[string]string, script string) (string, error) {
+		args := []string{"--rm", "--runtime=seccomp-shim", "-v", www + ":/www:ro", "-v", bin + ":/bin/netfiles:ro", "--tmpfs", "/tmp"}
+		args = append(args, envOf(ann)...)
+		out, stderr, err := d.RunContainer(append(args, harness.DockerImage, "/bin/busybox", "sh", "-c", script)...)
+		return out + stderr, err
+	})
+}
+
+// TestRecordPodman: the loop through podman with the shim as its runtime,
+// recording asked for with podman run --annotation.
+func TestRecordPodman(t *testing.T) {
+	recordings := filepath.Join(t.TempDir(), "recordings")
+	_, cfg, auditLog := agentShim(t, engineRecordConfig(recordings, "podman", false))
+	pm, image := podman(t)
+	wrapper := shimWrapper(t, cfg)
+	www, bin := workloadFiles(t)
+	recordEngineLoop(t, cfg, auditLog, recordings, "podman", false, func(t *testing.T, ann map[string]string, script string) (string, error) {
+		args := []string{"--runtime", wrapper, "-v", www + ":/www:ro", "-v", bin + ":/bin/netfiles:ro", "--tmpfs", "/tmp"}
+		for k, v := range ann {
+			args = append(args, "--annotation", k+"="+v)
+		}
+		return pm.Run(append(args, image, "/bin/busybox", "sh", "-c", script)...)
+	})
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/seccomp-shim/seccomp-shim/internal/recording"
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
@@ -356,5 +359,62 @@ func TestRecordPodman(t *testing.T) {
 			args = append(args, "--annotation", k+"="+v)
 		}
 		return pm.Run(append(args, image, "/bin/busybox", "sh", "-c", script)...)
+	})
+}
+
+// TestRecordContainerdCRI: the loop through containerd's CRI plugin, as the
+// kubelet drives it: a RuntimeClass handler whose BinaryName is the shim,
+// recording asked for by a pod annotation (pod_annotations), the recorded
+// profile enforced by a rule on a container annotation.
+func TestRecordContainerdCRI(t *testing.T) {
+	recordings := filepath.Join(t.TempDir(), "recordings")
+	_, cfg, auditLog := agentShim(t, engineRecordConfig(recordings, "cri", false))
+	criConf := fmt.Sprintf(`
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.seccomp-shim]
+  runtime_type = "io.containerd.runc.v2"
+  pod_annotations = ["seccomp-shim.io/*"]
+  container_annotations = ["app"]
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.seccomp-shim.options]
+  BinaryName = %q
+  Root = "{{DIR}}/runc"
+`, shimWrapper(t, cfg))
+	ctd := harness.NewContainerd(t, harness.ContainerdOptions{SandboxImage: ctdImage, CRI: criConf})
+	ctd.Import(t, "k8s.io", harness.Rootfs(t), ctdImage, []string{"/bin/sleep", "100000"})
+	k := ctd.CRI(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := k.WaitImage(ctx, ctdImage); err != nil {
+		t.Fatal(err)
+	}
+	www, bin := workloadFiles(t)
+	pods := 0
+	recordEngineLoop(t, cfg, auditLog, recordings, "cri", false, func(t *testing.T, ann map[string]string, script string) (string, error) {
+		pods++
+		podAnn, ctrAnn := map[string]string{}, map[string]string{}
+		for k, v := range ann {
+			if strings.HasPrefix(k, "seccomp-shim.io/") {
+				podAnn[k] = v
+			} else {
+				ctrAnn[k] = v
+			}
+		}
+		// A host-network pod: httpd on a port of its own.
+		script = strings.ReplaceAll(script, "127.0.0.1:8080", "127.0.0.1:18931")
+		p, err := k.RunPod(ctx, harness.PodConfig(fmt.Sprint("rec-", pods), "default", t.TempDir(), podAnn), "seccomp-shim")
+		if err != nil {
+			return "", err
+		}
+		cc := harness.ContainerConfig("work", ctdImage, nil, "/bin/busybox", "sh", "-c", script)
+		cc.Annotations = ctrAnn
+		cc.Mounts = []*cri.Mount{{ContainerPath: "/www", HostPath: www, Readonly: true}, {ContainerPath: "/bin/netfiles", HostPath: bin, Readonly: true}}
+		_, out, err := k.Run(ctx, p, cc)
+		if err != nil {
+			return out + err.Error(), err
+		}
+		return out, nil
 	})
 }

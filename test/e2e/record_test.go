@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +60,7 @@ func main() {
 
 // workloadFiles builds the Go workload and a web root for busybox httpd,
 // for the test's containers to mount.
-func workloadFiles(t *testing.T) (www, bin string) {
+func workloadFiles(t testing.TB) (www, bin string) {
 	t.Helper()
 	dir := t.TempDir()
 	www, bin = filepath.Join(dir, "www"), filepath.Join(dir, "netfiles")
@@ -74,7 +77,7 @@ func workloadFiles(t *testing.T) (www, bin string) {
 
 // recordWorkload is a bundle running script under busybox sh, with the Go
 // workload at /bin/netfiles, a web root at /www and a writable /tmp.
-func recordWorkload(t *testing.T, script string) string {
+func recordWorkload(t testing.TB, script string) string {
 	t.Helper()
 	www, bin := workloadFiles(t)
 	bundle := harness.NewBundle(t, harness.Rootfs(t), "/bin/busybox", "sh", "-c", script)
@@ -417,4 +420,92 @@ func TestRecordContainerdCRI(t *testing.T) {
 		}
 		return out, nil
 	})
+}
+
+// BenchmarkRecordOverhead: what recording costs a workload nobody tuned:
+// busybox httpd (a fork per request, about 20 syscalls of each outside the
+// baseline) served to a Go client, requests per second with and without
+// recording. Both run at once through the same shim and agent, on the
+// host's network, and are asked in turn, 50 requests at a time, so that
+// drift on the machine hits both alike; the ratio is record/plain.
+func BenchmarkRecordOverhead(b *testing.B) {
+	harness.RequireRoot(b)
+	dir := b.TempDir()
+	socket := filepath.Join(dir, "agent.sock")
+	cfg, _ := writeConfig(b, fmt.Sprintf("[audit]\nmode = \"always\"\nsocket = %q\nunreachable = \"refuse\"\n[record]\ndir = %q\n[[rule]]\nmatch.ids = [\"bench-record\"]\nrecord = \"bench\"\n", socket, filepath.Join(dir, "recordings")))
+	agent := exec.Command(bins.agent, "--socket", socket, "--audit-log", filepath.Join(dir, "audit.log"), "--config", cfg, "--metrics", "")
+	if err := agent.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { agent.Process.Signal(os.Interrupt); agent.Wait() }()
+	for i := 0; ; i++ {
+		if c, err := net.Dial("unix", socket); err == nil {
+			c.Close()
+			break
+		} else if i > 300 {
+			b.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rt := &harness.Runtime{Bin: bins.shim, Root: b.TempDir(), Env: []string{"SECCOMP_SHIM_CONFIG=" + cfg}}
+	serve := func(id string, port int) string {
+		bundle := recordWorkload(b, fmt.Sprintf("exec /bin/busybox httpd -f -p 127.0.0.1:%d -h /www", port))
+		harness.EditConfig(b, bundle, func(m map[string]any) {
+			l := m["linux"].(map[string]any)
+			var ns []any
+			for _, n := range l["namespaces"].([]any) {
+				if n.(map[string]any)["type"] != "network" {
+					ns = append(ns, n)
+				}
+			}
+			l["namespaces"] = ns
+		})
+		if err := rt.Create(id, bundle); err != nil {
+			b.Fatal(err)
+		}
+		if err := rt.Start(id, bundle); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { rt.Delete(id, bundle); harness.Wait(bundle) })
+		return fmt.Sprintf("http://127.0.0.1:%d/index.html", port)
+	}
+	urls := map[string]string{"record": serve("bench-record", 18941), "plain": serve("bench-plain", 18942)}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	get := func(url string, n int) time.Duration {
+		t0 := time.Now()
+		for range n {
+			for i := 0; ; i++ {
+				resp, err := client.Get(url)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					break
+				}
+				if i > 100 { // the server may still be starting
+					b.Fatalf("%s: %v", url, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		return time.Since(t0)
+	}
+	get(urls["record"], 20) // warm up, and wait for both to listen
+	get(urls["plain"], 20)
+	const batch = 50
+	var took = map[string]time.Duration{}
+	b.ResetTimer()
+	for i := range b.N {
+		order := []string{"record", "plain"}
+		if i%2 == 1 {
+			order = []string{"plain", "record"}
+		}
+		for _, v := range order {
+			took[v] += get(urls[v], batch)
+		}
+	}
+	b.StopTimer()
+	rps := func(v string) float64 { return float64(b.N*batch) / took[v].Seconds() }
+	b.ReportMetric(rps("record"), "record-req/s")
+	b.ReportMetric(rps("plain"), "plain-req/s")
+	b.ReportMetric(rps("record")/rps("plain"), "record/plain")
 }

@@ -62,10 +62,11 @@ func (c *Collector) WouldDeny(r *notify.Request, _ notify.Decision) {
 }
 
 // Released implements notify.Observer: it merges what was collected into
-// the store. A container counts once; a runc exec's process (an exec probe,
-// kubectl exec) adds its syscalls but is not counted. When the agent stops
-// while the container runs on, what was seen so far is written all the
-// same: the rest of its run goes unrecorded.
+// the store. A container counts once, when it ends; a runc exec's process
+// (an exec probe, kubectl exec) adds its syscalls but is not counted. When
+// the agent stops while the container runs on, what was seen so far is
+// written all the same, uncounted: under a holder the next agent records
+// the rest and counts it at its end.
 func (c *Collector) Released(ctr *notify.Container, agentStopping bool) {
 	n := name(ctr)
 	if n == "" {
@@ -78,7 +79,7 @@ func (c *Collector) Released(ctr *notify.Container, agentStopping bool) {
 	if rec == nil {
 		rec = New(n) // nothing beyond the baseline: still a run of it
 	}
-	if !ctr.Exec {
+	if !ctr.Exec && !agentStopping {
 		rec.Containers = 1
 	}
 	rec.First, rec.Last = Now(), Now()

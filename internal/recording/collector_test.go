@@ -45,7 +45,8 @@ func TestCollector(t *testing.T) {
 	col.Released(other, false)
 	col.Released(probe, false)
 	col.Released(a, false)
-	col.Released(b, true) // the agent stops: what was seen is written
+	col.Released(b, true)                // the agent stops: what was seen is written, uncounted
+	col.Released(rec("b", false), false) // ... and b ends under the next agent
 	r, err := Store{Dir: dir}.Load("web")
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +64,8 @@ func TestCollector(t *testing.T) {
 	if len(col.recs) != 0 {
 		t.Errorf("%d recordings still held after every container ended", len(col.recs))
 	}
-	if n := strings.Count(logs.String(), "recording written"); n != 3 {
-		t.Errorf("%d recordings written, want 3:\n%s", n, logs.String())
+	if n := strings.Count(logs.String(), "recording written"); n != 4 {
+		t.Errorf("%d recordings written, want 4:\n%s", n, logs.String())
 	}
 	// A store it can't write: said in the agent's log.
 	col.SetDir("relative")

@@ -35,28 +35,20 @@ type RecordConfig struct {
 // baseline never allows what Docker's default would deny.
 var (
 	// What runc init makes between loading the filter and exec'ing the
-	// workload, with and without noNewPrivileges, under runc 1.1.5 and
-	// 1.3.0 (their union: a profile recorded under one runs under the
-	// other), and what its Go runtime may make in that window. write is
-	// here anyway: runc refuses to notify it. recvfrom: with a notify
-	// listener, runc 1.3's init waits for its parent's answer after
-	// handing over the fd (TestRecordLoop records under one runc and
-	// enforces under the other).
-	recordRuntime = []string{
-		"capget", "capset", "chdir", "close", "close_range", "epoll_ctl", "execve",
-		"faccessat", "faccessat2", "fcntl", "fstat", "fstatfs", "futex", "getcwd",
-		"getdents64", "getegid", "geteuid", "getgid", "getpid", "getppid", "getuid",
-		"newfstatat", "openat", "prctl", "read", "recvfrom", "setgid", "setgroups", "setuid",
-		"tgkill", "write",
-		"gettid", "madvise", "mmap", "munmap", "nanosleep", "rt_sigprocmask",
-		"rt_sigreturn", "sched_yield", "sigaltstack",
-	}
-	// What a static program (busybox, Go) makes before main and at exit.
-	recordStart = []string{
-		"arch_prctl", "brk", "exit", "exit_group", "getrandom", "mprotect",
-		"prlimit64", "readlink", "rseq", "rt_sigaction", "sched_getaffinity",
-		"set_robust_list", "set_tid_address",
-	}
+	// workload, with and without noNewPrivileges, and what its Go runtime
+	// may make in that window: strict's groups (measured under runc 1.1),
+	// prctl whole, and what runc 1.3.0 adds: close_range, faccessat2
+	// (strict leaves it out to keep runc's ENOSYS for clone3; a recorded
+	// profile answers clone3 itself), and recvfrom (with a notify listener,
+	// runc 1.3's init waits for its parent's answer after handing the fd
+	// over: TestRecordLoop records under one runc and enforces under the
+	// other). Mode 1's five with them: read and write, exit, and
+	// rt_sigreturn (write in any case: runc refuses to notify it).
+	recordRuntime = slices.Concat(strictMode1, strictRuncInit, strictRuncInitPrivileged, []string{
+		"prctl", "close_range", "faccessat2", "recvfrom",
+	})
+	// What a static program (busybox, Go) makes before main.
+	recordStart = slices.Concat(strictStaticStartup, []string{"rt_sigaction", "sched_getaffinity"})
 	// What busybox httpd and a Go server make per request or per wake-up:
 	// reading and writing files and sockets, waiting, time.
 	recordEveryday = []string{

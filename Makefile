@@ -24,7 +24,7 @@ MUSL_CC   ?= musl-gcc
 GO_CGO    := $(GO) build -trimpath -tags $(TAGS) -ldflags '-linkmode external -extldflags "-static"'
 GO_PURE   := CGO_ENABLED=0 $(GO) build -trimpath -tags $(TAGS)
 
-.PHONY: help build test unit e2e lint fuzz bench demo install uninstall clean deps
+.PHONY: help build test unit e2e lint fuzz bench demo install uninstall clean deps newstack
 
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,8 +45,17 @@ FORCE:
 deps: ## install the Debian packages that building and the tests need (root)
 	./scripts/deps.sh
 
-test: deps build ## run every test: unit, fuzz seeds and e2e against real runc/podman (e2e needs root)
-	$(GO) test -count=1 ./...
+# Today's stack (containerd 2.4, runc 1.3, crictl) for the NRI and new-stack
+# e2e tests: built once into NEWSTACK_CACHE (a few minutes the first time,
+# nothing after); `make test NEWSTACK=` skips those tests instead.
+NEWSTACK_CACHE ?= /var/cache/seccomp-shim-newstack
+NEWSTACK       ?= $(NEWSTACK_CACHE)
+
+newstack: ## build containerd 2.4, runc 1.3 and crictl once into NEWSTACK_CACHE (root)
+	NEWSTACK_CACHE=$(NEWSTACK_CACHE) ./scripts/newstack.sh
+
+test: deps build $(if $(NEWSTACK),newstack) ## every test: unit, fuzz seeds, e2e on Debian's engines and on today's stack (e2e needs root)
+	SECCOMP_SHIM_NEWSTACK=$(NEWSTACK) $(GO) test -count=1 ./...
 
 unit: ## run the unit tests only (no root needed)
 	$(GO) test -short -count=1 ./pkg/... ./internal/... ./cmd/...

@@ -187,31 +187,27 @@ allowed_recordings = ["team-*"]
 	if out := recordAgent(t, cfg, "install", "web", "web-v1"); !strings.Contains(out, "web-v1.json") {
 		t.Errorf("install: %s", out)
 	}
-	// 3. Enforce it: the same policy file, with a rule giving web-v1.
+	if out := recordAgent(t, cfg, "diff", "web", "default"); !strings.Contains(out, "syscalls treated differently") || !strings.Contains(out, "\nmkdir ") {
+		t.Errorf("diff against default:\n%s", out)
+	}
+	// 3. Complain: web-v1 not enforced yet. The whole workload makes no
+	// would-be denial; the mkdir it never made while recorded is one, and
+	// runs.
+	// 4. Enforce: the same profile denies that mkdir and audits it.
 	body, _ := os.ReadFile(cfg)
-	if err := os.WriteFile(cfg, append(body, "[[rule]]\nname = \"web\"\nmatch.ids = [\"web-*\"]\nprofile = \"web-v1\"\nexisting = \"replace\"\n"...), 0o644); err != nil {
+	body = append(body, "[[rule]]\nname = \"web complain\"\nmatch.ids = [\"cmp-*\"]\nprofile = \"web-v1\"\nexisting = \"replace\"\nenforce = false\n"...)
+	body = append(body, "[[rule]]\nname = \"web\"\nmatch.ids = [\"web-*\"]\nprofile = \"web-v1\"\nexisting = \"replace\"\n"...)
+	if err := os.WriteFile(cfg, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out = run(t, rt, "web-1", recordWorkload(t, httpdScript+"; "+netfilesScript+"; /bin/busybox mkdir /tmp/never || echo mkdir denied"))
-	want(t, out, "hello-record", "netfiles ok", "mkdir denied")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		found := ""
-		for _, rec := range readAudit(t, auditLog) {
-			if rec["container"] == "web-1" {
-				found += fmt.Sprintln(rec["syscall"], rec["errno"], rec["rule"])
-			}
-		}
-		if strings.Contains(found, "mkdir 1 profile web-v1\n") {
-			if strings.Count(found, "\n") != 1 {
-				t.Errorf("web-1 was denied more than the syscall it never made:\n%s", found)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no audit record of web-1's mkdir denied by profile web-v1:\n%s", found)
-		}
-		time.Sleep(100 * time.Millisecond)
+	workload := httpdScript + "; " + netfilesScript + "; /bin/busybox mkdir /tmp/never && echo mkdir ran || echo mkdir denied"
+	want(t, run(t, rt, "cmp-1", recordWorkload(t, workload)), "hello-record", "netfiles ok", "mkdir ran")
+	if got := waitAudit(t, auditLog, "cmp-1", "mkdir complain 1 profile web-v1"); len(got) != 1 {
+		t.Errorf("cmp-1's would-be denials: %q, want only mkdir", got)
+	}
+	want(t, run(t, rt, "web-1", recordWorkload(t, workload)), "hello-record", "netfiles ok", "mkdir denied")
+	if got := waitAudit(t, auditLog, "web-1", "mkdir errno 1 profile web-v1"); len(got) != 1 {
+		t.Errorf("web-1's denials: %q, want only mkdir, the syscall it never made", got)
 	}
 
 	// The profile recorded under this runc runs under the other one too:
@@ -508,4 +504,26 @@ func BenchmarkRecordOverhead(b *testing.B) {
 	b.ReportMetric(rps("record"), "record-req/s")
 	b.ReportMetric(rps("plain"), "plain-req/s")
 	b.ReportMetric(rps("record")/rps("plain"), "record/plain")
+}
+
+// waitAudit waits until the audit log has the record want ("SYSCALL ACTION
+// ERRNO RULE") of container, and returns all of that container's records.
+func waitAudit(t *testing.T, auditLog, container, want string) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var got []string
+		for _, rec := range readAudit(t, auditLog) {
+			if rec["container"] == container {
+				got = append(got, fmt.Sprint(rec["syscall"], " ", rec["action"], " ", rec["errno"], " ", rec["rule"]))
+			}
+		}
+		if slices.Contains(got, want) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit record %q of %s in %q", want, container, got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -37,15 +37,14 @@ var (
 	// What runc init makes between loading the filter and exec'ing the
 	// workload, with and without noNewPrivileges, and what its Go runtime
 	// may make in that window: strict's groups (measured under runc 1.1),
-	// prctl whole, and what runc 1.3.0 adds: close_range, faccessat2
+	// prctl whole, and what runc 1.3.0 adds: close_range and faccessat2
 	// (strict leaves it out to keep runc's ENOSYS for clone3; a recorded
-	// profile answers clone3 itself), and recvfrom (with a notify listener,
-	// runc 1.3's init waits for its parent's answer after handing the fd
-	// over: TestRecordLoop records under one runc and enforces under the
-	// other). Mode 1's five with them: read and write, exit, and
-	// rt_sigreturn (write in any case: runc refuses to notify it).
+	// profile answers clone3 itself). TestRecordLoop records under one runc
+	// and enforces under the other. Mode 1's five with them: read and
+	// write, exit, and rt_sigreturn (write in any case: runc refuses to
+	// notify it).
 	recordRuntime = slices.Concat(strictMode1, strictRuncInit, strictRuncInitPrivileged, []string{
-		"prctl", "close_range", "faccessat2", "recvfrom",
+		"prctl", "close_range", "faccessat2",
 	})
 	// What a static program (busybox, Go) makes before main.
 	recordStart = slices.Concat(strictStaticStartup, []string{"rt_sigaction", "sched_getaffinity"})

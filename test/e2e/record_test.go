@@ -527,3 +527,14 @@ func waitAudit(t *testing.T, auditLog, container, want string) []string {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestStrictAuditedRunc13: strict, audited by the agent, starts under runc
+// 1.3, whose init waits for its parent with recvfrom after handing the
+// notify fd over, after the filter is loaded (the fact the recording
+// baseline was found to need, shared with strict's list).
+func TestStrictAuditedRunc13(t *testing.T) {
+	runc := harness.NewstackBinary(t, "runc", "v1.3.*", "runc")
+	t.Setenv("PATH", filepath.Dir(runc)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	rt, _, _ := agentShim(t, "[[rule]]\nprofile = \"strict\"\nexisting = \"replace\"\n")
+	want(t, run(t, rt, "strict-13", harness.NewBundle(t, harness.Rootfs(t), "/bin/echo", "strict", "works")), "strict works")
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/internal/holder"
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/internal/nriplugin"
+	"github.com/seccomp-shim/seccomp-shim/internal/recording"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
@@ -87,6 +88,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				return summary(path, format, stdout)
 			}},
 		suggestCommand(stdout, stderr),
+		recordCommand(stdout, stderr),
 	}
 	return cliapp.Run(app, args)
 }
@@ -108,8 +110,10 @@ func serveFlags() []cli.Flag {
 // noServeFlags refuses serve's flags, which the app takes, before another
 // command: they would be ignored.
 func noServeFlags(c *cli.Context) error {
-	if l := c.Lineage(); len(l) > 1 && l[1].NumFlags() > 0 {
-		return cliapp.Usage(c, "the flags before %q are serve's; %s takes its own after it", c.Command.Name, c.Command.Name)
+	for _, x := range c.Lineage()[1:] { // the command's parents, up to the app's
+		if x.App != nil && x.NumFlags() > 0 {
+			return cliapp.Usage(c, "the flags before %q are serve's; %s takes its own after it", c.Command.Name, c.Command.Name)
+		}
 	}
 	return nil
 }
@@ -167,7 +171,8 @@ func run(socket, auditPath, metricsAddr, holderCtl, nriSocket string, toStdout b
 	metrics.DegradedCreates = func() (uint64, error) { return logfile.Degraded(filepath.Dir(socket)) }
 	metrics.UsesHolder = holderCtl != ""
 	nriMetrics := nriplugin.NewMetrics()
-	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK()}
+	recorder := recording.NewCollector(cfg.Record.Dir, logger)
+	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK(), Observer: recorder}
 	if runtime.GOMAXPROCS(0) < 2 {
 		// Pinned to one CPU, a thread blocked in RECV must not leave the
 		// rest of the agent without a P to run on.
@@ -228,6 +233,7 @@ func run(socket, auditPath, metricsAddr, holderCtl, nriSocket string, toStdout b
 			}
 			cfg = next
 			pol.Store(next)
+			recorder.SetDir(next.Record.Dir)
 			logger.WithFields(logrus.Fields{"config": next.Source, "notify_rules": len(next.Notify.Rules)}).Info("policy reloaded")
 		}
 	}()

@@ -53,12 +53,17 @@ func Run(app *cli.App, args []string) int {
 			return Usage(c, "no command given")
 		}
 	}
-	for _, c := range app.Commands {
-		if c.OnUsageError == nil {
-			c.OnUsageError = usageError
+	var prepare func([]*cli.Command)
+	prepare = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			if c.OnUsageError == nil {
+				c.OnUsageError = usageError
+			}
+			c.HideHelpCommand = true // --help is enough: no "help" command of its own
+			prepare(c.Subcommands)
 		}
-		c.HideHelpCommand = true // a command without subcommands needs no "help" of its own
 	}
+	prepare(app.Commands)
 	err := app.Run(append([]string{app.Name}, args...))
 	if err == nil {
 		return 0
@@ -83,7 +88,7 @@ func Usage(c *cli.Context, format string, a ...any) error {
 	msg := fmt.Sprintf(format, a...)
 	name := c.App.Name
 	if c.Command != nil && c.Command.Name != "" && len(c.Lineage()) > 2 {
-		name += " " + c.Command.Name
+		name = c.Command.HelpName // with its parents': "seccomp-agent record show"
 	}
 	fmt.Fprintf(c.App.ErrWriter, "%s: %s\n\n", name, msg)
 	showHelp(c)

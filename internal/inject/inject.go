@@ -167,6 +167,10 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error
 	// profile is enforced (and said so), or the create refused where
 	// audit.unreachable = "refuse"; never started with less.
 	enforced := func(why string) error {
+		if res.Record != "" {
+			// Enforced, the recording profile denies all but the baseline.
+			return fmt.Errorf("recording %q not possible: %s", res.Record, why)
+		}
 		if res.Complain && cfg.Audit.Unreachable == policy.AgentRefuse {
 			return fmt.Errorf("complain mode not possible: %s (audit.unreachable = refuse)", why)
 		}
@@ -213,7 +217,7 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error
 			return nil
 		}
 	}
-	meta := policy.AuditMeta{Rule: res.Rule, Profile: res.InForce()}
+	meta := policy.AuditMeta{Rule: res.Rule, Profile: res.InForce(), Record: res.Record}
 	if res.Complain {
 		out, warnings, err := policy.Complain(sc, cfg.Audit.Socket, meta)
 		if err != nil {

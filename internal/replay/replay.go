@@ -29,6 +29,9 @@ type Meta struct {
 	// ENOSYSAbove holds, per architecture, the highest syscall number the
 	// original profile named: runc answers ENOSYS above it, not Errno.
 	ENOSYSAbove map[specs.Arch]int `json:"enosysAbove,omitempty"`
+	// Record is the name the agent records a container in complain mode
+	// under (policy.Choice.Record), "" for none.
+	Record string `json:"record,omitempty"`
 }
 
 // Parse decodes listenerMetadata written by policy.Audit.

@@ -140,6 +140,9 @@ func (c *Config) Apply(spec *specs.Spec, id string) (*Result, error) {
 // architecture choice and validates the result. It returns nil for
 // unconfined.
 func (c *Config) Resolve(d Choice, spec *specs.Spec) (*specs.LinuxSeccomp, []string, error) {
+	if d.Record != "" {
+		return c.resolveProfile(recordingProfile(d.Record), d, spec)
+	}
 	if c.Profiles.CacheDir != "" && ValidName(d.Profile) {
 		if sc, warnings, ok, err := c.resolveCached(d, spec); ok {
 			return sc, warnings, err

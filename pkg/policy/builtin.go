@@ -15,9 +15,11 @@ var (
 	strictMode1 = []string{"read", "write", "exit", "exit_group", "rt_sigreturn"}
 	// runc init loads the filter before it execs the workload; between the two
 	// it opens and closes the exec fifo, walks /proc/self/fd and its Go
-	// runtime may park, preempt or grow a thread.
+	// runtime may park, preempt or grow a thread. With a notify listener
+	// (the agent's audit), runc 1.3's init hands the fd to its parent and
+	// waits for the answer with recvfrom.
 	strictRuncInit = []string{
-		"execve", "openat", "close", "fstatfs", "getdents64", "getpid", "epoll_ctl",
+		"execve", "openat", "close", "fstatfs", "getdents64", "getpid", "epoll_ctl", "recvfrom",
 		"futex", "nanosleep", "sched_yield", "rt_sigprocmask", "sigaltstack",
 		"tgkill", "gettid", "mmap", "munmap", "madvise",
 	}

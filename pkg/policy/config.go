@@ -73,6 +73,7 @@ type Config struct {
 	Log      LogConfig      `toml:"log"`
 	Audit    AuditConfig    `toml:"audit"`
 	Notify   NotifyConfig   `toml:"notify"`
+	Record   RecordConfig   `toml:"record"`
 	Rules    []Rule         `toml:"rule"`
 }
 
@@ -132,6 +133,13 @@ type Rule struct {
 	// AllowComplain lets a container ask for complain mode with the
 	// annotation seccomp-shim.io/complain=true.
 	AllowComplain bool `toml:"allow_complain"`
+	// Record records every container the rule matches under this name
+	// (record.go): the recording profile in complain mode, what it would
+	// deny collected by the agent.
+	Record string `toml:"record"`
+	// AllowedRecordings are globs of the names a container may ask to be
+	// recorded under, with the annotation seccomp-shim.io/record=<name>.
+	AllowedRecordings []string `toml:"allowed_recordings"`
 }
 
 // Enforced reports whether the rule's profile is enforced, not run in
@@ -178,6 +186,7 @@ func DefaultConfig() *Config {
 		Profiles: ProfilesConfig{Dir: DefaultProfilesDir},
 		Log:      LogConfig{Level: "info"},
 		Audit:    AuditConfig{Mode: AuditAuto, Socket: DefaultSocket, Unreachable: AgentDegrade},
+		Record:   RecordConfig{Dir: DefaultRecordDir},
 	}
 }
 
@@ -398,6 +407,9 @@ func (c *Config) validate() error {
 	if c.Profiles.CacheDir != "" && !filepath.IsAbs(c.Profiles.CacheDir) {
 		errs = append(errs, fmt.Errorf("profiles.cache_dir %q: must be an absolute path", c.Profiles.CacheDir))
 	}
+	if !filepath.IsAbs(c.Record.Dir) {
+		errs = append(errs, fmt.Errorf("record.dir %q: must be an absolute path", c.Record.Dir))
+	}
 	if c.Log.File != "" && !filepath.IsAbs(c.Log.File) {
 		errs = append(errs, fmt.Errorf("log.file %q: must be an absolute path", c.Log.File))
 	}
@@ -440,6 +452,9 @@ func (c *Config) validate() error {
 			}
 			errs = append(errs, fmt.Errorf("rule[%d] (%s): %s: complain mode needs the notify agent, and audit.mode is off", i, r.Name, key))
 		}
+		if c.Audit.Mode == AuditOff && (r.Record != "" || len(r.AllowedRecordings) > 0) {
+			errs = append(errs, fmt.Errorf("rule[%d] (%s): record, allowed_recordings: recording needs the notify agent, and audit.mode is off", i, r.Name))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -470,6 +485,9 @@ func (r *Rule) validate() error {
 		errs = append(errs, err)
 	}
 	if err := r.Match.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := r.validateRecord(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -199,6 +199,10 @@ type Choice struct {
 	// Complain: the profile runs in complain mode (complain.go), by the
 	// rule or at the container's request where the rule allows it.
 	Complain bool
+	// Record is the name the container is recorded under (record.go), by
+	// the rule or at its request; it then runs in complain mode under the
+	// recording profile.
+	Record string
 }
 
 // Choose finds the first matching rule and applies the container's profile
@@ -222,6 +226,9 @@ func (c *Config) Choose(ctr Container) (Choice, error) {
 		Complain: !r.Enforced(),
 	}
 	if err := d.complainRequest(r, ctr, k); err != nil {
+		return d, err
+	}
+	if err := d.recordRequest(r, ctr, k); err != nil || d.Record != "" {
 		return d, err
 	}
 	want, ok := ctr.Annotations[AnnotationProfile]

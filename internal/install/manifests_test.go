@@ -229,6 +229,11 @@ func TestDaemonSet(t *testing.T) {
 		}
 	}
 	install := container(t, spec.InitContainers, "install")
+	// The handler on every containerd, 2.x included, where auto would
+	// register the NRI plugin that this pod doesn't run.
+	if !slices.Contains(install.Command, "--nri=off") {
+		t.Errorf("install: %v without --nri=off", install.Command)
+	}
 	hm := hostMounts(t, spec, install)
 	for _, p := range []string{"/usr/local/bin", "/etc/seccomp-shim", "/etc/containerd"} {
 		if hm["/host"+p] != p {

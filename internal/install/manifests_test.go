@@ -39,7 +39,19 @@ type manifests struct {
 // field the API server silently drops.
 func loadManifests(t *testing.T) manifests {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(manifestDir, "*.yaml"))
+	m := loadManifestDir(t, manifestDir)
+	if len(m.namespaces) != 1 || len(m.configMaps) != 1 || len(m.daemonSets) != 1 || len(m.runtimeClasses) != 1 ||
+		len(m.accounts) != 1 || len(m.roles) != 1 || len(m.bindings) != 1 {
+		t.Fatalf("want one each of Namespace, ConfigMap, DaemonSet, RuntimeClass, ServiceAccount, ClusterRole, ClusterRoleBinding; got %d %d %d %d %d %d %d",
+			len(m.namespaces), len(m.configMaps), len(m.daemonSets), len(m.runtimeClasses), len(m.accounts), len(m.roles), len(m.bindings))
+	}
+	return m
+}
+
+// loadManifestDir decodes the documents of dir's *.yaml files.
+func loadManifestDir(t *testing.T, dir string) manifests {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
@@ -96,11 +108,6 @@ func loadManifests(t *testing.T) manifests {
 				t.Errorf("%s[%d]: unexpected %s %s", f, i, tm.APIVersion, tm.Kind)
 			}
 		}
-	}
-	if len(m.namespaces) != 1 || len(m.configMaps) != 1 || len(m.daemonSets) != 1 || len(m.runtimeClasses) != 1 ||
-		len(m.accounts) != 1 || len(m.roles) != 1 || len(m.bindings) != 1 {
-		t.Fatalf("want one each of Namespace, ConfigMap, DaemonSet, RuntimeClass, ServiceAccount, ClusterRole, ClusterRoleBinding; got %d %d %d %d %d %d %d",
-			len(m.namespaces), len(m.configMaps), len(m.daemonSets), len(m.runtimeClasses), len(m.accounts), len(m.roles), len(m.bindings))
 	}
 	return m
 }

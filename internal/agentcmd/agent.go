@@ -26,6 +26,7 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/internal/cliapp"
 	"github.com/seccomp-shim/seccomp-shim/internal/holder"
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
+	"github.com/seccomp-shim/seccomp-shim/internal/nriplugin"
 	"github.com/seccomp-shim/seccomp-shim/pkg/notify"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
@@ -100,6 +101,7 @@ func serveFlags() []cli.Flag {
 		&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9646", Usage: "address for Prometheus metrics at /metrics; empty turns them off"},
 		&cli.StringFlag{Name: "holder", Usage: "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts"},
 		&cli.StringFlag{Name: "config", Usage: "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or " + policy.DefaultConfigPath},
+		&cli.StringFlag{Name: "nri-socket", Usage: "also apply the policy as the NRI plugin " + nriplugin.Index + "-" + nriplugin.Name + " of the runtime serving NRI here (containerd 2.x: " + nriplugin.DefaultSocket + "); empty: off"},
 	}
 }
 
@@ -127,7 +129,7 @@ func serveCmd(c *cli.Context, stdout, stderr io.Writer) error {
 		os.Setenv(policy.ConfigEnv, config)
 	}
 	err := run(flag("socket").String("socket"), flag("audit-log").String("audit-log"), flag("metrics").String("metrics"),
-		flag("holder").String("holder"), flag("audit-stdout").Bool("audit-stdout"), stdout, logger)
+		flag("holder").String("holder"), flag("nri-socket").String("nri-socket"), flag("audit-stdout").Bool("audit-stdout"), stdout, logger)
 	if err != nil {
 		logger.Error(err)
 		return cli.Exit("", 1)
@@ -135,7 +137,7 @@ func serveCmd(c *cli.Context, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout io.Writer, logger *logrus.Logger) error {
+func run(socket, auditPath, metricsAddr, holderCtl, nriSocket string, toStdout bool, stdout io.Writer, logger *logrus.Logger) error {
 	if err := os.MkdirAll(filepath.Dir(auditPath), 0o750); err != nil {
 		return err
 	}
@@ -164,6 +166,7 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 	// sits in the same directory).
 	metrics.DegradedCreates = func() (uint64, error) { return logfile.Degraded(filepath.Dir(socket)) }
 	metrics.UsesHolder = holderCtl != ""
+	nriMetrics := nriplugin.NewMetrics()
 	s := &notify.Server{Handler: pol, Audit: audit, Metrics: metrics, Log: logger, BlockingReceive: notify.BlockingOK()}
 	if runtime.GOMAXPROCS(0) < 2 {
 		// Pinned to one CPU, a thread blocked in RECV must not leave the
@@ -176,7 +179,9 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 			return fmt.Errorf("--metrics %s: %w", metricsAddr, err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(notify.NewRegistry(metrics, cliapp.Version()), promhttp.HandlerOpts{}))
+		reg := notify.NewRegistry(metrics, cliapp.Version())
+		reg.MustRegister(nriMetrics.Collectors()...)
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		go http.Serve(ml, mux)
 		defer ml.Close()
 		metricsAddr = ml.Addr().String() // the port, if it was :0
@@ -234,6 +239,13 @@ func run(socket, auditPath, metricsAddr, holderCtl string, toStdout bool, stdout
 			return err
 		}
 		defer link.Close()
+	}
+	if nriSocket != "" {
+		// Once listening, so the first containers it routes to us find us.
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(os.Getenv) }, Log: logger, Metrics: nriMetrics}
+		go p.Run(ctx, nriSocket, time.Second)
 	}
 	err = s.Serve(l)
 	if errors.Is(err, notify.ErrServerClosed) {

@@ -60,7 +60,8 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	if before != nil && after != nil && (before.ListenerPath == cfg.Audit.Socket) == (after.ListenerPath == cfg.Audit.Socket) {
 		_, wasAudited := policy.Unaudit(before, cfg.Audit.Socket)
 		_, isAudited := policy.Unaudit(after, cfg.Audit.Socket)
-		if wasAudited == isAudited && policy.SameProtection(before, after, cfg.Audit.Socket) {
+		if wasAudited == isAudited && policy.IsComplain(before, cfg.Audit.Socket) == policy.IsComplain(after, cfg.Audit.Socket) &&
+			policy.SameProtection(before, after, cfg.Audit.Socket) {
 			return data, res, nil
 		}
 	}
@@ -90,6 +91,11 @@ func Follows(cfg *policy.Config, data []byte, id, source string) (*policy.Result
 	spec, before, res, err := apply(cfg, data, id, source)
 	if err != nil {
 		return nil, false, err
+	}
+	// A profile in complain mode lets its denials run: it follows a policy
+	// that asks for complain mode only.
+	if policy.IsComplain(before, cfg.Audit.Socket) && !res.Complain {
+		return res, false, nil
 	}
 	return res, policy.SameProtection(before, spec.Linux.Seccomp, cfg.Audit.Socket), nil
 }
@@ -138,16 +144,34 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error
 		return nil
 	}
 	sc := spec.Linux.Seccomp
+	// Complain mode is the agent's answer: where it can't be had, the
+	// profile is enforced (and said so), or the create refused where
+	// audit.unreachable = "refuse"; never started with less.
+	enforced := func(why string) error {
+		if res.Complain && cfg.Audit.Unreachable == policy.AgentRefuse {
+			return fmt.Errorf("complain mode not possible: %s (audit.unreachable = refuse)", why)
+		}
+		if res.Complain {
+			res.Warnings = append(res.Warnings, "complain mode not in effect, profile enforced: "+why)
+		}
+		return nil
+	}
 	switch {
 	case cfg.Audit.Mode == policy.AuditOff:
 		res.Audit = "off by policy"
-		return nil
+		return enforced("audit.mode is off")
 	case sc.ListenerPath != "":
 		res.Audit = "listener already set: " + sc.ListenerPath
-		return nil
+		return enforced("the profile names another listener: " + sc.ListenerPath)
 	}
 	if err := agent; err != nil {
 		res.Audit = policy.AuditDegraded + err.Error()
+		if res.Complain {
+			if cfg.Audit.Unreachable == policy.AgentRefuse {
+				return fmt.Errorf("audit.socket %s: %w (complain mode, audit.unreachable = refuse): %w", cfg.Audit.Socket, ErrAgentUnreachable, err)
+			}
+			return enforced("notify agent at " + cfg.Audit.Socket + ": " + err.Error())
+		}
 		if cfg.Audit.Mode != policy.AuditAlways {
 			return nil
 		}
@@ -160,14 +184,27 @@ func audit(cfg *policy.Config, spec *specs.Spec, res *policy.Result, agent error
 	if unknown != nil {
 		if err := unknown(); err != nil {
 			res.Audit = "not audited: the engine's profile has fields this build does not know"
-			if cfg.Audit.Mode == policy.AuditAlways && cfg.Audit.Unreachable == policy.AgentRefuse {
-				return fmt.Errorf("linux.seccomp: %w; refusing to audit it and drop them (audit.mode = always, audit.unreachable = refuse)", err)
+			if (res.Complain || cfg.Audit.Mode == policy.AuditAlways) && cfg.Audit.Unreachable == policy.AgentRefuse {
+				return fmt.Errorf("linux.seccomp: %w; refusing to audit it and drop them (audit.unreachable = refuse)", err)
+			}
+			if res.Complain {
+				return enforced("the engine's profile is kept whole: " + err.Error())
 			}
 			res.Warnings = append(res.Warnings, "denials not audited, same protection: the engine's profile is kept whole: "+err.Error())
 			return nil
 		}
 	}
-	out, err := policy.Audit(sc, cfg.Audit.Socket, policy.AuditMeta{Rule: res.Rule, Profile: res.InForce()})
+	meta := policy.AuditMeta{Rule: res.Rule, Profile: res.InForce()}
+	if res.Complain {
+		out, warnings, err := policy.Complain(sc, cfg.Audit.Socket, meta)
+		if err != nil {
+			return err
+		}
+		spec.Linux.Seccomp = out
+		res.Audit, res.Warnings = "complain mode", append(res.Warnings, warnings...)
+		return nil
+	}
+	out, err := policy.Audit(sc, cfg.Audit.Socket, meta)
 	if err != nil {
 		return err
 	}

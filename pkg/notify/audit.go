@@ -11,6 +11,10 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
 
+// ActionComplain is the audit record's action for a would-be denial that
+// ran: its container is in complain mode.
+const ActionComplain = "complain"
+
 // Record is one line of the audit log.
 type Record struct {
 	Time      string    `json:"time"`
@@ -31,6 +35,10 @@ type Record struct {
 	Action    string    `json:"action"`
 	Errno     uint      `json:"errno,omitempty"`
 	Rule      string    `json:"rule,omitempty"`
+	// Would is set on a complain-mode container's would-be denial (action
+	// "complain", which ran): the action its profile would have taken,
+	// with Errno for "errno".
+	Would string `json:"would,omitempty"`
 	// Set on aggregate records: how many more denials of this syscall in
 	// this container, not written in full, between First and Last.
 	Count int    `json:"count,omitempty"`
@@ -221,6 +229,8 @@ func record(c *Container, n *unotify.Notif, arch, syscall string, d Decision, no
 	}
 	rec.Namespace, rec.Pod, rec.Name, rec.Image = policy.Labels(c.Annotations)
 	switch {
+	case d.Complain:
+		rec.Action, rec.Would = ActionComplain, d.Would
 	case d.Kill:
 		rec.Action = "kill"
 	case d.Continue:

@@ -38,6 +38,10 @@ type Container struct {
 	ID, Bundle  string
 	Annotations map[string]string
 	Meta        *policy.AuditMeta // nil if the shim did not route this container
+	// Complain is set where the container runs in complain mode: what its
+	// profile would deny runs, recorded (complain.go).
+	Complain *policy.ComplainMeta
+	Exec     bool // the hand-off is a runc exec's process, not the container's
 
 	// Rule names for Replay, made once: a decision must not allocate.
 	// Only the container's own thread touches them.
@@ -76,6 +80,10 @@ type Decision struct {
 	Errno    uint   // else fail it with this errno
 	Rule     string // what decided, for the audit record
 	Audit    bool   // record a Continue too (denials always are)
+	// Complain: a Continue because the container is in complain mode;
+	// Errno, Rule and Would say what the call would have got.
+	Complain bool
+	Would    string // the would-be action: "errno", "kill", or the profile's SCMP_ACT_*
 }
 
 // Handler decides notified syscalls. It runs on the container's thread:
@@ -110,6 +118,9 @@ type Server struct {
 	Handler Handler
 	Audit   *AuditLog
 	Metrics *Metrics // nil counts nothing
+	// Observer, if set, gets each would-be denial of a complain-mode
+	// container and the end of each of its hand-offs.
+	Observer Observer
 	// Log gets the agent's own events (hand-offs, containers starting and
 	// ending, errors), with the container's ID in a field; nil logs nothing.
 	// Decisions are never logged here: that is the audit log's job.
@@ -278,11 +289,13 @@ func (s *Server) accept(conn *net.UnixConn) {
 
 // serve serves one container's fd until it ends, then closes the fd.
 func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
-	c := &Container{ID: st.State.ID, Bundle: st.State.Bundle, Annotations: st.State.Annotations}
+	c := &Container{ID: st.State.ID, Bundle: st.State.Bundle, Annotations: st.State.Annotations, Exec: handoff.Exec(st)}
 	if st.Metadata != "" {
 		var err error
 		if c.Meta, err = policy.ParseAuditMeta(st.Metadata); err != nil {
 			s.log(c).WithError(err).Warn("no policy metadata: denying its notified syscalls with EPERM")
+		} else if c.Complain, err = policy.ParseComplainMeta(st.Metadata); err != nil {
+			s.log(c).WithError(err).Warn("complain metadata unreadable: enforcing its profile")
 		}
 	}
 	if s.Metrics != nil {
@@ -293,11 +306,19 @@ func (s *Server) serve(st *specs.ContainerProcessState, fd int) {
 	if handoff.Exec(st) {
 		log = log.WithField("exec", true)
 	}
+	if c.Complain != nil {
+		log = log.WithField("complain", true)
+	}
 	log.Info("watching")
-	if t, ok := s.Handler.(tabler); !ok || s.NoFastPath || !s.serveFast(c, fd, t) {
+	// A complain-mode container's calls are all decided in Go, where they
+	// are recorded and observed.
+	if t, ok := s.Handler.(tabler); !ok || s.NoFastPath || c.Complain != nil || !s.serveFast(c, fd, t) {
 		s.serveContainer(c, fd)
 	}
 	unix.Close(fd)
+	if c.Complain != nil && s.Observer != nil {
+		s.Observer.Released(c, s.stopping.Load())
+	}
 	switch {
 	case s.stopping.Load():
 		// It may well run on: under a holder, answered by the holder;
@@ -387,12 +408,20 @@ func (s *Server) answer(r *Request) {
 	}
 	c, fd, n := r.Container, r.Fd, r.Notif
 	r.Arch, r.Syscall = n.Data.ArchName(), unotify.SyscallName(n.Data.Arch, n.Data.Nr)
-	d := s.Handler.Decide(r)
+	var d Decision
+	if c.Complain != nil {
+		d = s.complain(r)
+	} else {
+		d = s.Handler.Decide(r)
+	}
 	resp := unotify.Deny(n.ID, unix.Errno(d.Errno))
 	if d.Continue {
 		resp = unotify.Continue(n.ID)
 	}
-	if s.Audit != nil && (!d.Continue || d.Audit) {
+	if d.Complain && s.Observer != nil {
+		s.Observer.WouldDeny(r, d)
+	}
+	if s.Audit != nil && (!d.Continue || d.Audit || d.Complain) {
 		// Recorded before the answer frees the caller (or the kill ends
 		// it), while its pid still names it; procInfo checks IDValid.
 		s.Audit.Record(c, fd, n, r, d, start)
@@ -407,6 +436,8 @@ func (s *Server) answer(r *Request) {
 	}
 	action := "errno"
 	switch {
+	case d.Complain:
+		action = "complain"
 	case d.Continue:
 		action = "continue"
 	case d.Kill:

@@ -3,8 +3,6 @@ package policy
 //go:generate go run ./internal/gensyscalls syscalls_gen.go
 
 import (
-	"encoding/json"
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/internal/replay"
 )
@@ -37,84 +35,7 @@ func ParseAuditMeta(s string) (*AuditMeta, error) { return replay.Parse(s) }
 // trace and log actions. The result denies exactly what sc denies, as long as
 // the agent answers; runc fails the create if it can't reach the agent.
 func Audit(sc *specs.LinuxSeccomp, listener string, meta AuditMeta) (*specs.LinuxSeccomp, error) {
-	meta.V = 1
-	def := verdict{sc.DefaultAction, sc.DefaultErrnoRet}
-	if def.Action == specs.ActErrno {
-		meta.Errno = errnoOrEPERM(def.Errno)
-	}
-	t := treatments(sc)
-	var routed []string
-	for _, n := range allSyscalls {
-		if n == "write" {
-			continue
-		}
-		v := def
-		if tr, ok := t[n]; ok {
-			if tr.Uncond == nil {
-				continue
-			}
-			v = *tr.Uncond
-		}
-		if v.Action != specs.ActErrno {
-			continue
-		}
-		if e := errnoOrEPERM(v.Errno); e != meta.Errno {
-			if meta.Errnos == nil {
-				meta.Errnos = map[string]uint{}
-			}
-			meta.Errnos[n] = e
-		}
-		routed = append(routed, n)
-	}
-	if len(routed) == 0 {
-		return sc, nil
-	}
-	meta.ENOSYSAbove = map[specs.Arch]int{}
-	numbers := syscallNumbers()
-	for _, a := range archesOrNative(sc.Architectures) {
-		table, ok := numbers[string(a)]
-		if !ok {
-			continue
-		}
-		highest := -1
-		for _, s := range sc.Syscalls {
-			for _, n := range s.Names {
-				if nr, ok := table[n]; ok && nr > highest {
-					highest = nr
-				}
-			}
-		}
-		meta.ENOSYSAbove[a] = highest
-	}
-	md, err := json.Marshal(meta)
-	if err != nil {
-		return nil, err
-	}
-	out := *sc
-	out.ListenerPath, out.ListenerMetadata = listener, string(md)
-	out.Syscalls = nil
-	isRouted := make(map[string]bool, len(routed))
-	for _, n := range routed {
-		isRouted[n] = true
-	}
-	for _, s := range sc.Syscalls {
-		// Unconditional errno rules give their names to the notify rule.
-		if len(s.Args) == 0 && s.Action == specs.ActErrno {
-			var keep []string
-			for _, n := range s.Names {
-				if !isRouted[n] {
-					keep = append(keep, n)
-				}
-			}
-			if len(keep) == 0 {
-				continue
-			}
-			s.Names = keep
-		}
-		out.Syscalls = append(out.Syscalls, s)
-	}
-	out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Names: routed, Action: specs.ActNotify})
-	return &out, nil
+	return route(sc, listener, meta, nil)
 }
 
 func errnoOrEPERM(e *uint) uint {

@@ -125,7 +125,18 @@ type Rule struct {
 	AllowUnconfined bool       `toml:"allow_unconfined"`
 	AllowedProfiles []string   `toml:"allowed_profiles"`
 	Architectures   StringList `toml:"architectures"`
+	// Enforce = false runs the rule's profile in complain mode
+	// (complain.go): what it would deny runs, and the agent audits it as a
+	// would-be denial. Unset is true.
+	Enforce *bool `toml:"enforce"`
+	// AllowComplain lets a container ask for complain mode with the
+	// annotation seccomp-shim.io/complain=true.
+	AllowComplain bool `toml:"allow_complain"`
 }
+
+// Enforced reports whether the rule's profile is enforced, not run in
+// complain mode.
+func (r *Rule) Enforced() bool { return r.Enforce == nil || *r.Enforce }
 
 // StringList reads a TOML string or array of strings, so `path = "runc"`
 // and `path = ["runc", "crun"]` both work.
@@ -419,6 +430,15 @@ func (c *Config) validate() error {
 		}
 		if err := r.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("rule[%d] (%s): %w", i, r.Name, err))
+		}
+		// Complain mode is the agent's answer: without one, nothing would
+		// let the would-be denials run or record them.
+		if c.Audit.Mode == AuditOff && (!r.Enforced() || r.AllowComplain) {
+			key := "enforce = false"
+			if r.Enforced() {
+				key = "allow_complain = true"
+			}
+			errs = append(errs, fmt.Errorf("rule[%d] (%s): %s: complain mode needs the notify agent, and audit.mode is off", i, r.Name, key))
 		}
 	}
 	return errors.Join(errs...)

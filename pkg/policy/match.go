@@ -11,6 +11,10 @@ import (
 // allows. It names a profile, never a file.
 const AnnotationProfile = "seccomp-shim.io/profile"
 
+// AnnotationComplain lets a container ask for complain mode ("true"), where
+// its rule has allow_complain, or for enforcement ("false"), always.
+const AnnotationComplain = "seccomp-shim.io/complain"
+
 // ErrAnnotations is returned when the annotations of two CRI engines are
 // both present and disagree about what the container is.
 var ErrAnnotations = errors.New("conflicting CRI annotations")
@@ -192,6 +196,9 @@ type Choice struct {
 	Existing        string
 	AllowUnconfined bool
 	Architectures   []string
+	// Complain: the profile runs in complain mode (complain.go), by the
+	// rule or at the container's request where the rule allows it.
+	Complain bool
 }
 
 // Choose finds the first matching rule and applies the container's profile
@@ -212,6 +219,10 @@ func (c *Config) Choose(ctr Container) (Choice, error) {
 	d := Choice{
 		Rule: r.Name, Profile: r.Profile, Existing: r.Existing,
 		AllowUnconfined: r.AllowUnconfined, Architectures: r.Architectures,
+		Complain: !r.Enforced(),
+	}
+	if err := d.complainRequest(r, ctr, k); err != nil {
+		return d, err
 	}
 	want, ok := ctr.Annotations[AnnotationProfile]
 	if !ok || want == r.Profile || k.sandbox() {
@@ -227,4 +238,27 @@ func (c *Config) Choose(ctr Container) (Choice, error) {
 	}
 	d.Profile, d.Requested = want, true
 	return d, nil
+}
+
+// complainRequest applies the container's AnnotationComplain, if it has
+// one: "false" always enforces (more protection is never refused), "true"
+// needs the rule's allow_complain. Like the profile's, a pod's request does
+// not reach its pause container.
+func (d *Choice) complainRequest(r Rule, ctr Container, k kube) error {
+	v, ok := ctr.Annotations[AnnotationComplain]
+	if !ok || k.sandbox() {
+		return nil
+	}
+	switch v {
+	case "false":
+		d.Complain = false
+	case "true":
+		if !d.Complain && !r.AllowComplain {
+			return fmt.Errorf("annotation %s=%q: rule %q enforces its profile (it has no allow_complain = true): %w", AnnotationComplain, v, r.Name, ErrNotAllowed)
+		}
+		d.Complain = true
+	default:
+		return fmt.Errorf("annotation %s=%q: must be \"true\" or \"false\"", AnnotationComplain, v)
+	}
+	return nil
 }

@@ -288,11 +288,16 @@ func Unaudit(sc *specs.LinuxSeccomp, listener string) (*specs.LinuxSeccomp, bool
 	if err != nil {
 		return sc, false
 	}
-	answer := func(n string) uint {
-		if e, ok := meta.Errnos[n]; ok {
-			return e
+	cm, _ := ParseComplainMeta(sc.ListenerMetadata) // complain mode's, nil for Audit's
+	answer := func(n string) verdict {
+		if a, ok := cm.actions()[n]; ok {
+			return verdict{Action: a}
 		}
-		return meta.Errno
+		e := meta.Errno
+		if x, ok := meta.Errnos[n]; ok {
+			e = x
+		}
+		return verdict{specs.ActErrno, &e}
 	}
 	out := *sc
 	out.ListenerPath, out.ListenerMetadata, out.Syscalls = "", "", nil
@@ -306,31 +311,44 @@ func Unaudit(sc *specs.LinuxSeccomp, listener string) (*specs.LinuxSeccomp, bool
 		}
 	}
 	def := verdict{sc.DefaultAction, sc.DefaultErrnoRet}
-	byErrno := map[uint]int{} // index in out.Syscalls
+	var groups []int // indexes in out.Syscalls of the unconditional rules made here
 	for _, s := range sc.Syscalls {
 		if s.Action != specs.ActNotify {
 			continue
 		}
 		for _, n := range s.Names {
-			e := answer(n)
+			v := answer(n)
+			if rules, ok := cm.rules()[n]; ok {
+				// Complain mode routed it whole; its rules are back once.
+				if !named[n] {
+					out.Syscalls = append(out.Syscalls, rules...)
+					named[n] = true
+				}
+				continue
+			}
 			if len(s.Args) > 0 {
+				if cm != nil && v.equal(def) {
+					continue // complain mode's complement: the default says it
+				}
 				r := s
-				r.Names, r.Action, r.ErrnoRet = []string{n}, specs.ActErrno, &e
+				r.Names, r.Action, r.ErrnoRet = []string{n}, v.Action, v.Errno
 				out.Syscalls = append(out.Syscalls, r)
 				continue
 			}
 			// Where the default says it, leaving the name out keeps runc's
 			// ENOSYS for syscalls newer than the profile as it was.
-			if (verdict{specs.ActErrno, &e}).equal(def) && !named[n] {
+			if v.equal(def) && !named[n] {
 				continue
 			}
-			i, ok := byErrno[e]
-			if !ok {
-				i = len(out.Syscalls)
-				byErrno[e] = i
-				out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Action: specs.ActErrno, ErrnoRet: &e})
+			i := slices.IndexFunc(groups, func(i int) bool {
+				return verdict{out.Syscalls[i].Action, out.Syscalls[i].ErrnoRet}.equal(v)
+			})
+			if i < 0 {
+				groups = append(groups, len(out.Syscalls))
+				out.Syscalls = append(out.Syscalls, specs.LinuxSyscall{Action: v.Action, ErrnoRet: v.Errno})
+				i = len(groups) - 1
 			}
-			out.Syscalls[i].Names = append(out.Syscalls[i].Names, n)
+			out.Syscalls[groups[i]].Names = append(out.Syscalls[groups[i]].Names, n)
 		}
 	}
 	return &out, true

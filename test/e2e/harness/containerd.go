@@ -19,42 +19,61 @@ import (
 	"time"
 )
 
-// Containerd is a private containerd: its own config.toml (version 2), root,
-// state, gRPC and ttrpc sockets, opt directory and empty CNI directories,
-// all under Dir, so tests touch nothing of the host's containerd.
+// Containerd is a private containerd: its own config.toml, root, state,
+// gRPC and ttrpc sockets, opt directory, empty CNI directories and (on the
+// new stack) NRI socket, all under Dir, so tests touch nothing of the host's
+// containerd.
 type Containerd struct {
-	Dir     string // the temp dir everything lives in
-	Config  string // config.toml
-	Socket  string // the gRPC address
-	CtrBin  string
-	logFile string
-	cmd     *exec.Cmd
-	done    chan struct{}
+	Dir       string // the temp dir everything lives in
+	Config    string // config.toml
+	Socket    string // the gRPC address, which is also CRI's
+	CtrBin    string
+	NRISocket string // on the new stack: where NRI plugins connect
+	Runc      string // on the new stack: runc 1.3, the CRI runtime "runc"
+	CrictlBin string // on the new stack: crictl, see Crictl
+	bin       string
+	env       []string // nil: ours
+	logFile   string
+	cmd       *exec.Cmd
+	done      chan struct{}
 }
 
 // ContainerdOptions tunes the generated config.
 type ContainerdOptions struct {
-	// CRI is extra TOML appended inside the config, after the base CRI
-	// settings (runtimes, sandbox_image...). Paths may use {{DIR}}.
+	// CRI is extra TOML appended to the config, after the base settings
+	// (runtimes, sandbox image...). Paths may use {{DIR}}.
 	CRI string
-	// SandboxImage is the CRI plugin's sandbox_image.
+	// SandboxImage is the CRI plugin's sandbox (pause) image. On the new
+	// stack the harness imports the test rootfs under this name (default
+	// PauseImage) and pins it.
 	SandboxImage string
+	// Newstack runs today's stack from scripts/newstack.sh: containerd 2.4
+	// with a version = 3 config, CRI's default runtime "runc" being runc 1.3
+	// with its --root under Dir, and NRI enabled on the private NRISocket.
+	// Without the stack the test skips (see NewstackBinary).
+	Newstack bool
+	// RequiredPlugins, on the new stack, turns NRI's default validator on
+	// with these required_plugins: containers are not created until
+	// plugins of those names are registered.
+	RequiredPlugins []string
 }
+
+// PauseImage is the new stack's default sandbox image: the test rootfs,
+// sleeping.
+const PauseImage = "registry.k8s.io/seccomp-shim-e2e-pause:1"
 
 func init() {
 	aptPackage["containerd"], aptPackage["ctr"], aptPackage["containerd-shim-runc-v2"] = "containerd", "containerd", "containerd"
 }
 
-// NewContainerd starts containerd with a private config and waits for its
-// socket. It is stopped when the test ends: SIGTERM, then leftover
+// NewContainerd starts containerd with a private config and waits until it
+// answers (on the new stack, until CRI sees the sandbox image). It is
+// stopped when the test ends: tasks killed, SIGTERM, then leftover
 // containerd-shim-runc-v2 processes of this containerd are killed and every
 // mount under Dir is detached.
 func NewContainerd(t testing.TB, opt ContainerdOptions) *Containerd {
 	t.Helper()
 	RequireRoot(t)
-	bin := RequireBinary(t, "containerd")
-	ctr := RequireBinary(t, "ctr")
-	RequireBinary(t, "containerd-shim-runc-v2")
 	// Short: unix socket paths are limited to 108 bytes, and the shims'
 	// sockets are derived from the address.
 	dir, err := os.MkdirTemp("", "ctd")
@@ -62,27 +81,68 @@ func NewContainerd(t testing.TB, opt ContainerdOptions) *Containerd {
 		t.Fatal(err)
 	}
 	c := &Containerd{Dir: dir, Config: filepath.Join(dir, "config.toml"), Socket: filepath.Join(dir, "c.sock"),
-		CtrBin: ctr, logFile: filepath.Join(dir, "containerd.log"), done: make(chan struct{})}
-	for _, d := range []string{"root", "state", "opt", "cni-bin", "cni-conf"} {
+		logFile: filepath.Join(dir, "containerd.log")}
+	if opt.Newstack {
+		c.bin = NewstackBinary(t, "containerd", "v2.4.*", "containerd")
+		c.CtrBin = NewstackBinary(t, "containerd", "v2.4.*", "ctr")
+		NewstackBinary(t, "containerd", "v2.4.*", "containerd-shim-runc-v2")
+		c.Runc = NewstackBinary(t, "runc", "v1.3.*", "runc")
+		c.CrictlBin = NewstackBinary(t, "crictl", "v1.37.*", "crictl")
+		c.NRISocket = filepath.Join(dir, "nri.sock")
+		// containerd finds its runc shim on PATH: the one built with it.
+		c.env = append(os.Environ(), "PATH="+filepath.Dir(c.bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+		if opt.SandboxImage == "" {
+			opt.SandboxImage = PauseImage
+		}
+	} else {
+		c.bin = RequireBinary(t, "containerd")
+		c.CtrBin = RequireBinary(t, "ctr")
+		RequireBinary(t, "containerd-shim-runc-v2")
+	}
+	for _, d := range []string{"root", "state", "opt", "cni-bin", "cni-conf", "nri-plugins", "nri-conf"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(c.Config, []byte(c.config(opt)), 0o644); err != nil {
+	conf := c.configV2(opt)
+	if opt.Newstack {
+		conf = c.configV3(opt)
+	}
+	conf = c.configBase(opt.Newstack) + conf
+	if err := os.WriteFile(c.Config, []byte(conf+strings.ReplaceAll(opt.CRI, "{{DIR}}", c.Dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := os.Create(c.logFile)
+	if opt.Newstack {
+		crictl := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 60\n", c.Socket, c.Socket)
+		if err := os.WriteFile(filepath.Join(dir, "crictl.yaml"), []byte(crictl), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { c.stop(t) })
+	c.start(t)
+	if opt.Newstack {
+		c.Import(t, "k8s.io", Rootfs(t), opt.SandboxImage, []string{"/bin/sleep", "1000000"})
+		c.waitImage(t, opt.SandboxImage)
+	}
+	return c
+}
+
+// start runs containerd and waits until its services answer.
+func (c *Containerd) start(t testing.TB) {
+	t.Helper()
+	out, err := os.OpenFile(c.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(bin, "--config", c.Config, "--log-level", "debug")
-	c.cmd.Stdout, c.cmd.Stderr = out, out
+	c.done = make(chan struct{})
+	c.cmd = exec.Command(c.bin, "--config", c.Config, "--log-level", "debug")
+	c.cmd.Stdout, c.cmd.Stderr, c.cmd.Env = out, out, c.env
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.cmd.Start(); err != nil {
+		out.Close()
 		t.Fatal(err)
 	}
-	go func() { c.cmd.Wait(); out.Close(); close(c.done) }()
-	t.Cleanup(func() { c.stop(t) })
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); out.Close(); close(done) }(c.cmd, c.done)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if conn, err := net.Dial("unix", c.Socket); err == nil {
@@ -109,13 +169,25 @@ func NewContainerd(t testing.TB, opt ContainerdOptions) *Containerd {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return c
 }
 
-func (c *Containerd) config(opt ContainerdOptions) string {
+// Restart stops containerd (SIGTERM) and starts it again with the same
+// config, as systemd's restart does: containers and their shims keep
+// running, and NRI plugins lose their connection.
+func (c *Containerd) Restart(t testing.TB) {
+	t.Helper()
+	c.terminate()
+	c.start(t)
+}
+
+// configBase is what both config versions say alike: the private paths.
+func (c *Containerd) configBase(v3 bool) string {
 	p := func(s string) string { return strconv.Quote(filepath.Join(c.Dir, s)) }
-	var b strings.Builder
-	fmt.Fprintf(&b, `version = 2
+	version := 2
+	if v3 {
+		version = 3
+	}
+	return fmt.Sprintf(`version = %d
 root = %s
 state = %s
 
@@ -131,15 +203,69 @@ state = %s
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-  disable_apparmor = true
+`, version, p("root"), p("state"), p("c.sock"), p("t.sock"), p("opt"))
+}
+
+// configV2 is containerd 1.6's CRI, all in grpc.v1.cri: it goes on with
+// the table configBase ends in.
+func (c *Containerd) configV2(opt ContainerdOptions) string {
+	p := func(s string) string { return strconv.Quote(filepath.Join(c.Dir, s)) }
+	return fmt.Sprintf(`  disable_apparmor = true
   restrict_oom_score_adj = true
   sandbox_image = %q
 
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = %s
   conf_dir = %s
-`, p("root"), p("state"), p("c.sock"), p("t.sock"), p("opt"), opt.SandboxImage, p("cni-bin"), p("cni-conf"))
-	b.WriteString(strings.ReplaceAll(opt.CRI, "{{DIR}}", c.Dir))
+`, opt.SandboxImage, p("cni-bin"), p("cni-conf"))
+}
+
+// configV3 is containerd 2.x's: CRI is split into cri.v1.images and
+// cri.v1.runtime, and NRI, on by default, gets private paths so that no
+// host plugin joins and no host socket is made.
+func (c *Containerd) configV3(opt ContainerdOptions) string {
+	p := func(s string) string { return strconv.Quote(filepath.Join(c.Dir, s)) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = %q
+
+[plugins."io.containerd.cri.v1.runtime"]
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+
+[plugins."io.containerd.cri.v1.runtime".cni]
+  bin_dirs = [%s]
+  conf_dir = %s
+
+[plugins."io.containerd.cri.v1.runtime".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+  BinaryName = %q
+  Root = %s
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = false
+  socket_path = %q
+  plugin_path = %s
+  plugin_config_path = %s
+`, opt.SandboxImage, p("cni-bin"), p("cni-conf"),
+		c.Runc, p("runc"), c.NRISocket, p("nri-plugins"), p("nri-conf"))
+	if len(opt.RequiredPlugins) > 0 {
+		q := make([]string, len(opt.RequiredPlugins))
+		for i, r := range opt.RequiredPlugins {
+			q[i] = strconv.Quote(r)
+		}
+		fmt.Fprintf(&b, `
+[plugins."io.containerd.nri.v1.nri".default_validator]
+  enable = true
+  required_plugins = [%s]
+`, strings.Join(q, ", "))
+	}
 	return b.String()
 }
 
@@ -166,13 +292,13 @@ func (c *Containerd) stop(t testing.TB) {
 		t.Logf("containerd config:\n%s", mustRead(c.Config))
 		t.Logf("containerd log (end):\n%s", c.Log())
 	}
-	c.killTasks()
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(15 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
+	if c.cmd != nil {
+		if c.CrictlBin != "" {
+			// Pods crictl made; NewCRI's are gone by now.
+			_ = c.Crictl("rmp", "--force", "--all").Run()
+		}
+		c.killTasks()
+		c.terminate()
 	}
 	// The runc shims outlive containerd by design; kill the ones started
 	// for this containerd (their -address is ours), and what they run.
@@ -182,6 +308,17 @@ func (c *Containerd) stop(t testing.TB) {
 	time.Sleep(100 * time.Millisecond)
 	unmountUnder(c.Dir)
 	os.RemoveAll(c.Dir)
+}
+
+// terminate stops containerd: SIGTERM, SIGKILL after 15s.
+func (c *Containerd) terminate() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
 }
 
 // killTasks kills and deletes the tasks a test left running in any

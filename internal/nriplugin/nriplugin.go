@@ -1,0 +1,275 @@
+// Package nriplugin is seccomp-agent's NRI plugin (github.com/containerd/nri):
+// containerd 2.x shows it each container at CreateContainer, and it answers
+// with the seccomp policy the node's rules give that container, computed by
+// internal/inject exactly as seccomp-shim and seccomp-hook compute it. Only
+// the way the spec arrives differs: NRI's Container, turned back into the
+// OCI fields the policy reads (Spec), and an adjustment instead of a
+// rewritten config.json.
+package nriplugin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/seccomp-shim/seccomp-shim/internal/inject"
+	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/sirupsen/logrus"
+)
+
+// The plugin's NRI identity: "90-seccomp-shim". NRI calls plugins in index
+// order; 90 puts ours after plugins that add annotations or devices, so the
+// policy sees the container as they left it. A validator's
+// required_plugins names it "seccomp-shim".
+const (
+	Name  = "seccomp-shim"
+	Index = "90"
+)
+
+// DefaultSocket is where containerd and CRI-O serve NRI.
+const DefaultSocket = api.DefaultSocketPath
+
+// defaultCaps are the capabilities containerd's CRI gives a container that
+// adds or drops none (containerd pkg/oci defaultUnixCaps). NRI does not pass
+// a container's capabilities, and Docker's default profile allows a few
+// syscalls by capability (chroot for CAP_SYS_CHROOT...): resolved for this
+// set, a profile is what the shim gives the same container under the same
+// engine, unless the pod changes its capabilities.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+	"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// annotationPrefix: a pod's annotations under it reach its containers'
+// policy, as `pod_annotations = ["seccomp-shim.io/*"]` makes them on the
+// runtime wrapper's path. A container's own annotation wins.
+const annotationPrefix = "seccomp-shim.io/"
+
+// Spec is the OCI spec the policy reads, made from what NRI shows of the
+// container: annotations (the pod's seccomp-shim.io/ ones added), args,
+// env, capabilities (defaultCaps) and linux.seccomp, the policy the engine
+// has set so far (none for a CRI Unconfined, containerd's default for
+// RuntimeDefault, the file's for Localhost).
+func Spec(pod *api.PodSandbox, ctr *api.Container) ([]byte, error) {
+	ann := maps.Clone(ctr.GetAnnotations())
+	for k, v := range pod.GetAnnotations() {
+		if _, ok := ann[k]; !ok && strings.HasPrefix(k, annotationPrefix) {
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			ann[k] = v
+		}
+	}
+	caps := &specs.LinuxCapabilities{Bounding: defaultCaps, Effective: defaultCaps, Permitted: defaultCaps}
+	var spec struct {
+		Version     string            `json:"ociVersion"`
+		Annotations map[string]string `json:"annotations,omitempty"`
+		Process     specs.Process     `json:"process"`
+		Linux       struct {
+			Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+		} `json:"linux"`
+	}
+	spec.Version, spec.Annotations = specs.Version, ann
+	spec.Process = specs.Process{Args: ctr.GetArgs(), Env: ctr.GetEnv(), Capabilities: caps, Cwd: "/"}
+	spec.Linux.Seccomp = ToOCI(ctr.GetLinux().GetSeccompPolicy())
+	return json.Marshal(spec)
+}
+
+// ToOCI is api.FromOCILinuxSeccomp's inverse, which NRI lacks.
+func ToOCI(s *api.LinuxSeccomp) *specs.LinuxSeccomp {
+	if s == nil {
+		return nil
+	}
+	o := &specs.LinuxSeccomp{
+		DefaultAction:    specs.LinuxSeccompAction(s.DefaultAction),
+		ListenerPath:     s.ListenerPath,
+		ListenerMetadata: s.ListenerMetadata,
+	}
+	if s.DefaultErrno != nil {
+		v := uint(s.DefaultErrno.Value)
+		o.DefaultErrnoRet = &v
+	}
+	for _, a := range s.Architectures {
+		o.Architectures = append(o.Architectures, specs.Arch(a))
+	}
+	for _, f := range s.Flags {
+		o.Flags = append(o.Flags, specs.LinuxSeccompFlag(f))
+	}
+	if len(s.Syscalls) > 0 {
+		o.Syscalls = api.ToOCILinuxSyscalls(s.Syscalls)
+		for i := range o.Syscalls {
+			if len(o.Syscalls[i].Args) == 0 {
+				o.Syscalls[i].Args = nil
+			}
+		}
+	}
+	return o
+}
+
+// Adjust is the decision: the policy's profile for ctr in pod, as an NRI
+// adjustment (nil where the engine's policy stays as it is). agent is
+// inject.Spec's: nil if the notify agent answers. Errors name the container,
+// and the rule and reason where the policy refuses it.
+func Adjust(cfg *policy.Config, pod *api.PodSandbox, ctr *api.Container, agent error) (*api.ContainerAdjustment, *policy.Result, error) {
+	data, err := Spec(pod, ctr)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, res, err := inject.Spec(cfg, data, ctr.GetId(), Source(pod, ctr), agent)
+	if err != nil {
+		return nil, nil, err
+	}
+	if bytes.Equal(out, data) {
+		return nil, res, nil
+	}
+	var after struct {
+		Linux struct {
+			Seccomp *specs.LinuxSeccomp `json:"seccomp"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(out, &after); err != nil {
+		return nil, nil, err
+	}
+	if after.Linux.Seccomp == nil {
+		// NRI can set a policy, not remove one: the engine's stays, which
+		// protects more than the policy asks.
+		res.Action, res.EngineKept = policy.ActionKept, true
+		res.Warnings = append(res.Warnings, "policy says unconfined, but NRI cannot remove the engine's seccomp profile: kept")
+		return nil, res, nil
+	}
+	adj := &api.ContainerAdjustment{}
+	adj.SetLinuxSeccompPolicy(api.FromOCILinuxSeccomp(after.Linux.Seccomp))
+	return adj, res, nil
+}
+
+// Source names the container in errors and logs: namespace/pod/container.
+func Source(pod *api.PodSandbox, ctr *api.Container) string {
+	return fmt.Sprintf("container %s/%s/%s", pod.GetNamespace(), pod.GetName(), ctr.GetName())
+}
+
+// Plugin is the NRI plugin. Each CreateContainer loads the policy, as each
+// create of the shim does, so an edit applies to the next container and a
+// broken file refuses it.
+type Plugin struct {
+	Load    func() (*policy.Config, error)
+	Log     *logrus.Logger // the agent's own log: connections, and each error
+	Metrics *Metrics
+}
+
+// Synchronize is stub.SynchronizeInterface's: NRI calls it once registered,
+// with the containers that exist. Those keep the profile they started with.
+func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	p.Metrics.connected.Set(1)
+	p.Log.WithFields(logrus.Fields{"plugin": Index + "-" + Name, "pods": len(pods), "containers": len(ctrs)}).Info("registered with NRI")
+	return nil, nil
+}
+
+// CreateContainer is stub.CreateContainerInterface's.
+func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	fields := logrus.Fields{"component": "seccomp-agent nri", "id": ctr.GetId(), "namespace": pod.GetNamespace(),
+		"pod": pod.GetName(), "container": ctr.GetName(), "cri_profile": criProfile(ctr)}
+	cfg, err := p.Load()
+	if err == nil {
+		var adj *api.ContainerAdjustment
+		var res *policy.Result
+		if adj, res, err = Adjust(cfg, pod, ctr, inject.Reach(cfg)); err == nil {
+			p.record(cfg, fields, res)
+			return adj, nil, nil
+		}
+	}
+	// containerd shows this to the CRI client, after its own prefix.
+	err = fmt.Errorf("seccomp-shim: %w", err)
+	p.Metrics.count("refused", "")
+	p.Log.WithFields(fields).Error(err)
+	if cfg != nil {
+		if lerr := logfile.Node(cfg.Log, logrus.ErrorLevel, err.Error(), fields); lerr != nil {
+			p.Log.WithError(lerr).Warn("log.file")
+		}
+	}
+	return nil, nil, err
+}
+
+// record logs and counts the decision as the shim does.
+func (p *Plugin) record(cfg *policy.Config, fields logrus.Fields, res *policy.Result) {
+	maps.Copy(fields, logfile.Result(res))
+	fields["requested"] = res.Requested
+	if err := logfile.Node(cfg.Log, logrus.InfoLevel, "seccomp profile "+res.Action, fields); err != nil {
+		p.Log.WithError(err).Warn("log.file")
+	}
+	p.Metrics.count(res.Action, res.Rule)
+	if res.Degraded() {
+		if err := logfile.CountDegraded(filepath.Dir(cfg.Audit.Socket)); err != nil {
+			p.Log.WithError(err).Warn("counting a degraded create")
+		}
+	}
+}
+
+// criProfile is the CRI seccomp profile kind containerd passed, for the log.
+func criProfile(ctr *api.Container) string {
+	sp := ctr.GetLinux().GetSeccompProfile()
+	if sp == nil {
+		return "none"
+	}
+	kind := strings.ToLower(sp.GetProfileType().String())
+	if ref := sp.GetLocalhostRef(); ref != "" {
+		kind += " " + ref
+	}
+	return kind
+}
+
+// Run registers p with NRI at socket and serves it until ctx ends. A lost
+// connection (containerd restarting) or a failed one (not up yet) is tried
+// again every retry, with a fresh stub: one that failed to register keeps
+// its dead connection.
+func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
+	for ctx.Err() == nil {
+		s, err := stub.New(p, stub.WithPluginName(Name), stub.WithPluginIdx(Index), stub.WithSocketPath(socket),
+			stub.WithOnClose(func() { p.Metrics.connected.Set(0) }))
+		if err == nil {
+			err = s.Run(ctx)
+			p.Metrics.connected.Set(0)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.Log.WithError(err).WithField("nri_socket", socket).Warnf("NRI connection lost or refused; connecting again in %v", retry)
+		select {
+		case <-ctx.Done():
+		case <-time.After(retry):
+		}
+	}
+}
+
+// Metrics counts the plugin's decisions, for the agent's registry.
+type Metrics struct {
+	creates   *prometheus.CounterVec
+	connected prometheus.Gauge
+}
+
+// NewMetrics returns the plugin's metrics: register Collectors() in the
+// agent's registry.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		creates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seccomp_agent_nri_creates_total",
+			Help: "Containers the NRI plugin decided on, by action (injected, kept, replaced, tightened, unconfined, refused) and rule."}, []string{"action", "rule"}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seccomp_agent_nri_connected",
+			Help: "1 while the NRI plugin is registered with the runtime."}),
+	}
+}
+
+// Collectors are what the agent registers.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.creates, m.connected}
+}
+
+func (m *Metrics) count(action, rule string) { m.creates.WithLabelValues(action, rule).Inc() }

@@ -1,0 +1,446 @@
+package nriplugin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/seccomp-shim/seccomp-shim/internal/hook"
+	"github.com/seccomp-shim/seccomp-shim/internal/inject"
+	"github.com/seccomp-shim/seccomp-shim/internal/nriplugin"
+	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
+	"github.com/sirupsen/logrus"
+)
+
+// rules is the node's policy in every case, with its audit section
+// appended: by pod annotation, namespace and container type, every
+// `existing` mode, an architecture choice, and the built-in default rule
+// (profile default, keep) for everything else.
+const rules = `
+[[rule]]
+name = "pause"
+match.annotations = { "io.kubernetes.cri.container-type" = "sandbox" }
+profile = "default"
+existing = "replace"
+
+[[rule]]
+name = "tenants"
+match.namespaces = ["team-a"]
+profile = "eacces"
+existing = "tighten"
+allowed_profiles = ["enoent"]
+
+[[rule]]
+name = "replaced"
+match.namespaces = ["replace"]
+profile = "eacces"
+existing = "replace"
+architectures = "native"
+
+[[rule]]
+name = "debug"
+match.namespaces = ["debug"]
+profile = "unconfined"
+allow_unconfined = true
+existing = "keep"
+`
+
+const (
+	eacces = `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}`
+	enoent = `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl","add_key"],"action":"SCMP_ACT_ERRNO","errnoRet":2}]}`
+)
+
+// Engine profiles as containerd sets them: RuntimeDefault is its own
+// default (here a small allow-list), Localhost a file's.
+var (
+	runtimeDefault = &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, DefaultErrnoRet: ptr(uint(1)),
+		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32},
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"read", "write", "exit_group", "getpid", "keyctl", "chroot"}, Action: specs.ActAllow},
+			{Names: []string{"personality"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 8, Op: specs.OpEqualTo}}}}}
+	localhost = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{"mount"}, Action: specs.ActErrno, ErrnoRet: ptr(uint(38))}}}
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// parityCase is one container as CRI shows it: the pod's namespace and
+// annotations, the container's type, its CRI profile kind and the OCI
+// policy the engine made of it.
+type parityCase struct {
+	name, namespace string
+	podAnn          map[string]string
+	sandbox         bool
+	kind            api.SecurityProfile_ProfileType
+	before          *specs.LinuxSeccomp
+	agent           bool   // the notify agent answers
+	audit           string // the [audit] section
+	// What all three must give.
+	wantErr      string
+	wantNone     bool   // no linux.seccomp
+	wantDefault  string // its defaultAction
+	wantListener bool
+	wantArchs    []string // where set
+}
+
+var parityCases = []parityCase{
+	{name: "no profile", namespace: "web", kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true},
+	{name: "no profile, agent down", namespace: "web", kind: api.SecurityProfile_UNCONFINED, wantDefault: "SCMP_ACT_ERRNO"},
+	{name: "unconfined overridden by tenants", namespace: "team-a", kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true},
+	{name: "unconfined allowed by debug", namespace: "debug", kind: api.SecurityProfile_UNCONFINED, agent: true, wantNone: true},
+	{name: "runtime default kept", namespace: "web", kind: api.SecurityProfile_RUNTIME_DEFAULT, before: runtimeDefault, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true},
+	{name: "runtime default kept, agent down", namespace: "web", kind: api.SecurityProfile_RUNTIME_DEFAULT, before: runtimeDefault, wantDefault: "SCMP_ACT_ERRNO"},
+	{name: "runtime default tightened", namespace: "team-a", kind: api.SecurityProfile_RUNTIME_DEFAULT, before: runtimeDefault, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true},
+	{name: "localhost kept", namespace: "web", kind: api.SecurityProfile_LOCALHOST, before: localhost, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true},
+	{name: "localhost tightened", namespace: "team-a", kind: api.SecurityProfile_LOCALHOST, before: localhost, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true},
+	{name: "localhost replaced, native architecture", namespace: "replace", kind: api.SecurityProfile_LOCALHOST, before: localhost, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true,
+		wantArchs: []string{"SCMP_ARCH_X86_64"}},
+	{name: "annotation allowed", namespace: "team-a", podAnn: map[string]string{policy.AnnotationProfile: "enoent"}, kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true},
+	{name: "annotation refused", namespace: "team-a", podAnn: map[string]string{policy.AnnotationProfile: "strict"}, kind: api.SecurityProfile_UNCONFINED, agent: true,
+		wantErr: `annotation seccomp-shim.io/profile="strict": rule "tenants" allows only ["eacces" "enoent"]: not allowed by policy`},
+	{name: "pause ignores the annotation", namespace: "team-a", podAnn: map[string]string{policy.AnnotationProfile: "strict"}, sandbox: true, kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true},
+	{name: "audit off", namespace: "web", kind: api.SecurityProfile_UNCONFINED, agent: true, audit: `mode = "off"`, wantDefault: "SCMP_ACT_ERRNO"},
+	{name: "agent down, refused", namespace: "web", kind: api.SecurityProfile_UNCONFINED, audit: "mode = \"always\"\nunreachable = \"refuse\"", wantErr: "notify agent unreachable"},
+}
+
+// env is one case's node: its config file, profiles and agent socket, all
+// under a temp dir.
+type env struct {
+	dir, config string
+	getenv      func(string) string
+}
+
+func newEnv(t *testing.T, c parityCase) env {
+	t.Helper()
+	dir := t.TempDir()
+	e := env{dir: dir, config: filepath.Join(dir, "config.toml")}
+	if err := os.Mkdir(filepath.Join(dir, "profiles"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]string{"eacces": eacces, "enoent": enoent} {
+		if err := os.WriteFile(filepath.Join(dir, "profiles", name+".json"), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	socket := filepath.Join(dir, "agent.sock")
+	conf := "[profiles]\ndir = " + quote(filepath.Join(dir, "profiles")) + "\n[log]\nfile = " + quote(filepath.Join(dir, "decisions.log")) +
+		"\n[audit]\nsocket = " + quote(socket) + "\n" + c.audit + "\n" + rules
+	if err := os.WriteFile(e.config, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c.agent {
+		// Enough for inject.Reach, which only connects.
+		l, err := net.Listen("unix", socket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+	}
+	e.getenv = func(k string) string {
+		switch k {
+		case policy.ConfigEnv:
+			return e.config
+		case policy.RunDirEnv:
+			return filepath.Join(dir, "run")
+		}
+		return ""
+	}
+	return e
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// criAnnotations are what containerd's CRI puts in a container's spec.
+func criAnnotations(c parityCase) map[string]string {
+	typ := "container"
+	if c.sandbox {
+		typ = "sandbox"
+	}
+	return map[string]string{
+		"io.kubernetes.cri.container-type":    typ,
+		"io.kubernetes.cri.container-name":    "app",
+		"io.kubernetes.cri.sandbox-id":        "sandbox-1",
+		"io.kubernetes.cri.sandbox-name":      "pod",
+		"io.kubernetes.cri.sandbox-namespace": c.namespace,
+	}
+}
+
+// ociSpec is the config.json containerd writes for the case, with the pod's
+// seccomp-shim.io annotations as `pod_annotations` passes them.
+func ociSpec(t *testing.T, c parityCase) []byte {
+	t.Helper()
+	ann := criAnnotations(c)
+	maps.Copy(ann, c.podAnn)
+	caps := []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+		"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+	s := specs.Spec{
+		Version:     specs.Version,
+		Annotations: ann,
+		Process: &specs.Process{Args: []string{"/bin/app", "--serve"}, Env: []string{"PATH=/bin"}, Cwd: "/",
+			Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}},
+		Root:     &specs.Root{Path: "rootfs"},
+		Hostname: "pod",
+		Linux:    &specs.Linux{Seccomp: c.before, Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}}},
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// nriContainer is what containerd's NRI shows of the same container.
+func nriContainer(c parityCase) (*api.PodSandbox, *api.Container) {
+	pod := &api.PodSandbox{Id: "sandbox-1", Name: "pod", Namespace: c.namespace, Uid: "uid-1", Annotations: c.podAnn}
+	ctr := &api.Container{Id: "ctr-1", PodSandboxId: "sandbox-1", Name: "app", Annotations: criAnnotations(c),
+		Args: []string{"/bin/app", "--serve"}, Env: []string{"PATH=/bin"},
+		Linux: &api.LinuxContainer{SeccompProfile: &api.SecurityProfile{ProfileType: c.kind}}}
+	if c.before != nil {
+		ctr.Linux.SeccompPolicy = api.FromOCILinuxSeccomp(c.before)
+	}
+	return pod, ctr
+}
+
+func seccompOf(t *testing.T, spec []byte) *specs.LinuxSeccomp {
+	t.Helper()
+	var s specs.Spec
+	if err := json.Unmarshal(spec, &s); err != nil {
+		t.Fatalf("%v\n%s", err, spec)
+	}
+	if s.Linux == nil {
+		return nil
+	}
+	return s.Linux.Seccomp
+}
+
+// viaShim is what seccomp-shim does on create: inject.File on the bundle's
+// config.json.
+func viaShim(t *testing.T, e env, c parityCase) (*specs.LinuxSeccomp, error) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, ociSpec(t, c), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.Load(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inject.File(cfg, path, "ctr-1", inject.Reach(cfg)); err != nil {
+		return nil, err
+	}
+	out, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seccompOf(t, out), nil
+}
+
+// viaHook runs seccomp-hook precreate, the spec on stdin.
+func viaHook(t *testing.T, e env, c parityCase) (*specs.LinuxSeccomp, error) {
+	var stdout, stderr bytes.Buffer
+	h := &hook.Hook{Args: []string{"seccomp-hook", "--config", e.config, "precreate"}, Getenv: e.getenv,
+		Stdin: bytes.NewReader(ociSpec(t, c)), Stdout: &stdout, Stderr: &stderr}
+	if h.Run() != 0 {
+		return nil, errorString(stderr.String())
+	}
+	return seccompOf(t, stdout.Bytes()), nil
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+// viaPlugin runs the plugin's CreateContainer handler, as NRI calls it, and
+// applies its adjustment as containerd does.
+func viaPlugin(t *testing.T, e env, c parityCase) (*specs.LinuxSeccomp, error) {
+	log := logrus.New()
+	log.Out = io.Discard
+	p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(e.getenv) }, Log: log, Metrics: nriplugin.NewMetrics()}
+	pod, ctr := nriContainer(c)
+	adj, updates, err := p.CreateContainer(context.Background(), pod, ctr)
+	if err != nil {
+		return nil, err
+	}
+	if len(updates) != 0 {
+		t.Errorf("plugin: updates to other containers: %v", updates)
+	}
+	if sp := adj.GetLinux().GetSeccompPolicy(); sp != nil {
+		return nriplugin.ToOCI(sp), nil
+	}
+	return c.before, nil
+}
+
+// TestParity: one table through the three entry points; each gives the
+// same linux.seccomp, or fails with the same reason.
+func TestParity(t *testing.T) {
+	for _, c := range parityCases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, c)
+			var got [3][]byte
+			for i, via := range []func(*testing.T, env, parityCase) (*specs.LinuxSeccomp, error){viaShim, viaHook, viaPlugin} {
+				name := [...]string{"shim", "hook", "plugin"}[i]
+				sc, err := via(t, e, c)
+				if c.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+						t.Errorf("%s: error %v, want %q", name, err, c.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				got[i], _ = json.Marshal(sc)
+				switch {
+				case c.wantNone:
+					if sc != nil {
+						t.Errorf("%s: linux.seccomp %s, want none", name, got[i])
+					}
+					continue
+				case sc == nil:
+					t.Fatalf("%s: no linux.seccomp", name)
+				}
+				if string(sc.DefaultAction) != c.wantDefault || (sc.ListenerPath != "") != c.wantListener {
+					t.Errorf("%s: defaultAction %s, listener %q; want %s, listener %v", name, sc.DefaultAction, sc.ListenerPath, c.wantDefault, c.wantListener)
+				}
+				if archs := fmt.Sprint(sc.Architectures); c.wantArchs != nil && archs != fmt.Sprint(c.wantArchs) {
+					t.Errorf("%s: architectures %s, want %s", name, archs, c.wantArchs)
+				}
+			}
+			if !bytes.Equal(got[0], got[1]) || !bytes.Equal(got[0], got[2]) {
+				t.Errorf("linux.seccomp differs:\nshim   %s\nhook   %s\nplugin %s", got[0], got[1], got[2])
+			}
+		})
+	}
+}
+
+// TestAdjust: the adjustment in NRI's types. Routed to the agent, the
+// policy carries listenerPath and the metadata naming rule and profile; a
+// profile that stays as it is gives no adjustment; NRI can't remove a
+// policy, so "unconfined" over the engine's profile keeps it and says so.
+func TestAdjust(t *testing.T) {
+	c := parityCase{namespace: "web", kind: api.SecurityProfile_UNCONFINED, agent: true}
+	e := newEnv(t, c)
+	cfg, err := policy.Load(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, ctr := nriContainer(c)
+	adj, res, err := nriplugin.Adjust(cfg, pod, ctr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := adj.GetLinux().GetSeccompPolicy()
+	if res.Action != policy.ActionInjected || sp == nil || sp.ListenerPath != cfg.Audit.Socket ||
+		!strings.Contains(sp.ListenerMetadata, "default") || sp.DefaultAction != "SCMP_ACT_ERRNO" {
+		t.Errorf("no profile: %s, adjustment %v", res.Action, sp)
+	}
+
+	// Kept as it is: audit off and the engine's profile kept.
+	off := parityCase{namespace: "web", kind: api.SecurityProfile_LOCALHOST, before: localhost, audit: `mode = "off"`}
+	e = newEnv(t, off)
+	if cfg, err = policy.Load(e.getenv); err != nil {
+		t.Fatal(err)
+	}
+	pod, ctr = nriContainer(off)
+	if adj, res, err = nriplugin.Adjust(cfg, pod, ctr, nil); err != nil || adj != nil || res.Action != policy.ActionKept {
+		t.Errorf("kept, audit off: %v, %v, %v; want no adjustment", adj, res, err)
+	}
+
+	// Unconfined by policy over the engine's profile.
+	cfg, err = policy.ParseConfig("test.toml", []byte("[profiles]\ndir = \"\"\n[audit]\nmode = \"off\"\n[[rule]]\nprofile = \"unconfined\"\nallow_unconfined = true\nexisting = \"replace\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd := parityCase{namespace: "web", kind: api.SecurityProfile_RUNTIME_DEFAULT, before: runtimeDefault}
+	pod, ctr = nriContainer(rd)
+	adj, res, err = nriplugin.Adjust(cfg, pod, ctr, nil)
+	if err != nil || adj != nil || res.Action != policy.ActionKept || len(res.Warnings) == 0 {
+		t.Errorf("unconfined over RuntimeDefault: %v, %+v, %v; want kept with a warning", adj, res, err)
+	}
+}
+
+// TestSpecAnnotations: a pod's seccomp-shim.io annotations reach the
+// policy, others don't, and the container's own win.
+func TestSpecAnnotations(t *testing.T) {
+	pod := &api.PodSandbox{Annotations: map[string]string{policy.AnnotationProfile: "pod", "seccomp-shim.io/x": "pod", "other": "pod"}}
+	ctr := &api.Container{Annotations: map[string]string{"seccomp-shim.io/x": "ctr"}}
+	b, err := nriplugin.Spec(pod, ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{policy.AnnotationProfile: "pod", "seccomp-shim.io/x": "ctr"}
+	if !maps.Equal(s.Annotations, want) {
+		t.Errorf("annotations %v, want %v", s.Annotations, want)
+	}
+	if s.Linux != nil && s.Linux.Seccomp != nil {
+		t.Errorf("linux.seccomp %v for a container without one", s.Linux.Seccomp)
+	}
+}
+
+// TestLogAndCount: each decision goes to log.file with the pod's names, as
+// the shim's do, and to the metrics; a refusal to both and to the agent's log.
+func TestLogAndCount(t *testing.T) {
+	c := parityCase{namespace: "team-a", podAnn: map[string]string{policy.AnnotationProfile: "strict"}, kind: api.SecurityProfile_UNCONFINED}
+	e := newEnv(t, c)
+	var agentLog bytes.Buffer
+	log := logrus.New()
+	log.Out = &agentLog
+	m := nriplugin.NewMetrics()
+	p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(e.getenv) }, Log: log, Metrics: m}
+	pod, ctr := nriContainer(c)
+	if _, _, err := p.CreateContainer(context.Background(), pod, ctr); err == nil {
+		t.Fatal("annotation strict: no error")
+	}
+	c.podAnn = nil
+	pod, ctr = nriContainer(c)
+	if _, _, err := p.CreateContainer(context.Background(), pod, ctr); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(e.dir, "decisions.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("log.file:\n%s", data)
+	}
+	var refused, injected map[string]any
+	json.Unmarshal([]byte(lines[0]), &refused)
+	json.Unmarshal([]byte(lines[1]), &injected)
+	if refused["level"] != "error" || !strings.Contains(fmt.Sprint(refused["msg"]), "not allowed by policy") || refused["namespace"] != "team-a" {
+		t.Errorf("refusal logged as %v", refused)
+	}
+	if injected["msg"] != "seccomp profile injected" || injected["rule"] != "tenants" || injected["profile"] != "eacces" ||
+		injected["pod"] != "pod" || injected["namespace"] != "team-a" || injected["container"] != "app" ||
+		injected["id"] != "ctr-1" || injected["cri_profile"] != "unconfined" || injected["component"] != "seccomp-agent nri" {
+		t.Errorf("decision logged as %v", injected)
+	}
+	if !strings.Contains(agentLog.String(), "not allowed by policy") {
+		t.Errorf("agent log: %q", agentLog.String())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collectors()...)
+	want := `
+# HELP seccomp_agent_nri_creates_total Containers the NRI plugin decided on, by action (injected, kept, replaced, tightened, unconfined, refused) and rule.
+# TYPE seccomp_agent_nri_creates_total counter
+seccomp_agent_nri_creates_total{action="injected",rule="tenants"} 1
+seccomp_agent_nri_creates_total{action="refused",rule=""} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "seccomp_agent_nri_creates_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
+)
+
+// nriRules: tenants' namespaces get eacces and may ask for enoent, debug may
+// run unconfined; the rest gets the built-in default rule (Docker's default
+// profile, the engine's kept).
+const nriRules = `
+[[rule]]
+name = "tenants"
+match.namespaces = ["team-*"]
+profile = "eacces"
+existing = "tighten"
+allowed_profiles = ["enoent"]
+
+[[rule]]
+name = "debug"
+match.namespaces = ["debug"]
+profile = "unconfined"
+allow_unconfined = true
+existing = "keep"
+`
+
+// nriNode is a node on the new stack: containerd 2.4 with runc 1.3 and NRI,
+// its validator requiring the plugin, and the policy in cfg.
+type nriNode struct {
+	ctd       *harness.Containerd
+	cfg       string // the policy file
+	socket    string // the agent's (the policy's audit.socket)
+	auditLog  string
+	decisions string // the policy's log.file
+}
+
+func newNRINode(t *testing.T, rules string) *nriNode {
+	t.Helper()
+	cfg, profiles := writeConfig(t, rules)
+	writeProfile(t, profiles, "eacces", eaccesProfile)
+	writeProfile(t, profiles, "enoent", `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO","errnoRet":2}]}`)
+	dir := filepath.Dir(cfg)
+	n := &nriNode{cfg: cfg, socket: filepath.Join(dir, "run", "agent.sock"), auditLog: filepath.Join(dir, "audit.log"), decisions: filepath.Join(dir, "shim.log")}
+	if strings.Contains(rules, "[audit]") {
+		t.Fatal("newNRINode: the audit socket is writeConfig's")
+	}
+	n.ctd = harness.NewContainerd(t, harness.ContainerdOptions{Newstack: true, RequiredPlugins: []string{"seccomp-shim"}})
+	return n
+}
+
+// agent starts seccomp-agent serving the audit socket and the NRI plugin,
+// with extra flags, and waits until the plugin is registered.
+func (n *nriNode) agent(t *testing.T, extra ...string) (stop func(os.Signal), output string) {
+	t.Helper()
+	args := append([]string{"--socket", n.socket, "--audit-log", n.auditLog, "--metrics", "", "--config", n.cfg, "--nri-socket", n.ctd.NRISocket}, extra...)
+	stop, output = daemonOut(t, "agent", args...)
+	waitOutput(t, output, "registered with NRI", 1)
+	return stop, output
+}
+
+// decisionsByID reads the plugin's decisions from log.file.
+func (n *nriNode) decisionsByID(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	return shimDecisions(t, n.cfg)
+}
+
+// probeCmd prints the container's seccomp mode and what keyctl and getpid
+// return.
+var probeCmd = []string{"/bin/probe", "status", "call", "keyctl", "call", "getpid"}
+
+// TestNRI: the plugin inside seccomp-agent, on containerd 2.4 + runc 1.3,
+// driven through CRI by crictl and by the Go client as the kubelet does.
+func TestNRI(t *testing.T) {
+	n := newNRINode(t, nriRules)
+	ctd := n.ctd
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	k := ctd.CRI(t)
+
+	// The validator requires the plugin: while it is down, no container
+	// is created, and crictl says why.
+	waiting := harness.PodConfig("waiting", "web", t.TempDir(), nil)
+	podID, _, _, err := ctd.CrictlRun(t, "", waiting, harness.ContainerConfig("probe", harness.PauseImage, nil, probeCmd...))
+	if err == nil || !strings.Contains(err.Error(), `required plugin \"seccomp-shim\" not present`) {
+		t.Fatalf("without the plugin: %v", err)
+	}
+	t.Logf("plugin down: %v", err)
+	_, agentOut := n.agent(t)
+	// The same pod's container starts once the plugin is up.
+	_, id, log, err := ctd.CrictlRun(t, podID, waiting, harness.ContainerConfig("probe", harness.PauseImage, nil, probeCmd...))
+	if err != nil {
+		t.Fatalf("with the plugin up: %v", err)
+	}
+	want(t, log, "Seccomp:\t2", "keyctl errno EPERM 1", "getpid ok")
+
+	type check struct {
+		name, id, rule, profile, action, cri string
+	}
+	checks := []check{{"web/waiting/probe (crictl)", id, "built-in default", "default", "injected", "none"}}
+	pods := map[string]*harness.Pod{}
+	pod := func(namespace, name string, ann map[string]string) *harness.Pod {
+		t.Helper()
+		if p := pods[namespace+"/"+name]; p != nil {
+			return p
+		}
+		p, err := k.RunPod(ctx, harness.PodConfig(name, namespace, t.TempDir(), ann), "")
+		if err != nil {
+			t.Fatalf("RunPodSandbox %s/%s: %v", namespace, name, err)
+		}
+		pods[namespace+"/"+name] = p
+		return p
+	}
+	localhost := filepath.Join(t.TempDir(), "localhost.json")
+	// Allows keyctl, denies mount: kept as it is in web, tightened by eacces
+	// in team-a.
+	if err := os.WriteFile(localhost, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mount"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unconfined := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
+	runtimeDefault := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault}
+	local := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Localhost, LocalhostRef: localhost}
+	for _, c := range []struct {
+		namespace, pod string
+		ann            map[string]string
+		name           string
+		sp             *cri.SecurityProfile
+		out            []string
+		rule, profile  string
+		action, cri    string
+	}{
+		{"web", "app", nil, "unconfined", unconfined, []string{"Seccomp:\t2", "keyctl errno EPERM 1"}, "built-in default", "default", "injected", "unconfined"},
+		{"team-a", "pay", nil, "unconfined", unconfined, []string{"Seccomp:\t2", "keyctl errno EACCES 13"}, "tenants", "eacces", "injected", "unconfined"},
+		{"team-a", "pay-ann", map[string]string{"seccomp-shim.io/profile": "enoent"}, "annotated", nil, []string{"Seccomp:\t2", "keyctl errno ENOENT 2"}, "tenants", "enoent", "injected", "none"},
+		{"web", "app", nil, "runtime-default", runtimeDefault, []string{"Seccomp:\t2", "keyctl errno EPERM 1"}, "built-in default", "engine profile (kept)", "kept", "runtime_default"},
+		{"team-a", "pay", nil, "runtime-default", runtimeDefault, []string{"Seccomp:\t2", "keyctl errno EPERM 1"}, "tenants", "", "tightened", "runtime_default"},
+		{"web", "app", nil, "localhost", local, []string{"Seccomp:\t2", "keyctl errno EINVAL 22"}, "built-in default", "engine profile (kept)", "kept", "localhost " + localhost},
+		{"team-a", "pay", nil, "localhost", local, []string{"Seccomp:\t2", "keyctl errno EACCES 13"}, "tenants", "", "tightened", "localhost " + localhost},
+		{"debug", "shell", nil, "unconfined", unconfined, []string{"Seccomp:\t0", "keyctl errno EINVAL 22"}, "debug", "unconfined", "unconfined", "unconfined"},
+	} {
+		p := pod(c.namespace, c.pod, c.ann)
+		id, log, err := k.Run(ctx, p, harness.ContainerConfig(c.name, harness.PauseImage, c.sp, probeCmd...))
+		name := c.namespace + "/" + c.pod + "/" + c.name
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		want(t, log, append(c.out, "getpid ok")...)
+		checks = append(checks, check{name, id, c.rule, c.profile, c.action, c.cri})
+	}
+
+	// A profile the rule does not allow: the create fails, and crictl
+	// shows the rule and the reason.
+	bad := harness.PodConfig("pay-bad", "team-a", t.TempDir(), map[string]string{"seccomp-shim.io/profile": "strict"})
+	badPod, _, _, err := ctd.CrictlRun(t, "", bad, harness.ContainerConfig("probe", harness.PauseImage, nil, probeCmd...))
+	if err == nil || !strings.Contains(err.Error(), `annotation seccomp-shim.io/profile=\"strict\": rule \"tenants\" allows only [\"eacces\" \"enoent\"]: not allowed by policy`) {
+		t.Errorf("crictl, a profile not allowed: %v", err)
+	} else {
+		t.Logf("refused: %v", err)
+	}
+
+	d := n.decisionsByID(t)
+	for _, c := range checks {
+		rec := d[c.id]
+		if rec == nil {
+			t.Errorf("%s: no decision for %s", c.name, c.id)
+			continue
+		}
+		if rec["rule"] != c.rule || (c.profile != "" && rec["profile"] != c.profile) || rec["action"] != c.action ||
+			rec["cri_profile"] != c.cri || rec["component"] != "seccomp-agent nri" {
+			t.Errorf("%s: decision %v; want rule %q profile %q action %q cri_profile %q", c.name, rec, c.rule, c.profile, c.action, c.cri)
+		}
+	}
+	// Pause containers: containerd creates them before NRI sees the pod's
+	// containers, so the plugin is not asked; every sandbox runs and is
+	// ready, the refused one's too.
+	sandboxes, err := ctd.CrictlOut("pods", "-q", "--state", "ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append([]string{podID, badPod}, ids(pods)...) {
+		if !strings.Contains(sandboxes, id) {
+			t.Errorf("sandbox %s not ready: %s", id, sandboxes)
+		}
+		if d[id] != nil {
+			t.Errorf("sandbox %s: the plugin decided on it: %v", id, d[id])
+		}
+	}
+
+	// The denials were audited with the pod's names.
+	time.Sleep(1500 * time.Millisecond) // the writer flushes within a second
+	found := map[string]bool{}
+	for _, r := range readAudit(t, n.auditLog) {
+		found[fmt.Sprint(r["namespace"], "/", r["pod"], "/", r["name"], " ", r["syscall"], " ", r["errno"])] = true
+	}
+	for _, w := range []string{"web/waiting/probe keyctl 1", "web/app/unconfined keyctl 1", "team-a/pay/unconfined keyctl 13", "team-a/pay-ann/annotated keyctl 2"} {
+		if !found[w] {
+			t.Errorf("no audit record %q in %v", w, found)
+		}
+	}
+	if t.Failed() {
+		b, _ := os.ReadFile(agentOut)
+		t.Logf("agent output:\n%s", b)
+		b, _ = os.ReadFile(n.decisions)
+		t.Logf("decisions:\n%s", b)
+	}
+}
+
+func ids(pods map[string]*harness.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		out = append(out, p.ID)
+	}
+	return out
+}
+
+// TestNRIRestart: the agent (and with it the plugin) restarts while a pod
+// runs, with the holder keeping the container's notify fd, as the project
+// promises for the agent's restarts: the running container is answered by
+// the holder meanwhile and by the new agent after, and the new plugin
+// registers again and decides for new containers. Then containerd restarts,
+// and the plugin connects again by itself.
+func TestNRIRestart(t *testing.T) {
+	n := newNRINode(t, `
+[[notify.rule]]
+syscalls = ["keyctl"]
+action = "continue"
+`)
+	dir := t.TempDir()
+	private, ctl := filepath.Join(dir, "agent.private.sock"), filepath.Join(dir, "holder.ctl")
+	daemon(t, "holder", "hold", "--socket", n.socket, "--agent", private, "--control", ctl)
+	waitSocket(t, n.socket)
+	waitSocket(t, ctl)
+	agent := func() (func(os.Signal), string) {
+		stop, out := daemonOut(t, "agent", "--socket", private, "--holder", ctl, "--config", n.cfg, "--metrics", "",
+			"--audit-log", n.auditLog, "--nri-socket", n.ctd.NRISocket)
+		waitOutput(t, out, "registered with NRI", 1)
+		return stop, out
+	}
+	stop, _ := agent()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	k := n.ctd.CRI(t)
+	p, err := k.RunPod(ctx, harness.PodConfig("loop", "web", t.TempDir(), nil), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := harness.ContainerConfig("loop", harness.PauseImage, nil, "/bin/sh", "-c", "while true; do /bin/probe call keyctl; sleep 0.1; done")
+	if _, err := k.Start(ctx, p, loop); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(p.Config.LogDirectory, loop.LogPath)
+	waitFor := func(line string) { t.Helper(); waitCRILastLine(t, logPath, line) }
+	waitFor("keyctl errno EINVAL 22") // the agent lets it through; the kernel rejects zero args
+	stop(os.Kill)                     // a crash
+	waitFor("keyctl errno EPERM 1")   // the holder: the profile's own denial
+	stop, out := agent()
+	waitFor("keyctl errno EINVAL 22") // the new agent decides again
+
+	// New containers get the policy from the new plugin.
+	runProbe := func(name string) {
+		t.Helper()
+		id, log, err := k.Run(ctx, p, harness.ContainerConfig(name, harness.PauseImage, nil, probeCmd...))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want(t, log, "Seccomp:\t2", "keyctl errno EINVAL 22", "getpid ok")
+		if d := n.decisionsByID(t)[id]; d == nil || d["action"] != "injected" || d["audit"] != "audited" {
+			t.Errorf("%s: decision %v", name, d)
+		}
+	}
+	runProbe("after-agent-restart")
+
+	// containerd restarts: the plugin connects again, the pod runs on.
+	n.ctd.Restart(t)
+	waitOutput(t, out, "registered with NRI", 2)
+	waitFor("keyctl errno EINVAL 22")
+	runProbe("after-containerd-restart")
+
+	log, _ := harness.ContainerLog(logPath)
+	if strings.Contains(log, "ENOSYS") {
+		t.Errorf("a routed syscall got ENOSYS: the notify fd was lost:\n%s", tail(log, 20))
+	}
+}
+
+// waitCRILastLine waits until the last line of a CRI container log is line.
+func waitCRILastLine(t *testing.T, path, line string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var log string
+	for time.Now().Before(deadline) {
+		log, _ = harness.ContainerLog(path)
+		if lines := strings.Split(strings.TrimSpace(log), "\n"); lines[len(lines)-1] == line {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(log, 5))
+}

@@ -148,7 +148,6 @@ existing = "keep"
 		}
 		return p
 	}
-	probeCmd := []string{"/bin/probe", "status", "call", "keyctl", "call", "getpid"}
 	unconfined := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
 	pay, web := pod("pay", "team-a", nil), pod("web", "other", nil)
 	ids := map[string]string{}

@@ -84,7 +84,6 @@ existing = "replace"
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v", err)
 	}
-	probeCmd := []string{"/bin/probe", "status", "call", "keyctl", "call", "getpid"}
 	unconfined := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
 	_, _, err = k.Run(ctx, pod, harness.ContainerConfig("early", harness.PauseImage, unconfined, probeCmd...))
 	if err == nil || !strings.Contains(err.Error(), `required plugin "seccomp-shim" not present`) {

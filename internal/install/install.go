@@ -547,18 +547,23 @@ func (in *Installer) uninstallEngine(e string) ([]step, error) {
 			return nil, fmt.Errorf("%s: default_runtime_name is %s; set it back before uninstalling, or containerd's CRI plugin won't start", containerdConfig, runtimeName)
 		}
 		if cs := in.state.Containerd; cs != nil && v.exists {
-			out, missing := removeImport(v.doc, *cs)
-			for _, m := range missing {
-				in.warn("containerd: %s no longer has %q where install put it; remove it by hand", containerdConfig, strings.TrimSpace(m))
-			}
-			if cs.CreatedConfig && len(bytes.TrimSpace(out)) == 0 {
-				steps = append(steps, step{path: containerdConfig, note: "install created it", next: next})
-			} else {
-				steps = append(steps, step{path: containerdConfig, data: out, mode: 0o644, edited: true, note: "imports entry removed", next: next})
-			}
+			steps = append(steps, in.unimport(v, cs, next))
 		}
 	}
 	return steps, nil
+}
+
+// unimport is the step that takes out of config.toml what install inserted
+// (cs), or removes the config.toml install created.
+func (in *Installer) unimport(v *ctrdView, cs *ContainerdState, next string) step {
+	out, missing := removeImport(v.doc, *cs)
+	for _, m := range missing {
+		in.warn("containerd: %s no longer has %q where install put it; remove it by hand", containerdConfig, strings.TrimSpace(m))
+	}
+	if cs.CreatedConfig && len(bytes.TrimSpace(out)) == 0 {
+		return step{path: containerdConfig, note: "install created it", next: next}
+	}
+	return step{path: containerdConfig, data: out, mode: 0o644, edited: true, note: "imports entry removed", next: next}
 }
 
 // wantsLinks are the links `systemctl enable` made to the units; left

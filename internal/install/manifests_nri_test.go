@@ -121,62 +121,12 @@ func TestNRIDaemonSet(t *testing.T) {
 // and kill it, nothing for the NRI socket (root's).
 func TestNRIDaemonSetCapabilities(t *testing.T) {
 	ds, _ := loadNRIDaemonSet(t)
-	spec := ds.Spec.Template.Spec
-	want := map[string][]corev1.Capability{
+	checkCapabilities(t, ds.Spec.Template.Spec, map[string][]corev1.Capability{
 		"policy":      nil,
 		"holder":      nil,
 		"agent":       {"SYS_PTRACE", "DAC_READ_SEARCH", "KILL"},
 		"policy-sync": nil,
-	}
-	all := append(slices.Clone(spec.InitContainers), spec.Containers...)
-	if len(all) != len(want) {
-		t.Errorf("%d containers, want %d", len(all), len(want))
-	}
-	for _, c := range all {
-		sc := c.SecurityContext
-		if sc == nil || sc.Capabilities == nil {
-			t.Errorf("%s: no securityContext.capabilities", c.Name)
-			continue
-		}
-		if sc.Privileged != nil && *sc.Privileged {
-			t.Errorf("%s: privileged", c.Name)
-		}
-		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-			t.Errorf("%s: allowPrivilegeEscalation not false", c.Name)
-		}
-		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
-			t.Errorf("%s: writable root filesystem", c.Name)
-		}
-		if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
-			t.Errorf("%s: drops %v, not ALL", c.Name, sc.Capabilities.Drop)
-		}
-		if !slices.Equal(sc.Capabilities.Add, want[c.Name]) {
-			t.Errorf("%s: adds %v, want %v", c.Name, sc.Capabilities.Add, want[c.Name])
-		}
-	}
-	agent := container(t, spec.Containers, "agent")
-	if p := agent.SecurityContext.AppArmorProfile; p == nil || p.Type != corev1.AppArmorProfileTypeUnconfined {
-		t.Errorf("agent: the runtime's AppArmor profile refuses ptrace access to other profiles' processes")
-	}
-}
-
-// The agent's probes are GETs of what it serves; the holder has no
-// liveness probe: restarting it would end every audited container's audit.
-func TestNRIDaemonSetProbes(t *testing.T) {
-	ds, _ := loadNRIDaemonSet(t)
-	spec := ds.Spec.Template.Spec
-	agent := container(t, spec.Containers, "agent")
-	for name, p := range map[string]*corev1.Probe{"readiness": agent.ReadinessProbe, "liveness": agent.LivenessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/metrics" || p.HTTPGet.Port.String() != "metrics" {
-			t.Errorf("agent %s probe: %+v, want GET /metrics on port metrics", name, p)
-		}
-	}
-	if !slices.ContainsFunc(agent.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" }) {
-		t.Errorf("agent has no port named metrics")
-	}
-	if h := container(t, spec.Containers, "holder"); h.LivenessProbe != nil {
-		t.Errorf("holder has a liveness probe: a restart loses every notify fd it holds")
-	}
+	})
 }
 
 // The policy containers' commands, run as written against a node tree that

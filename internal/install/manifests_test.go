@@ -354,15 +354,22 @@ func TestDaemonSetCommandsRun(t *testing.T) {
 // No container is privileged; each has the capabilities it needs, named,
 // and drops the rest.
 func TestDaemonSetCapabilities(t *testing.T) {
-	spec := loadManifests(t).daemonSets[0].Spec.Template.Spec
-	want := map[string][]corev1.Capability{
+	checkCapabilities(t, loadManifests(t).daemonSets[0].Spec.Template.Spec, map[string][]corev1.Capability{
 		"policy":      nil,
 		"install":     {"CHOWN", "DAC_OVERRIDE", "FOWNER"},
 		"holder":      nil,
 		"agent":       {"SYS_PTRACE", "DAC_READ_SEARCH", "KILL"},
 		"policy-sync": nil,
 		"ready":       nil,
-	}
+	})
+}
+
+// checkCapabilities checks that spec's containers are the ones want names,
+// none privileged or able to gain privileges, with a read-only root, and
+// each adding the capabilities want gives it after dropping ALL; and that
+// the agent runs without AppArmor.
+func checkCapabilities(t *testing.T, spec corev1.PodSpec, want map[string][]corev1.Capability) {
+	t.Helper()
 	all := append(slices.Clone(spec.InitContainers), spec.Containers...)
 	if len(all) != len(want) {
 		t.Errorf("%d containers, want %d", len(all), len(want))
@@ -378,6 +385,9 @@ func TestDaemonSetCapabilities(t *testing.T) {
 		}
 		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 			t.Errorf("%s: allowPrivilegeEscalation not false", c.Name)
+		}
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Errorf("%s: writable root filesystem", c.Name)
 		}
 		if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 			t.Errorf("%s: drops %v, not ALL", c.Name, sc.Capabilities.Drop)
@@ -397,10 +407,19 @@ func TestDaemonSetCapabilities(t *testing.T) {
 	}
 }
 
-// The agent has probes on what it serves; the holder has no liveness
-// probe: restarting it would end every audited container's audit.
+// The agent has probes on what it serves (GETs of /metrics, served by the
+// process that answers notifications); the holder has no liveness probe:
+// restarting it would end every audited container's audit. Both
+// DaemonSets.
 func TestDaemonSetProbes(t *testing.T) {
-	spec := loadManifests(t).daemonSets[0].Spec.Template.Spec
+	nri, m := loadNRIDaemonSet(t)
+	for _, ds := range []appsv1.DaemonSet{m.daemonSets[0], nri} {
+		t.Run(ds.Name, func(t *testing.T) { checkProbes(t, ds.Spec.Template.Spec) })
+	}
+}
+
+func checkProbes(t *testing.T, spec corev1.PodSpec) {
+	t.Helper()
 	agent := container(t, spec.Containers, "agent")
 	for name, p := range map[string]*corev1.Probe{"readiness": agent.ReadinessProbe, "liveness": agent.LivenessProbe} {
 		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/metrics" || p.HTTPGet.Port.String() != "metrics" {

@@ -1,7 +1,6 @@
 package install
 
 import (
-	"bytes"
 	"fmt"
 	"os/exec"
 	"path"
@@ -211,15 +210,7 @@ func (in *Installer) installContainerdNRI(v *ctrdView) ([]step, error) {
 		steps := []step{{path: containerdDropIn, note: "no longer needed", next: nextContainerd}}
 		in.state.Files["containerd"] = slices.DeleteFunc(in.state.Files["containerd"], func(p string) bool { return p == containerdDropIn })
 		if len(cs.Inserted) > 0 && v.exists {
-			out, missing := removeImport(v.doc, *cs)
-			for _, m := range missing {
-				in.warn("containerd: %s no longer has %q where install put it; remove it by hand", containerdConfig, strings.TrimSpace(m))
-			}
-			if cs.CreatedConfig && len(bytes.TrimSpace(out)) == 0 {
-				steps = append(steps, step{path: containerdConfig, note: "install created it", next: nextContainerd})
-			} else {
-				steps = append(steps, step{path: containerdConfig, data: out, mode: 0o644, edited: true, note: "imports entry removed", next: nextContainerd})
-			}
+			steps = append(steps, in.unimport(v, cs, nextContainerd))
 			cs.Inserted, cs.CreatedConfig = nil, false
 		}
 		return steps, nil

@@ -139,23 +139,7 @@ func TestNRIDaemonSetCommandsRun(t *testing.T) {
 	policyDir := t.TempDir()
 	writeTestFile(t, filepath.Join(policyDir, "config.toml"), []byte(m.configMaps[0].Data["config.toml"]))
 	for _, c := range []corev1.Container{container(t, spec.InitContainers, "policy"), container(t, spec.Containers, "policy-sync")} {
-		var args []string
-		for i := 1; i < len(c.Command); i++ {
-			a := c.Command[i]
-			switch {
-			case a == "--watch":
-				i++
-				continue
-			case a == "/host":
-				a = root
-			case strings.HasPrefix(a, "/policy/"):
-				a = filepath.Join(policyDir, strings.TrimPrefix(a, "/policy/"))
-			}
-			args = append(args, a)
-		}
-		if out, code := run(t, args...); code != 0 {
-			t.Fatalf("%s: %v: %d\n%s", c.Name, args, code, out)
-		}
+		runPodCommand(t, c, root, policyDir)
 	}
 	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		rel, _ := filepath.Rel(root, p)

@@ -310,24 +310,7 @@ func TestDaemonSetCommandsRun(t *testing.T) {
 	writeTestFile(t, filepath.Join(policyDir, "config.toml"), []byte(m.configMaps[0].Data["config.toml"]))
 	bins := testBins(t)
 	for _, c := range append(slices.Clone(spec.InitContainers), container(t, spec.Containers, "policy-sync")) {
-		var args []string
-		for i := 1; i < len(c.Command); i++ {
-			a := c.Command[i]
-			switch {
-			case a == "--watch":
-				i++ // once is enough here
-				continue
-			case a == "/host":
-				a = root
-			case strings.HasPrefix(a, "/policy/"):
-				a = filepath.Join(policyDir, strings.TrimPrefix(a, "/policy/"))
-			}
-			args = append(args, a)
-		}
-		out, code := run(t, append([]string{"--bin", bins}, args...)...)
-		if code != 0 {
-			t.Fatalf("%s: %v: %d\n%s", c.Name, args, code, out)
-		}
+		runPodCommand(t, c, root, policyDir, "--bin", bins)
 	}
 	if got, _ := os.ReadFile(filepath.Join(root, configPath)); !bytes.Equal(got, []byte(m.configMaps[0].Data["config.toml"])) {
 		t.Errorf("the node's policy is not the ConfigMap's")
@@ -348,6 +331,29 @@ func TestDaemonSetCommandsRun(t *testing.T) {
 	})
 	if !exists(filepath.Join(root, containerdDropIn)) || !exists(filepath.Join(root, "/usr/local/bin/seccomp-shim")) {
 		t.Errorf("install did not install")
+	}
+}
+
+// runPodCommand runs seccomp-install as container c's command, once (no
+// --watch), with the node's / at root and the ConfigMap at policyDir.
+func runPodCommand(t *testing.T, c corev1.Container, root, policyDir string, extra ...string) {
+	t.Helper()
+	args := extra
+	for i := 1; i < len(c.Command); i++ {
+		a := c.Command[i]
+		switch {
+		case a == "--watch":
+			i++ // once is enough here
+			continue
+		case a == "/host":
+			a = root
+		case strings.HasPrefix(a, "/policy/"):
+			a = filepath.Join(policyDir, strings.TrimPrefix(a, "/policy/"))
+		}
+		args = append(args, a)
+	}
+	if out, code := run(t, args...); code != 0 {
+		t.Fatalf("%s: %v: %d\n%s", c.Name, args, code, out)
 	}
 }
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t=${1:-30s}
-grep -rl --include='*_test.go' '^func Fuzz' pkg | while read -r f; do
+grep -rl --include='*_test.go' '^func Fuzz' pkg internal | while read -r f; do
 	pkg=./$(dirname "$f")
 	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
 		echo "== $pkg $target ($t)"

@@ -77,8 +77,11 @@ func parseContainerdVersion(out string) ctrdVersion {
 	if m == nil {
 		return ctrdVersion{}
 	}
-	major, _ := strconv.Atoi(m[1])
-	minor, _ := strconv.Atoi(m[2])
+	major, err1 := strconv.Atoi(m[1])
+	minor, err2 := strconv.Atoi(m[2])
+	if err1 != nil || err2 != nil {
+		return ctrdVersion{}
+	}
 	return ctrdVersion{known: true, major: major, minor: minor, text: strings.TrimSpace(m[0])}
 }
 

@@ -253,10 +253,31 @@ func TestParseContainerdVersion(t *testing.T) {
 			t.Errorf("%q: %+v, want %v", out, cv, want)
 		}
 	}
-	if cv := parseContainerdVersion("containerd: command not found"); cv.known {
-		t.Errorf("parsed garbage: %+v", cv)
+	for _, garbage := range []string{"containerd: command not found", "containerd x v99999999999999999999.1.0"} {
+		if cv := parseContainerdVersion(garbage); cv.known {
+			t.Errorf("%q parsed: %+v", garbage, cv)
+		}
 	}
 	if !(ctrdVersion{major: 2, minor: 3}).atLeast(nriMinimum) || (ctrdVersion{major: 2, minor: 2}).atLeast(nriMinimum) || !(ctrdVersion{major: 3}).atLeast(nriMinimum) {
 		t.Errorf("atLeast %v wrong", nriMinimum)
 	}
+}
+
+// FuzzParseContainerdVersion: whatever a binary prints, the parse never
+// panics, and a version it finds is the digits it printed.
+func FuzzParseContainerdVersion(f *testing.F) {
+	f.Add("containerd github.com/containerd/containerd/v2 2.4.2+unknown \n")
+	f.Add("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n")
+	f.Fuzz(func(t *testing.T, out string) {
+		cv := parseContainerdVersion(out)
+		if !cv.known {
+			return
+		}
+		if cv.major < 0 || cv.minor < 0 || !strings.Contains(out, cv.text) {
+			t.Errorf("%q: %+v", out, cv)
+		}
+		if again := parseContainerdVersion("containerd x " + cv.text); again != cv {
+			t.Errorf("%q: %+v, then %+v from its own text", out, cv, again)
+		}
+	})
 }

@@ -200,8 +200,13 @@ func (in *Installer) installContainerdNRI(v *ctrdView) ([]step, error) {
 	if cs == nil || !cs.NRI {
 		cs = &ContainerdState{NRI: true}
 	}
+	changed := cs.NRISocket != socket
 	cs.NRISocket, cs.NRIRequired = socket, in.NRIRequired
 	in.state.Containerd = cs
+	if !in.Systemd && changed {
+		// No unit to carry the flag: whatever runs the agent must.
+		in.then("run seccomp-agent with " + nriAgentFlag + " " + socket + "   # its NRI plugin; no unit installed (--systemd=false)")
+	}
 	if content == nil {
 		fmt.Fprintf(in.Out, "%-16s %s\n", "nri", fmt.Sprintf("containerd has NRI on (%s): the agent registers as plugin 90-%s; containerd's config stays as it is", socket, nriName))
 		if !slices.Contains(in.state.Files["containerd"], containerdDropIn) {

@@ -93,14 +93,17 @@ func (cv ctrdVersion) atLeast(v [2]int) bool {
 // containerd. An install already made keeps its way under auto: switching
 // would strand the pods that use the other.
 func (in *Installer) useNRI(v *ctrdView) (bool, error) {
-	cv := containerdVersion(in.Root)
+	registered := slices.Contains(in.state.Engines, "containerd")
+	wasNRI := registered && in.state.Containerd != nil && in.state.Containerd.NRI
+	var cv ctrdVersion
+	if in.NRI == NRIOn || in.NRI == NRIAuto && !registered {
+		cv = containerdVersion(in.Root)
+	}
 	is2x := v.written == 3
 	what := fmt.Sprintf("%s has version = %d", containerdConfig, v.written)
 	if cv.known {
 		is2x, what = cv.major >= 2, "containerd is "+cv.text
 	}
-	registered := slices.Contains(in.state.Engines, "containerd")
-	wasNRI := registered && in.state.Containerd != nil && in.state.Containerd.NRI
 	switch in.NRI {
 	case "", NRIOff:
 		if wasNRI {

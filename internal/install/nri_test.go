@@ -74,6 +74,10 @@ func TestNRIEnabledTouchesNoContainerdFile(t *testing.T) {
 			if out, code := run(t, "--root", root, "status"); code != 0 || !strings.Contains(out, "NRI plugin 90-seccomp-shim at /var/run/nri/nri.sock") {
 				t.Errorf("status: %d\n%s", code, out)
 			}
+			if out, code := run(t, "--root", root, "refresh"); code != 0 || strings.Contains(out, "updated") || strings.Contains(out, "created") {
+				t.Errorf("refresh: %d\n%s", code, out)
+			}
+			diffSnapshots(t, "refresh", snapshotTimes(t, root), first)
 			if out, code := run(t, "--root", root, "uninstall"); code != 0 {
 				t.Fatalf("uninstall: %d\n%s", code, out)
 			}

@@ -4,7 +4,6 @@
 package agentcmd
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -87,6 +86,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				}
 				return summary(path, format, stdout)
 			}},
+		suggestCommand(stdout, stderr),
 	}
 	return cliapp.Run(app, args)
 }
@@ -397,20 +397,9 @@ type summaryRow struct {
 // summary prints the records of an audit log per container, syscall and
 // action, as a table or JSON.
 func summary(path, format string, stdout io.Writer) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	rows := map[[3]string]*summaryRow{}
 	names := map[string]notify.Record{} // the CRI names last seen per container
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var r notify.Record
-		if json.Unmarshal(sc.Bytes(), &r) != nil {
-			continue
-		}
+	err := eachRecord(path, func(r notify.Record) {
 		if r.Name != "" || r.Pod != "" || r.Namespace != "" {
 			names[r.Container] = r
 		}
@@ -431,9 +420,9 @@ func summary(path, format string, stdout io.Writer) error {
 		if x.Last == "" || before(x.Last, last) {
 			x.Last = last
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+	})
+	if err != nil {
+		return err
 	}
 	list := make([]*summaryRow, 0, len(rows))
 	for _, r := range rows {

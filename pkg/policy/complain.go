@@ -246,7 +246,8 @@ const maxComplement = 32
 // conditions of one rule all hold (AND), except that runc splits a rule
 // naming one argument twice into one rule per condition (OR). ok is false
 // where that can't be said in at most maxComplement rules of conditions on
-// distinct arguments (runc would OR conditions on the same one): a set of
+// distinct arguments (runc would OR conditions on the same one), with values
+// of 32 bits (what libseccomp compares on 32-bit architectures): a set of
 // points spread over a wide range (Docker's personality) would take one
 // masked rule per aligned block.
 //
@@ -260,13 +261,7 @@ const maxComplement = 32
 func complement(rules []specs.LinuxSyscall) ([][]specs.LinuxSeccompArg, bool) {
 	var split [][]specs.LinuxSeccompArg // the rules as runc adds them
 	for _, r := range rules {
-		seen := map[uint]bool{}
-		dup := false
-		for _, a := range r.Args {
-			dup = dup || seen[a.Index]
-			seen[a.Index] = true
-		}
-		if !dup {
+		if !splitByRunc(r.Args) {
 			split = append(split, r.Args)
 			continue
 		}
@@ -277,7 +272,9 @@ func complement(rules []specs.LinuxSyscall) ([][]specs.LinuxSeccompArg, bool) {
 	var out [][]specs.LinuxSeccompArg
 	add := func(a specs.LinuxSeccompArg) bool {
 		out = append(out, []specs.LinuxSeccompArg{a})
-		return len(out) <= maxComplement
+		// libseccomp compares 32 bits on 32-bit architectures: a value
+		// above would not be the same condition there.
+		return len(out) <= maxComplement && a.Value <= math.MaxUint32 && a.ValueTwo <= math.MaxUint32
 	}
 	if len(split) == 1 {
 		for _, a := range split[0] {
@@ -417,36 +414,37 @@ func addGap(g [2]uint64, index uint, add func(specs.LinuxSeccompArg) bool) bool 
 	return false
 }
 
+// argOpOf is ArgCond's name of each OCI operator.
+var argOpOf = map[specs.LinuxSeccompOperator]string{
+	specs.OpEqualTo: "eq", specs.OpNotEqual: "ne", specs.OpLessThan: "lt", specs.OpLessEqual: "le",
+	specs.OpGreaterThan: "gt", specs.OpGreaterEqual: "ge", specs.OpMaskedEqual: "mask",
+}
+
+// splitByRunc reports whether runc adds args as one rule per condition (any
+// holds) rather than one rule (all hold): where they name an argument twice.
+func splitByRunc(args []specs.LinuxSeccompArg) bool {
+	seen := map[uint]bool{}
+	for _, a := range args {
+		if seen[a.Index] {
+			return true
+		}
+		seen[a.Index] = true
+	}
+	return false
+}
+
 // Holds reports whether rule r matches a call with args as runc applies
 // it (see complement): the one evaluation of a profile's argument rules,
 // which the agent runs for syscalls routed whole.
 func Holds(r specs.LinuxSyscall, args [6]uint64) bool {
-	seen := map[uint]bool{}
-	dup := false
-	for _, a := range r.Args {
-		dup = dup || seen[a.Index]
-		seen[a.Index] = true
-	}
+	dup := splitByRunc(r.Args)
 	for _, a := range r.Args {
 		if a.Index > 5 {
 			return false
 		}
-		c := ArgCond{Index: a.Index, Value: a.Value}
-		switch a.Op {
-		case specs.OpEqualTo:
-			c.Op = "eq"
-		case specs.OpNotEqual:
-			c.Op = "ne"
-		case specs.OpLessThan:
-			c.Op = "lt"
-		case specs.OpLessEqual:
-			c.Op = "le"
-		case specs.OpGreaterThan:
-			c.Op = "gt"
-		case specs.OpGreaterEqual:
-			c.Op = "ge"
-		case specs.OpMaskedEqual:
-			c.Op, c.Mask, c.Value = "mask", a.Value, a.ValueTwo
+		c := ArgCond{Index: a.Index, Op: argOpOf[a.Op], Value: a.Value}
+		if a.Op == specs.OpMaskedEqual {
+			c.Mask, c.Value = a.Value, a.ValueTwo
 		}
 		h := c.Holds(args[a.Index])
 		if dup && h {

@@ -74,17 +74,14 @@ func complainChild() error {
 			act = libseccomp.ActErrno.SetReturnCode(markNotify)
 		}
 		var conds []libseccomp.ScmpCondition
-		seen, dup := map[uint]bool{}, false
 		for _, a := range r.Args {
 			c, err := libseccomp.MakeCondition(a.Index, ops[a.Op], a.Value, a.ValueTwo)
 			if err != nil {
 				return err
 			}
 			conds = append(conds, c)
-			dup = dup || seen[a.Index]
-			seen[a.Index] = true
 		}
-		if dup { // runc's matchCall
+		if splitByRunc(r.Args) { // runc's matchCall
 			for _, c := range conds {
 				if err := f.AddRuleConditional(nr, act, []libseccomp.ScmpCondition{c}); err != nil {
 					return err

@@ -155,6 +155,7 @@ func TestComplement(t *testing.T) {
 		{"masked with a value", []specs.LinuxSyscall{allow(arg(2, specs.OpMaskedEqual, 0xf0, 0x30))}, true, 4},
 		{"rays", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 3, 0)), allow(arg(0, specs.OpGreaterThan, 100, 0))}, false, 0},
 		{"rays close", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 3, 0)), allow(arg(0, specs.OpGreaterThan, 6, 0))}, true, 4},
+		{"a value above 32 bits", []specs.LinuxSyscall{allow(arg(0, specs.OpLessEqual, 0xffffffff, 0))}, false, 0},
 		{"never matches", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 0, 0))}, false, 0},
 		{"masked never holds", []specs.LinuxSyscall{allow(arg(0, specs.OpMaskedEqual, 0xf, 0x10))}, false, 0},
 		{"several arguments, several rules", []specs.LinuxSyscall{allow(arg(0, specs.OpEqualTo, 1, 0), arg(1, specs.OpEqualTo, 2, 0)), allow(arg(0, specs.OpEqualTo, 3, 0))}, false, 0},
@@ -301,4 +302,29 @@ func TestComplainActions(t *testing.T) {
 	if _, _, err := Complain(&specs.LinuxSeccomp{DefaultAction: specs.ActErrno, ListenerPath: "/other"}, "/x", AuditMeta{}); err == nil {
 		t.Error("a profile with its own listener was put in complain mode")
 	}
+}
+
+// FuzzComplainMeta: listenerMetadata reaches the agent from a spec; whatever
+// it holds, reading it, evaluating its rules and taking the routing back
+// never panic.
+func FuzzComplainMeta(f *testing.F) {
+	p, _ := LoadProfile("", ProfileDefault)
+	sc, _ := p.Resolve(nil)
+	out, _, _ := Complain(sc, "/x", AuditMeta{})
+	f.Add(out.ListenerMetadata, uint64(0x400000))
+	f.Add(`{"v":1,"complain":{"rules":{"kill":[{"action":"SCMP_ACT_ALLOW","args":[{"index":9,"value":1,"op":"SCMP_CMP_EQ"}]}]},"actions":{"x":"SCMP_ACT_KILL"}}}`, uint64(1))
+	f.Fuzz(func(t *testing.T, md string, arg uint64) {
+		cm, err := ParseComplainMeta(md)
+		if err != nil || cm == nil {
+			return
+		}
+		for n := range cm.Rules {
+			cm.Would(n, [6]uint64{arg, arg, arg, arg, arg, arg})
+		}
+		routed := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, ListenerPath: "/x", ListenerMetadata: md, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"personality", "kill", "x"}, Action: specs.ActNotify},
+			{Names: []string{"socket"}, Action: specs.ActNotify, Args: []specs.LinuxSeccompArg{{Index: 0, Op: specs.OpEqualTo, Value: arg}}},
+		}}
+		Unaudit(routed, "/x")
+	})
 }

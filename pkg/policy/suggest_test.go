@@ -1,0 +1,76 @@
+package policy
+
+import (
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func TestSuggest(t *testing.T) {
+	base, _ := LoadProfile("", ProfileDefault)
+	calls := []Call{
+		{Syscall: "keyctl"}, {Syscall: "keyctl"},
+		{Syscall: "socket", Args: [6]uint64{40, 1}},
+		{Syscall: "personality", Args: [6]uint64{0x400000}},
+		{Syscall: "clone3"},
+		{Syscall: "syscall_999"},
+	}
+	out, skipped, err := Suggest(base, calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(skipped, []string{"syscall_999"}) {
+		t.Errorf("skipped %q", skipped)
+	}
+	p, err := ParseProfile("suggested", "test", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := p.Resolve(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Validate(p, sc); err != nil {
+		t.Fatalf("the suggestion must validate: %v\n%s", err, out)
+	}
+	tr := treatments(sc)
+	if !tr["keyctl"].allow() || !tr["clone3"].allow() {
+		t.Errorf("keyctl %+v, clone3 %+v: not allowed", tr["keyctl"], tr["clone3"])
+	}
+	// Exactly the values used, nothing more: put it in complain mode, and
+	// only what the workload did not do is still a would-be denial.
+	before, _ := base.Resolve(nil)
+	cb, _, _ := Complain(before, "/x", AuditMeta{})
+	ca, _, _ := Complain(sc, "/x", AuditMeta{})
+	wouldDeny := func(sc *specs.LinuxSeccomp, c Call) bool {
+		cm, _ := ParseComplainMeta(sc.ListenerMetadata)
+		if _, ok := cm.Rules[c.Syscall]; ok {
+			_, _, allowed := cm.Would(c.Syscall, c.Args)
+			return !allowed
+		}
+		for _, r := range sc.Syscalls {
+			if slices.Contains(r.Names, c.Syscall) && r.Action == specs.ActNotify && Holds(r, c.Args) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		c            Call
+		before, then bool
+	}{
+		{Call{Syscall: "keyctl"}, true, false},
+		{Call{Syscall: "socket", Args: [6]uint64{40, 1}}, true, false},
+		{Call{Syscall: "socket", Args: [6]uint64{40, 2}}, true, false}, // the rule looks at the family only
+		{Call{Syscall: "socket", Args: [6]uint64{38}}, true, true},
+		{Call{Syscall: "socket", Args: [6]uint64{2}}, false, false},
+		{Call{Syscall: "personality", Args: [6]uint64{0x400000}}, true, false},
+		{Call{Syscall: "personality", Args: [6]uint64{0x400001}}, true, true},
+		{Call{Syscall: "add_key"}, true, true},
+	} {
+		if b, a := wouldDeny(cb, tc.c), wouldDeny(ca, tc.c); b != tc.before || a != tc.then {
+			t.Errorf("%s %#x: would be denied %v, then %v; want %v, %v", tc.c.Syscall, tc.c.Args, b, a, tc.before, tc.then)
+		}
+	}
+}

@@ -18,9 +18,11 @@ const (
 	nriPlugin = "io.containerd.nri.v1.nri"
 	// nriSocket is NRI's default socket (nri pkg/adaptation DefaultSocketPath).
 	nriSocket = "/var/run/nri/nri.sock"
-	// nriName is the name the agent registers with (index 90): what
-	// required_plugins names.
-	nriName = "seccomp-shim"
+	// nriName and nriIndex are the agent's NRI identity (nriplugin.Name and
+	// Index, which install does not link: seccomp-shim links install);
+	// required_plugins names nriName.
+	nriName  = "seccomp-shim"
+	nriIndex = "90"
 	// nriTolerate is the annotation key install sets as the default
 	// validator's tolerate_missing_plugins_annotation, the one NRI's docs
 	// use: a pod carrying it "true" starts without the required plugins (the
@@ -165,6 +167,9 @@ func (v *ctrdView) nriDropIn(required bool) (content map[string]any, socket stri
 		req := slices.Clone(asSlice(dv["required_plugins"]))
 		tolerate, _ := dv["tolerate_missing_plugins_annotation"].(string)
 		if !enabled || !slices.Contains(req, any(nriName)) || tolerate == "" {
+			if !enabled && len(dv) > 0 {
+				warnings = append(warnings, fmt.Sprintf("[plugins.%q.default_validator] was off: turning it on also enforces what else it says there (required_plugins %v, the reject_* settings)", nriPlugin, req))
+			}
 			if !slices.Contains(req, any(nriName)) {
 				// The list is written whole: whether containerd appends or
 				// replaces the array, the result is the same.
@@ -211,7 +216,7 @@ func (in *Installer) installContainerdNRI(v *ctrdView) ([]step, error) {
 		in.then("run seccomp-agent with " + nriAgentFlag + " " + socket + "   # its NRI plugin; no unit installed (--systemd=false)")
 	}
 	if content == nil {
-		fmt.Fprintf(in.Out, "%-16s %s\n", "nri", fmt.Sprintf("containerd has NRI on (%s): the agent registers as plugin 90-%s; containerd's config stays as it is", socket, nriName))
+		fmt.Fprintf(in.Out, "%-16s %s\n", "nri", fmt.Sprintf("containerd has NRI on (%s): the agent registers as plugin %s-%s; containerd's config stays as it is", socket, nriIndex, nriName))
 		if !slices.Contains(in.state.Files["containerd"], containerdDropIn) {
 			return nil, nil
 		}
@@ -269,7 +274,7 @@ func (in *Installer) nriRegistration(v *ctrdView) []Registration {
 	if err != nil {
 		return []Registration{{"error", "containerd", err.Error()}}
 	}
-	detail := fmt.Sprintf("NRI plugin 90-%s at %s", nriName, socket)
+	detail := fmt.Sprintf("NRI plugin %s-%s at %s", nriIndex, nriName, socket)
 	if cs.NRIRequired {
 		detail += ", required by NRI's default validator"
 	}

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/seccomp-shim/seccomp-shim/internal/nriplugin"
 )
 
 // nriRoot is a node whose containerd config.toml is config ("" for none).
@@ -116,6 +118,9 @@ func TestNRIDisabledAndRequired(t *testing.T) {
 	orig := []byte(nriOffConfig)
 	out := installNRI(t, root, "--nri=on", "--nri-required")
 	t.Logf("%s", out)
+	if !strings.Contains(out, "was off: turning it on also enforces what else it says there (required_plugins [other]") {
+		t.Errorf("no warning that the validator's other settings take effect:\n%s", out)
+	}
 	if !strings.Contains(out, "systemctl restart containerd") {
 		t.Errorf("no restart asked for:\n%s", out)
 	}
@@ -284,4 +289,12 @@ func FuzzParseContainerdVersion(f *testing.F) {
 			t.Errorf("%q: %+v, then %+v from its own text", out, cv, again)
 		}
 	})
+}
+
+// install names the plugin as the agent registers it, and its socket where
+// NRI puts it by default: nriplugin's constants, which install can't link.
+func TestNRIIdentityIsThePlugins(t *testing.T) {
+	if nriName != nriplugin.Name || nriIndex != nriplugin.Index || nriSocket != nriplugin.DefaultSocket {
+		t.Errorf("install says %s-%s at %s, the plugin %s-%s at %s", nriIndex, nriName, nriSocket, nriplugin.Index, nriplugin.Name, nriplugin.DefaultSocket)
+	}
 }

@@ -184,6 +184,14 @@ existing = "keep"
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Removed while the installed shim is still there to stop it (the
+		// harness's own `rmp --all` comes after the test's directories
+		// are gone, and would leave the pause process running).
+		t.Cleanup(func() {
+			if out, err := ctd.Crictl("rmp", "--force", id).CombinedOutput(); err != nil {
+				t.Errorf("crictl rmp %s: %v\n%s", id, err, out)
+			}
+		})
 		return id
 	}
 	ann := harness.PodConfig("pay-ann", "team-a", t.TempDir(), map[string]string{"seccomp-shim.io/profile": "enoent"})

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages seccomp-shim's build, tests and demo need, if
-# any is missing: runc (the real runtime); libseccomp-dev, gcc and libc6-dev
-# (cgo with the syscall tables runc uses, linked statically); busybox-static
+# any is missing: runc (the real runtime); musl-tools (musl-gcc: seccomp-shim
+# is built with musl); gcc and libc6-dev (seccomp-agent's C fast path, static
+# glibc); libseccomp-dev (the test that checks pkg/unotify's syscall table
+# against libseccomp, and its generator); busybox-static
 # (the test rootfs); podman, conmon and uidmap (the hook tests); docker.io
 # and containerd (the engine tests). Needs root only when something is
 # missing.
 set -euo pipefail
-pkgs=(runc libseccomp-dev pkg-config gcc libc6-dev busybox-static podman conmon uidmap docker.io containerd)
+pkgs=(runc musl-tools libseccomp-dev pkg-config gcc libc6-dev busybox-static podman conmon uidmap docker.io containerd)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #define CACHE_PATH "/run/seccomp-shim/runtime.cache"
 #define DEFAULT_CONFIG "/etc/seccomp-shim/config.toml"
 
@@ -90,7 +92,7 @@ static int trusted_read(char **envp, char *buf, size_t size) {
 }
 
 static void seccomp_shim_passthrough(int argc, char **argv, char **envp) {
-	if (argc < 2 || geteuid() != 0 || !passes(argc, argv))
+	if (argc < 2 || !passes(argc, argv))
 		return;
 	const char *config = getenv_in(envp, "SECCOMP_SHIM_CONFIG");
 	if (!config || !*config)
@@ -132,7 +134,41 @@ static void seccomp_shim_passthrough(int argc, char **argv, char **envp) {
 	argv[0] = old; // the runtime is gone: let Go find another and say why
 }
 
-// glibc passes argc, argv and envp to constructors, dynamic or static.
-__attribute__((constructor)) static void passthrough_init(int argc, char **argv, char **envp) {
-	seccomp_shim_passthrough(argc, argv, envp);
+// read_args splits /proc/self/cmdline into argv: musl calls constructors
+// without arguments (only glibc passes argc, argv and envp), and the
+// kernel's copy of the arguments is there in both. 0 if they don't all fit
+// (Go then does the work).
+static int read_args(char *buf, size_t size, char **argv, int max) {
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	size_t n = 0;
+	ssize_t r;
+	while (n < size && (r = read(fd, buf + n, size - n)) != 0) {
+		if (r < 0) {
+			close(fd);
+			return 0;
+		}
+		n += r;
+	}
+	close(fd);
+	if (n == 0 || n == size || buf[n - 1] != 0)
+		return 0;
+	int argc = 0;
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+		if (argc == max - 1)
+			return 0;
+		argv[argc++] = buf + i;
+	}
+	argv[argc] = NULL;
+	return argc;
+}
+
+// environ is set before constructors run, by glibc and musl alike.
+__attribute__((constructor)) static void passthrough_init(void) {
+	if (geteuid() != 0)
+		return;
+	char buf[8192], *argv[256];
+	int argc = read_args(buf, sizeof(buf), argv, 256);
+	seccomp_shim_passthrough(argc, argv, environ);
 }

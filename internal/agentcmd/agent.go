@@ -180,7 +180,9 @@ func run(socket, auditPath, metricsAddr, holderCtl, nriSocket string, toStdout b
 		}
 		mux := http.NewServeMux()
 		reg := notify.NewRegistry(metrics, cliapp.Version())
-		reg.MustRegister(nriMetrics.Collectors()...)
+		if nriSocket != "" {
+			reg.MustRegister(nriMetrics.Collectors()...)
+		}
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		go http.Serve(ml, mux)
 		defer ml.Close()

@@ -15,6 +15,7 @@ import (
 	"maps"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
@@ -80,7 +81,7 @@ func Spec(pod *api.PodSandbox, ctr *api.Container) ([]byte, error) {
 		} `json:"linux"`
 	}
 	spec.Version, spec.Annotations = specs.Version, ann
-	spec.Process = specs.Process{Args: ctr.GetArgs(), Env: ctr.GetEnv(), Capabilities: caps, Cwd: "/"}
+	spec.Process = specs.Process{Args: ctr.GetArgs(), Env: ctr.GetEnv(), Capabilities: caps}
 	spec.Linux.Seccomp = ToOCI(ctr.GetLinux().GetSeccompPolicy())
 	return json.Marshal(spec)
 }
@@ -164,14 +165,58 @@ type Plugin struct {
 	Load    func() (*policy.Config, error)
 	Log     *logrus.Logger // the agent's own log: connections, and each error
 	Metrics *Metrics
+
+	registered atomic.Bool // since Run last looked: a success resets its failure count
 }
 
 // Synchronize is stub.SynchronizeInterface's: NRI calls it once registered,
-// with the containers that exist. Those keep the profile they started with.
+// with the pods and containers that exist.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	p.Metrics.connected.Set(1)
+	p.registered.Store(true)
 	p.Log.WithFields(logrus.Fields{"plugin": Index + "-" + Name, "pods": len(pods), "containers": len(ctrs)}).Info("registered with NRI")
+	p.check(pods, ctrs)
 	return nil, nil
+}
+
+// check reports the running containers whose profile escaped the policy:
+// created while no plugin was registered (without required_plugins), or
+// under another policy. NRI can't change a running container's seccomp
+// filter (nor can anyone): they are logged, one warning each, and counted,
+// for the operator to restart them.
+func (p *Plugin) check(pods []*api.PodSandbox, ctrs []*api.Container) {
+	cfg, err := p.Load()
+	if err != nil {
+		p.Log.WithError(err).Warn("running containers not checked")
+		return
+	}
+	byID := map[string]*api.PodSandbox{}
+	for _, pod := range pods {
+		byID[pod.GetId()] = pod
+	}
+	escaped := 0
+	for _, ctr := range ctrs {
+		if ctr.GetState() != api.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		pod := byID[ctr.GetPodSandboxId()]
+		fields := logrus.Fields{"id": ctr.GetId(), "namespace": pod.GetNamespace(), "pod": pod.GetName(), "container": ctr.GetName()}
+		data, err := Spec(pod, ctr)
+		if err != nil {
+			p.Log.WithFields(fields).WithError(err).Warn("running container not checked")
+			continue
+		}
+		res, ok, err := inject.Follows(cfg, data, ctr.GetId(), Source(pod, ctr))
+		switch {
+		case err != nil:
+			escaped++
+			p.Log.WithFields(fields).WithError(err).Warn("running container escaped the policy: restart it")
+		case !ok:
+			escaped++
+			p.Log.WithFields(fields).WithFields(logrus.Fields{"rule": res.Rule, "profile": res.Profile}).Warn("running container escaped the policy: its seccomp profile is not the rule's; restart it")
+		}
+	}
+	p.Metrics.escaped.Set(float64(escaped))
 }
 
 // CreateContainer is stub.CreateContainerInterface's.
@@ -230,11 +275,13 @@ func criProfile(ctr *api.Container) string {
 // Run registers p with NRI at socket and serves it until ctx ends. A lost
 // connection (containerd restarting) or a failed one (not up yet) is tried
 // again every retry, with a fresh stub: one that failed to register keeps
-// its dead connection.
+// its dead connection. Of failures in a row, the first is a warning and the
+// rest, every retry, debug lines.
 func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
+	failures := 0
 	for ctx.Err() == nil {
 		s, err := stub.New(p, stub.WithPluginName(Name), stub.WithPluginIdx(Index), stub.WithSocketPath(socket),
-			stub.WithOnClose(func() { p.Metrics.connected.Set(0) }))
+			stub.WithLogger(stubLog{p.Log}), stub.WithOnClose(func() { p.Metrics.connected.Set(0) }))
 		if err == nil {
 			err = s.Run(ctx)
 			p.Metrics.connected.Set(0)
@@ -242,7 +289,15 @@ func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
-		p.Log.WithError(err).WithField("nri_socket", socket).Warnf("NRI connection lost or refused; connecting again in %v", retry)
+		if p.registered.Swap(false) {
+			failures = 0
+		}
+		log := p.Log.WithError(err).WithField("nri_socket", socket)
+		if failures++; failures == 1 {
+			log.Warnf("NRI connection lost or refused; connecting again every %v", retry)
+		} else {
+			log.Debug("NRI connection refused")
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(retry):
@@ -250,10 +305,24 @@ func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
 	}
 }
 
+// stubLog is NRI's logger on the agent's: the stub's own chatter (created,
+// started, stopping: each retry) at debug level.
+type stubLog struct{ l *logrus.Logger }
+
+func (s stubLog) Debugf(ctx context.Context, f string, a ...any) {
+	s.l.WithContext(ctx).Debugf(f, a...)
+}
+func (s stubLog) Infof(ctx context.Context, f string, a ...any) { s.l.WithContext(ctx).Debugf(f, a...) }
+func (s stubLog) Warnf(ctx context.Context, f string, a ...any) { s.l.WithContext(ctx).Warnf(f, a...) }
+func (s stubLog) Errorf(ctx context.Context, f string, a ...any) {
+	s.l.WithContext(ctx).Errorf(f, a...)
+}
+
 // Metrics counts the plugin's decisions, for the agent's registry.
 type Metrics struct {
 	creates   *prometheus.CounterVec
 	connected prometheus.Gauge
+	escaped   prometheus.Gauge
 }
 
 // NewMetrics returns the plugin's metrics: register Collectors() in the
@@ -264,12 +333,14 @@ func NewMetrics() *Metrics {
 			Help: "Containers the NRI plugin decided on, by action (injected, kept, replaced, tightened, unconfined, refused) and rule."}, []string{"action", "rule"}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seccomp_agent_nri_connected",
 			Help: "1 while the NRI plugin is registered with the runtime."}),
+		escaped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seccomp_agent_nri_escaped_containers",
+			Help: "Running containers whose seccomp profile is not what the policy gives them, found when the plugin last registered: created while it was away, or under another policy."}),
 	}
 }
 
 // Collectors are what the agent registers.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.creates, m.connected}
+	return []prometheus.Collector{m.creates, m.connected, m.escaped}
 }
 
 func (m *Metrics) count(action, rule string) { m.creates.WithLabelValues(action, rule).Inc() }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -62,6 +63,25 @@ const (
 	enoent = `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl","add_key"],"action":"SCMP_ACT_ERRNO","errnoRet":2}]}`
 )
 
+// Complain mode (docs/complain.md): by rule, and by annotation where allowed.
+const (
+	staging = `
+[[rule]]
+name = "staging"
+match.namespaces = ["staging"]
+profile = "eacces"
+existing = "replace"
+enforce = false
+`
+	complainAllowed = `
+[[rule]]
+name = "team-c"
+match.namespaces = ["team-c"]
+existing = "tighten"
+allow_complain = true
+`
+)
+
 // Engine profiles as containerd sets them: RuntimeDefault is its own
 // default (here a small allow-list), Localhost a file's.
 var (
@@ -86,12 +106,14 @@ type parityCase struct {
 	before          *specs.LinuxSeccomp
 	agent           bool   // the notify agent answers
 	audit           string // the [audit] section
+	rule            string // a rule before the others
 	// What all three must give.
 	wantErr      string
 	wantNone     bool   // no linux.seccomp
 	wantDefault  string // its defaultAction
 	wantListener bool
 	wantArchs    []string // where set
+	wantMeta     string   // in listenerMetadata, where set
 }
 
 var parityCases = []parityCase{
@@ -110,6 +132,12 @@ var parityCases = []parityCase{
 	{name: "annotation refused", namespace: "team-a", podAnn: map[string]string{policy.AnnotationProfile: "strict"}, kind: api.SecurityProfile_UNCONFINED, agent: true,
 		wantErr: `annotation seccomp-shim.io/profile="strict": rule "tenants" allows only ["eacces" "enoent"]: not allowed by policy`},
 	{name: "pause ignores the annotation", namespace: "team-a", podAnn: map[string]string{policy.AnnotationProfile: "strict"}, sandbox: true, kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true},
+	{name: "complain by rule", namespace: "staging", rule: staging, kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true, wantMeta: "complain"},
+	{name: "complain by rule, agent down: enforced", namespace: "staging", rule: staging, kind: api.SecurityProfile_UNCONFINED, wantDefault: "SCMP_ACT_ALLOW"},
+	{name: "complain by annotation", namespace: "team-c", rule: complainAllowed, podAnn: map[string]string{"seccomp-shim.io/complain": "true"}, kind: api.SecurityProfile_RUNTIME_DEFAULT,
+		before: runtimeDefault, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true, wantMeta: "complain"},
+	{name: "complain refused", namespace: "team-a", podAnn: map[string]string{"seccomp-shim.io/complain": "true"}, kind: api.SecurityProfile_UNCONFINED, agent: true,
+		wantErr: `rule "tenants" enforces its profile`},
 	{name: "audit off", namespace: "web", kind: api.SecurityProfile_UNCONFINED, agent: true, audit: `mode = "off"`, wantDefault: "SCMP_ACT_ERRNO"},
 	{name: "agent down, refused", namespace: "web", kind: api.SecurityProfile_UNCONFINED, audit: "mode = \"always\"\nunreachable = \"refuse\"", wantErr: "notify agent unreachable"},
 }
@@ -135,7 +163,7 @@ func newEnv(t *testing.T, c parityCase) env {
 	}
 	socket := filepath.Join(dir, "agent.sock")
 	conf := "[profiles]\ndir = " + quote(filepath.Join(dir, "profiles")) + "\n[log]\nfile = " + quote(filepath.Join(dir, "decisions.log")) +
-		"\n[audit]\nsocket = " + quote(socket) + "\n" + c.audit + "\n" + rules
+		"\n[audit]\nsocket = " + quote(socket) + "\n" + c.audit + "\n" + c.rule + "\n" + rules
 	if err := os.WriteFile(e.config, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -312,6 +340,9 @@ func TestParity(t *testing.T) {
 				if string(sc.DefaultAction) != c.wantDefault || (sc.ListenerPath != "") != c.wantListener {
 					t.Errorf("%s: defaultAction %s, listener %q; want %s, listener %v", name, sc.DefaultAction, sc.ListenerPath, c.wantDefault, c.wantListener)
 				}
+				if !strings.Contains(sc.ListenerMetadata, c.wantMeta) {
+					t.Errorf("%s: listenerMetadata %q, want %q in it", name, sc.ListenerMetadata, c.wantMeta)
+				}
 				if archs := fmt.Sprint(sc.Architectures); c.wantArchs != nil && archs != fmt.Sprint(c.wantArchs) {
 					t.Errorf("%s: architectures %s, want %s", name, archs, c.wantArchs)
 				}
@@ -442,5 +473,72 @@ seccomp_agent_nri_creates_total{action="refused",rule=""} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "seccomp_agent_nri_creates_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestSynchronize: at registration, running containers whose profile is not
+// the policy's are reported and counted; one with the plugin's own
+// (audited) profile, and stopped ones, are not.
+func TestSynchronize(t *testing.T) {
+	c := parityCase{namespace: "team-a", kind: api.SecurityProfile_UNCONFINED}
+	e := newEnv(t, c)
+	cfg, err := policy.Load(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, bare := nriContainer(c)
+	bare.State = api.ContainerState_CONTAINER_RUNNING
+	_, ours := nriContainer(c)
+	ours.Id, ours.Name, ours.State = "ctr-2", "ours", api.ContainerState_CONTAINER_RUNNING
+	adj, _, err := nriplugin.Adjust(cfg, pod, ours, nil) // routed to the agent
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours.Linux.SeccompPolicy = adj.GetLinux().GetSeccompPolicy()
+	_, stopped := nriContainer(c)
+	stopped.Id, stopped.Name, stopped.State = "ctr-3", "stopped", api.ContainerState_CONTAINER_STOPPED
+
+	var agentLog bytes.Buffer
+	log := logrus.New()
+	log.Out = &agentLog
+	m := nriplugin.NewMetrics()
+	p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(e.getenv) }, Log: log, Metrics: m}
+	if _, err := p.Synchronize(context.Background(), []*api.PodSandbox{pod}, []*api.Container{bare, ours, stopped}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(agentLog.String(), "escaped the policy"); n != 1 || !strings.Contains(agentLog.String(), "container=app") {
+		t.Errorf("agent log:\n%s", agentLog.String())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collectors()...)
+	want := "# HELP seccomp_agent_nri_connected 1 while the NRI plugin is registered with the runtime.\n# TYPE seccomp_agent_nri_connected gauge\nseccomp_agent_nri_connected 1\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "seccomp_agent_nri_connected"); err != nil {
+		t.Error(err)
+	}
+	if v := testutil.ToFloat64(m.Collectors()[2]); v != 1 {
+		t.Errorf("seccomp_agent_nri_escaped_containers = %v, want 1", v)
+	}
+}
+
+// TestRunRetries: with nothing serving NRI, Run tries again until its
+// context ends, warns once, and leaves the rest to debug.
+func TestRunRetries(t *testing.T) {
+	var agentLog bytes.Buffer
+	log := logrus.New()
+	log.Out = &agentLog
+	p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return nil, nil }, Log: log, Metrics: nriplugin.NewMetrics()}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	p.Run(ctx, filepath.Join(t.TempDir(), "nri.sock"), 20*time.Millisecond)
+	if n := strings.Count(agentLog.String(), "level="); n != 1 || !strings.Contains(agentLog.String(), "connecting again every 20ms") {
+		t.Errorf("agent log:\n%s", agentLog.String())
+	}
+	log.Level = logrus.DebugLevel
+	agentLog.Reset()
+	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	p.Run(ctx, filepath.Join(t.TempDir(), "nri.sock"), 20*time.Millisecond)
+	if n := strings.Count(agentLog.String(), "NRI connection refused"); n < 2 {
+		t.Errorf("%d retries in 300ms every 20ms:\n%s", n, agentLog.String())
 	}
 }

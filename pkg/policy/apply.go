@@ -223,7 +223,7 @@ func (c *Config) resolveProfile(p *Profile, d Choice, spec *specs.Spec) (*specs.
 	if p.Source == sourceBuiltin {
 		// Built-in profiles are code: TestBuiltinsValidate checks them with
 		// every capability they depend on and every architecture choice,
-		// and `seccomp-shim check` against this node's libseccomp. Checking
+		// and `seccomp-shim check` against the syscall table. Checking
 		// them again cost every container start a tenth of a millisecond.
 		return sc, nil, nil
 	}

@@ -1,7 +1,5 @@
 package policy
 
-//go:generate go run ./internal/gensyscalls syscalls_gen.go
-
 import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/internal/replay"

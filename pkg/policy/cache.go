@@ -17,14 +17,14 @@ import (
 
 // The compiled-profile cache (profiles.cache_dir) keeps what Resolve made of
 // a profile file: parsing it twice (strictly, then moby's resolver) and
-// checking every name against libseccomp cost a container start about 1 ms
+// checking every name cost a container start about 1 ms
 // of CPU on a small VM, the same work for every container. Built-in profiles are
 // not cached: resolving them is cheaper than decoding the cached result.
 //
 // An entry is found by a hash of everything its content depends on, and it
 // holds that text too, compared in full: the identity (device, inode, size,
 // mtime in ns) of the profile file and of this executable (so a new build,
-// with its own libseccomp tables, starts afresh), the kernel release
+// with its own syscall tables, starts afresh), the kernel release
 // (minKernel rules), the container's capabilities and the architecture
 // choice. So an entry is never trusted over its inputs: change any of them
 // and it no longer matches. Only root's entries, in a directory only root

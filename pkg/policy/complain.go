@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
 
 // ComplainMeta is what a complain-mode profile's listenerMetadata holds
@@ -124,7 +125,7 @@ func route(sc *specs.LinuxSeccomp, listener string, meta AuditMeta, cm *Complain
 	t := treatments(sc)
 	var routed []string
 	var notifyRules []specs.LinuxSyscall // routed with conditions
-	for _, n := range allSyscalls {
+	for n := range unotify.SyscallNames() {
 		if n == "write" {
 			continue
 		}
@@ -178,18 +179,21 @@ func route(sc *specs.LinuxSeccomp, listener string, meta AuditMeta, cm *Complain
 		return sc, nil
 	}
 	meta.ENOSYSAbove = map[specs.Arch]int{}
-	numbers := syscallNumbers()
+	named := map[string]bool{}
+	for _, s := range sc.Syscalls {
+		for _, n := range s.Names {
+			named[n] = true
+		}
+	}
 	for _, a := range archesOrNative(sc.Architectures) {
-		table, ok := numbers[string(a)]
-		if !ok {
+		arch, ok := specArch(a)
+		if !ok || !hasTable(arch) {
 			continue
 		}
 		highest := -1
-		for _, s := range sc.Syscalls {
-			for _, n := range s.Names {
-				if nr, ok := table[n]; ok && nr > highest {
-					highest = nr
-				}
+		for s := range arch.Syscalls() { // by number
+			if named[s.Name] {
+				highest = int(s.Nr)
 			}
 		}
 		meta.ENOSYSAbove[a] = highest

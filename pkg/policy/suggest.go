@@ -8,6 +8,7 @@ import (
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
 )
 
 // Call is one call a workload made: its syscall (by name) and arguments.
@@ -50,7 +51,7 @@ func Suggest(base *Profile, calls []Call) (out []byte, skipped []string, err err
 	whole := map[string]bool{}
 	byArgs := map[string]*mobyseccomp.Syscall{} // one rule per syscall and values
 	for _, c := range calls {
-		if !slices.Contains(allSyscalls, c.Syscall) {
+		if !unotify.KnownSyscall(c.Syscall) {
 			if !slices.Contains(skipped, c.Syscall) {
 				skipped = append(skipped, c.Syscall)
 			}

@@ -10,7 +10,6 @@ import (
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/seccomp-shim/seccomp-shim/pkg/unotify"
-	libseccomp "github.com/seccomp/libseccomp-golang"
 )
 
 // ErrInvalidProfile marks every validation failure.
@@ -77,8 +76,8 @@ var knownFlags = []specs.LinuxSeccompFlag{
 const maxErrno = 4095
 
 // newerSyscalls are real syscalls that Docker's default profile names. A name
-// from this set that the local libseccomp does not know is a warning, not an
-// error: runc skips names libseccomp can't resolve, exactly as for Docker.
+// from this set that libseccomp does not know is a warning, not an error:
+// runc skips names libseccomp can't resolve, exactly as for Docker.
 var newerSyscalls = sync.OnceValue(func() map[string]bool {
 	m := map[string]bool{}
 	for _, s := range mobyseccomp.DefaultProfile().Syscalls {
@@ -93,13 +92,15 @@ var newerSyscalls = sync.OnceValue(func() map[string]bool {
 // more: runc accepts duplicate and contradictory rules silently. Two equal
 // rules are only a duplicate if neither has includes or excludes in the
 // source: Docker's own profile repeats names across capability groups. It
-// returns warnings about names this libseccomp can't resolve.
+// returns warnings about names libseccomp can't resolve. Names are checked
+// against the table generated from libseccomp (unotify.SyscallNames, from
+// libseccomp unotify.LibseccompVersion).
 func Validate(p *Profile, sc *specs.LinuxSeccomp) (warnings []string, err error) {
 	return validate(p, sc, false)
 }
 
-// ValidateAll is Validate that also checks the names of built-in profiles
-// against this node's libseccomp, for the check command.
+// ValidateAll is Validate that also checks the names of built-in profiles,
+// for the check command.
 func ValidateAll(p *Profile, sc *specs.LinuxSeccomp) (warnings []string, err error) {
 	return validate(p, sc, true)
 }
@@ -128,10 +129,10 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 	}
 	checkErrno(sc.DefaultAction, sc.DefaultErrnoRet, func(msg string) { bad(-1, nil, "defaultErrnoRet: %s", msg) })
 	// The built-in profiles' names are checked by this package's tests; at
-	// most they could warn, and asking libseccomp about 370 names costs a
-	// container start more than the rest of the shim's work.
+	// most they could warn, and looking up 370 names at every container
+	// start would be work for nothing.
 	checkNames := p.Source != sourceBuiltin || fullCheck
-	var arches []libseccomp.ScmpArch
+	var arches []unotify.Arch
 	for _, a := range sc.Architectures {
 		sa, ok := specArch(a)
 		if !ok {
@@ -141,10 +142,10 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 		if !checkNames {
 			continue
 		}
-		arches = append(arches, sa.Scmp)
+		arches = append(arches, sa)
 	}
 	if len(sc.Architectures) == 0 && checkNames {
-		if native, err := libseccomp.GetNativeArch(); err == nil {
+		if native, ok := unotify.NativeArch(); ok {
 			arches = append(arches, native)
 		}
 	}
@@ -211,7 +212,7 @@ func validate(p *Profile, sc *specs.LinuxSeccomp, fullCheck bool) (warnings []st
 		}
 	}
 	if len(skipped) > 0 {
-		warnings = append(warnings, fmt.Sprintf("profile %q (%s): libseccomp %s does not know %s; runc will skip them", name, source, libseccompVersion(), strings.Join(skipped, ", ")))
+		warnings = append(warnings, fmt.Sprintf("profile %q (%s): libseccomp %s does not know %s; runc will skip them", name, source, unotify.LibseccompVersion, strings.Join(skipped, ", ")))
 	}
 	if len(probs) > 0 {
 		return warnings, &ValidationError{Profile: name, Source: source, Problems: probs}
@@ -241,14 +242,22 @@ func errnoOf(e *uint) string {
 // resolves reports whether libseccomp knows the name on one of the arches
 // (possibly as another arch's syscall, as for chown32 on x86_64: Docker's
 // profiles list the union of every arch's names), and whether it is a real
-// syscall name at all.
-func resolves(name string, arches []libseccomp.ScmpArch) (known, real bool) {
-	for _, a := range arches {
-		if _, err := libseccomp.GetSyscallFromNameByArch(name, a); err == nil {
-			return true, true
-		}
+// syscall name at all. libseccomp resolves every name it knows on every
+// architecture it has a table for (unotify.SyscallNames).
+func resolves(name string, arches []unotify.Arch) (known, real bool) {
+	if slices.ContainsFunc(arches, hasTable) && unotify.KnownSyscall(name) {
+		return true, true
 	}
 	return false, newerSyscalls()[name]
+}
+
+// hasTable reports whether libseccomp has a table for a: it resolves no
+// name on an architecture it does not support.
+func hasTable(a unotify.Arch) bool {
+	for range a.Syscalls() {
+		return true
+	}
+	return false
 }
 
 func archNames(a []specs.Arch) []specs.Arch {
@@ -256,9 +265,4 @@ func archNames(a []specs.Arch) []specs.Arch {
 		return []specs.Arch{"native"}
 	}
 	return a
-}
-
-func libseccompVersion() string {
-	ma, mi, mc := libseccomp.GetLibraryVersion()
-	return fmt.Sprintf("%d.%d.%d", ma, mi, mc)
 }

@@ -1,14 +1,17 @@
 package unotify
 
+//go:generate go run ./internal/gensyscalls syscalls_gen.go
+
 import (
+	"cmp"
 	"fmt"
+	"iter"
 	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,41 +28,43 @@ type Arch struct {
 	Name  string // the kernel's (uname -m style), as in audit logs
 	// Spec is the OCI runtime-spec's name (SCMP_ARCH_*), set only where
 	// runc can filter the architecture (its libcontainer/seccomp archs).
-	Spec   specs.Arch
-	Scmp   libseccomp.ScmpArch // libseccomp's table for it
-	GOARCH string              // the Go port that runs on it natively, if any
+	Spec specs.Arch
+	// Scmp is libseccomp's name (ScmpArch.String), which keys its tables
+	// in syscalls_gen.go.
+	Scmp   string
+	GOARCH string // the Go port that runs on it natively, if any
 }
 
 // arches lists every audit arch libseccomp has a table for, then x32, which
 // has no audit arch of its own (see isX32).
 var arches = [...]Arch{
-	{unix.AUDIT_ARCH_X86_64, "x86_64", specs.ArchX86_64, libseccomp.ArchAMD64, "amd64"},
-	{unix.AUDIT_ARCH_I386, "x86", specs.ArchX86, libseccomp.ArchX86, "386"},
-	{unix.AUDIT_ARCH_AARCH64, "aarch64", specs.ArchAARCH64, libseccomp.ArchARM64, "arm64"},
-	{unix.AUDIT_ARCH_ARM, "arm", specs.ArchARM, libseccomp.ArchARM, "arm"},
-	{unix.AUDIT_ARCH_RISCV64, "riscv64", specs.ArchRISCV64, libseccomp.ArchRISCV64, "riscv64"},
-	{unix.AUDIT_ARCH_PPC64LE, "ppc64le", specs.ArchPPC64LE, libseccomp.ArchPPC64LE, "ppc64le"},
-	{unix.AUDIT_ARCH_PPC64, "ppc64", specs.ArchPPC64, libseccomp.ArchPPC64, "ppc64"},
-	{unix.AUDIT_ARCH_PPC, "ppc", specs.ArchPPC, libseccomp.ArchPPC, ""},
-	{unix.AUDIT_ARCH_S390X, "s390x", specs.ArchS390X, libseccomp.ArchS390X, "s390x"},
-	{unix.AUDIT_ARCH_S390, "s390", specs.ArchS390, libseccomp.ArchS390, ""},
-	{unix.AUDIT_ARCH_MIPS, "mips", specs.ArchMIPS, libseccomp.ArchMIPS, "mips"},
-	{unix.AUDIT_ARCH_MIPSEL, "mipsel", specs.ArchMIPSEL, libseccomp.ArchMIPSEL, "mipsle"},
-	{unix.AUDIT_ARCH_MIPS64, "mips64", specs.ArchMIPS64, libseccomp.ArchMIPS64, "mips64"},
-	{unix.AUDIT_ARCH_MIPSEL64, "mipsel64", specs.ArchMIPSEL64, libseccomp.ArchMIPSEL64, "mips64le"},
-	{unix.AUDIT_ARCH_MIPS64N32, "mips64n32", specs.ArchMIPS64N32, libseccomp.ArchMIPS64N32, ""},
-	{unix.AUDIT_ARCH_MIPSEL64N32, "mipsel64n32", specs.ArchMIPSEL64N32, libseccomp.ArchMIPSEL64N32, ""},
-	{unix.AUDIT_ARCH_PARISC, "parisc", specs.ArchPARISC, libseccomp.ArchPARISC, ""},
-	{unix.AUDIT_ARCH_PARISC64, "parisc64", specs.ArchPARISC64, libseccomp.ArchPARISC64, ""},
-	{unix.AUDIT_ARCH_LOONGARCH64, "loongarch64", specs.ArchLOONGARCH64, libseccomp.ArchLOONGARCH64, "loong64"},
-	{unix.AUDIT_ARCH_M68K, "m68k", "", libseccomp.ArchM68K, ""},
+	{unix.AUDIT_ARCH_X86_64, "x86_64", specs.ArchX86_64, "amd64", "amd64"},
+	{unix.AUDIT_ARCH_I386, "x86", specs.ArchX86, "x86", "386"},
+	{unix.AUDIT_ARCH_AARCH64, "aarch64", specs.ArchAARCH64, "arm64", "arm64"},
+	{unix.AUDIT_ARCH_ARM, "arm", specs.ArchARM, "arm", "arm"},
+	{unix.AUDIT_ARCH_RISCV64, "riscv64", specs.ArchRISCV64, "riscv64", "riscv64"},
+	{unix.AUDIT_ARCH_PPC64LE, "ppc64le", specs.ArchPPC64LE, "ppc64le", "ppc64le"},
+	{unix.AUDIT_ARCH_PPC64, "ppc64", specs.ArchPPC64, "ppc64", "ppc64"},
+	{unix.AUDIT_ARCH_PPC, "ppc", specs.ArchPPC, "ppc", ""},
+	{unix.AUDIT_ARCH_S390X, "s390x", specs.ArchS390X, "s390x", "s390x"},
+	{unix.AUDIT_ARCH_S390, "s390", specs.ArchS390, "s390", ""},
+	{unix.AUDIT_ARCH_MIPS, "mips", specs.ArchMIPS, "mips", "mips"},
+	{unix.AUDIT_ARCH_MIPSEL, "mipsel", specs.ArchMIPSEL, "mipsel", "mipsle"},
+	{unix.AUDIT_ARCH_MIPS64, "mips64", specs.ArchMIPS64, "mips64", "mips64"},
+	{unix.AUDIT_ARCH_MIPSEL64, "mipsel64", specs.ArchMIPSEL64, "mipsel64", "mips64le"},
+	{unix.AUDIT_ARCH_MIPS64N32, "mips64n32", specs.ArchMIPS64N32, "mips64n32", ""},
+	{unix.AUDIT_ARCH_MIPSEL64N32, "mipsel64n32", specs.ArchMIPSEL64N32, "mipsel64n32", ""},
+	{unix.AUDIT_ARCH_PARISC, "parisc", specs.ArchPARISC, "parisc", ""},
+	{unix.AUDIT_ARCH_PARISC64, "parisc64", specs.ArchPARISC64, "parisc64", ""},
+	{unix.AUDIT_ARCH_LOONGARCH64, "loongarch64", specs.ArchLOONGARCH64, "loong64", "loong64"},
+	{unix.AUDIT_ARCH_M68K, "m68k", "", "m68k", ""},
 	// libseccomp calls little-endian SuperH "sh" and big-endian "sheb".
-	{unix.AUDIT_ARCH_SHEL, "sh", "", libseccomp.ArchSH, ""},
-	{unix.AUDIT_ARCH_SH, "sheb", "", libseccomp.ArchSHEB, ""},
+	{unix.AUDIT_ARCH_SHEL, "sh", "", "sh", ""},
+	{unix.AUDIT_ARCH_SH, "sheb", "", "sheb", ""},
 	x32Info,
 }
 
-var x32Info = Arch{unix.AUDIT_ARCH_X86_64, "x32", specs.ArchX32, libseccomp.ArchX32, ""}
+var x32Info = Arch{unix.AUDIT_ARCH_X86_64, "x32", specs.ArchX32, "x32", ""}
 
 // Arches lists every architecture this package knows.
 func Arches() []Arch { return slices.Clone(arches[:]) }
@@ -139,7 +144,7 @@ type nameEntry struct {
 
 // nameCache is a direct-mapped cache: fixed memory however many distinct
 // numbers a container throws at us (they are under its control), no lock,
-// no allocation on a hit. A collision only costs another libseccomp call.
+// no allocation on a hit. A collision only costs another search.
 var nameCache [1 << 12]atomic.Pointer[nameEntry]
 
 func cacheSlot(arch uint32, nr int32) *atomic.Pointer[nameEntry] {
@@ -154,7 +159,7 @@ func cacheSlot(arch uint32, nr int32) *atomic.Pointer[nameEntry] {
 // libseccomp does not know (and negative ones, which libseccomp would map to
 // its internal pseudo-syscalls) come back as "syscall_<nr>".
 //
-// Results are cached, so repeated calls neither allocate nor enter cgo.
+// Results are cached, so repeated calls neither allocate nor search.
 func SyscallName(arch uint32, nr int32) string {
 	slot := cacheSlot(arch, nr)
 	if e := slot.Load(); e != nil && e.arch == arch && e.nr == nr {
@@ -166,16 +171,39 @@ func SyscallName(arch uint32, nr int32) string {
 }
 
 func resolveName(arch uint32, nr int32) string {
-	if nr >= 0 {
-		a, n := lookupArch(arch), nr
-		if isX32(arch, nr) {
-			a, n = &x32Info, nr&^x32SyscallBit
-		}
-		if a != nil {
-			if name, err := libseccomp.ScmpSyscall(n).GetNameByArch(a.Scmp); err == nil && name != "" {
-				return name
-			}
+	a := lookupArch(arch)
+	if isX32(arch, nr) {
+		a = &x32Info
+	}
+	if a != nil && nr >= 0 {
+		table := archSyscalls(a.Scmp)
+		if i, ok := slices.BinarySearchFunc(table, nr, func(s Syscall, nr int32) int { return cmp.Compare(s.Nr, nr) }); ok {
+			return table[i].Name
 		}
 	}
 	return "syscall_" + strconv.FormatInt(int64(nr), 10)
+}
+
+// Syscall is one syscall of an architecture: its number (with the
+// architecture's base, as seccomp_data.nr carries it) and libseccomp's name.
+type Syscall struct {
+	Nr   int32
+	Name string
+}
+
+// Syscalls lists the syscalls that have a number on a, by number, as the
+// libseccomp of syscalls_gen.go (LibseccompVersion) numbers them; none for
+// an architecture that libseccomp has no table for.
+func (a Arch) Syscalls() iter.Seq[Syscall] { return slices.Values(archSyscalls(a.Scmp)) }
+
+// SyscallNames lists every syscall name libseccomp knows, on any
+// architecture, sorted. libseccomp (and so runc) resolves each of them on
+// every architecture: where one lacks the call, a filter's rule for it
+// matches nothing there.
+func SyscallNames() iter.Seq[string] { return slices.Values(syscallNames[:]) }
+
+// KnownSyscall reports whether name is in SyscallNames.
+func KnownSyscall(name string) bool {
+	_, ok := slices.BinarySearch(syscallNames[:], name)
+	return ok
 }

@@ -9,7 +9,7 @@
 // NotifReceive/NotifRespond: NotifRespond expects a positive Error and negates
 // it, so the kernel's own convention (negative) turns a deny into success;
 // NotifReceive cannot be cancelled; neither has ADDFD or SET_FLAGS.
-// libseccomp-golang is only used to name syscalls.
+// Syscalls are named from a table generated from libseccomp (syscalls_gen.go).
 //
 // Receive, Send, Deny, Continue and IDValid do not allocate, so an agent loop
 // built on them runs without garbage.

@@ -189,6 +189,9 @@ func TestSyscallName(t *testing.T) {
 		{unix.AUDIT_ARCH_X86_64, x32 | 512, "rt_sigaction"},
 		{unix.AUDIT_ARCH_AARCH64, 172, "getpid"},
 		{unix.AUDIT_ARCH_ARM, 20, "getpid"},
+		// MIPS numbers carry their ABI's base, as seccomp_data.nr does.
+		{unix.AUDIT_ARCH_MIPS, 4020, "getpid"},
+		{unix.AUDIT_ARCH_MIPS64N32, 6038, "getpid"},
 		{unix.AUDIT_ARCH_X86_64, 99999, "syscall_99999"},
 		// x32-only numbers do not exist without the x32 bit.
 		{unix.AUDIT_ARCH_X86_64, 512, "syscall_512"},

@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,7 +18,8 @@ import (
 )
 
 // nriRules: tenants' namespaces get eacces and may ask for enoent, debug may
-// run unconfined; the rest gets the built-in default rule (Docker's default
+// run unconfined, staging runs the default profile in complain mode; the
+// rest gets the built-in default rule (Docker's default
 // profile, the engine's kept).
 const nriRules = `
 [[rule]]
@@ -31,7 +35,17 @@ match.namespaces = ["debug"]
 profile = "unconfined"
 allow_unconfined = true
 existing = "keep"
+
+[[rule]]
+name = "staging"
+match.namespaces = ["staging"]
+existing = "replace"
+enforce = false
 `
+
+// nriTolerate is the validator's tolerate_missing_plugins_annotation, as
+// docs/nri.md suggests it for the plugin's own pod.
+const nriTolerate = "tolerate-missing-plugins.nri.io"
 
 // nriNode is a node on the new stack: containerd 2.4 with runc 1.3 and NRI,
 // its validator requiring the plugin, and the policy in cfg.
@@ -53,7 +67,7 @@ func newNRINode(t *testing.T, rules string) *nriNode {
 	if strings.Contains(rules, "[audit]") {
 		t.Fatal("newNRINode: the audit socket is writeConfig's")
 	}
-	n.ctd = harness.NewContainerd(t, harness.ContainerdOptions{Newstack: true, RequiredPlugins: []string{"seccomp-shim"}})
+	n.ctd = harness.NewContainerd(t, harness.ContainerdOptions{Newstack: true, RequiredPlugins: []string{"seccomp-shim"}, TolerateMissing: nriTolerate})
 	return n
 }
 
@@ -94,7 +108,13 @@ func TestNRI(t *testing.T) {
 		t.Fatalf("without the plugin: %v", err)
 	}
 	t.Logf("plugin down: %v", err)
-	_, agentOut := n.agent(t)
+	// The plugin's own pod (the DaemonSet's) tolerates its absence.
+	own := harness.PodConfig("agent", "kube-system", t.TempDir(), map[string]string{nriTolerate: "true"})
+	if _, _, log, err := ctd.CrictlRun(t, "", own, harness.ContainerConfig("agent", harness.PauseImage, nil, "/bin/echo", "up")); err != nil || log != "up\n" {
+		t.Errorf("the plugin's own pod, tolerating: %q, %v", log, err)
+	}
+	metrics := freeAddr(t)
+	_, agentOut := n.agent(t, "--metrics", metrics)
 	// The same pod's container starts once the plugin is up.
 	_, id, log, err := ctd.CrictlRun(t, podID, waiting, harness.ContainerConfig("probe", harness.PauseImage, nil, probeCmd...))
 	if err != nil {
@@ -145,6 +165,7 @@ func TestNRI(t *testing.T) {
 		{"web", "app", nil, "localhost", local, []string{"Seccomp:\t2", "keyctl errno EINVAL 22"}, "built-in default", "engine profile (kept)", "kept", "localhost " + localhost},
 		{"team-a", "pay", nil, "localhost", local, []string{"Seccomp:\t2", "keyctl errno EACCES 13"}, "tenants", "", "tightened", "localhost " + localhost},
 		{"debug", "shell", nil, "unconfined", unconfined, []string{"Seccomp:\t0", "keyctl errno EINVAL 22"}, "debug", "unconfined", "unconfined", "unconfined"},
+		{"staging", "web", nil, "complain", nil, []string{"Seccomp:\t2", "keyctl errno EINVAL 22"}, "staging", "default", "injected", "none"},
 	} {
 		p := pod(c.namespace, c.pod, c.ann)
 		id, log, err := k.Run(ctx, p, harness.ContainerConfig(c.name, harness.PauseImage, c.sp, probeCmd...))
@@ -195,13 +216,27 @@ func TestNRI(t *testing.T) {
 		}
 	}
 
+	// Counted, by action and rule.
+	text := getMetrics(t, metrics)
+	for _, line := range []string{`seccomp_agent_nri_creates_total{action="injected",rule="tenants"} 2`, `seccomp_agent_nri_creates_total{action="refused",rule=""} 1`,
+		`seccomp_agent_nri_creates_total{action="tightened",rule="tenants"} 2`, "seccomp_agent_nri_connected 1"} {
+		if !strings.Contains(text, line+"\n") {
+			t.Errorf("metrics lack %q:\n%s", line, text)
+		}
+	}
+
 	// The denials were audited with the pod's names.
 	time.Sleep(1500 * time.Millisecond) // the writer flushes within a second
 	found := map[string]bool{}
 	for _, r := range readAudit(t, n.auditLog) {
-		found[fmt.Sprint(r["namespace"], "/", r["pod"], "/", r["name"], " ", r["syscall"], " ", r["errno"])] = true
+		k := fmt.Sprint(r["namespace"], "/", r["pod"], "/", r["name"], " ", r["syscall"], " ", r["errno"])
+		if r["action"] == "complain" {
+			k += " complain"
+		}
+		found[k] = true
 	}
-	for _, w := range []string{"web/waiting/probe keyctl 1", "web/app/unconfined keyctl 1", "team-a/pay/unconfined keyctl 13", "team-a/pay-ann/annotated keyctl 2"} {
+	for _, w := range []string{"web/waiting/probe keyctl 1", "web/app/unconfined keyctl 1", "team-a/pay/unconfined keyctl 13", "team-a/pay-ann/annotated keyctl 2",
+		"staging/web/complain keyctl 1 complain"} {
 		if !found[w] {
 			t.Errorf("no audit record %q in %v", w, found)
 		}
@@ -285,6 +320,11 @@ action = "continue"
 	waitOutput(t, out, "registered with NRI", 2)
 	waitFor("keyctl errno EINVAL 22")
 	runProbe("after-containerd-restart")
+	// Each registration checked the running pod, which has the policy's
+	// (audited) profile: no false alarm.
+	if b, _ := os.ReadFile(out); strings.Contains(string(b), "escaped the policy") {
+		t.Errorf("a container with the policy's profile reported:\n%s", b)
+	}
 
 	log, _ := harness.ContainerLog(logPath)
 	if strings.Contains(log, "ENOSYS") {
@@ -305,4 +345,93 @@ func waitCRILastLine(t *testing.T, path, line string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(log, 5))
+}
+
+// TestNRIOptionalPlugin: a node without required_plugins. A container created
+// before the plugin registers runs as the pod asked (unconfined here), and
+// the plugin reports it once registered: a warning naming it, and a gauge.
+// Where the operator told NRI's default validator to reject seccomp
+// adjustments of Unconfined containers, the plugin's adjustment fails the
+// create (closed, never a container without the policy), and crictl says
+// which validator and why; kept profiles need no adjustment without the
+// audit, and pass.
+func TestNRIOptionalPlugin(t *testing.T) {
+	cfg, profiles := writeConfig(t, "[audit]\nmode = \"off\"\n")
+	writeProfile(t, profiles, "eacces", eaccesProfile)
+	ctd := harness.NewContainerd(t, harness.ContainerdOptions{Newstack: true, CRI: `
+[plugins."io.containerd.nri.v1.nri".default_validator]
+  enable = true
+  reject_unconfined_seccomp_adjustment = true
+`})
+	pod := harness.PodConfig("app", "web", t.TempDir(), nil)
+	unconfined := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
+	early := harness.CrictlFile(t, harness.ContainerConfig("early", harness.PauseImage, unconfined, "/bin/sleep", "100000"))
+	podID, err := ctd.CrictlOut("runp", harness.CrictlFile(t, pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := ctd.CrictlOut("create", podID, early, harness.CrictlFile(t, pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctd.CrictlOut("start", id); err != nil {
+		t.Fatal(err)
+	}
+
+	metrics := freeAddr(t)
+	_, out := daemonOut(t, "agent", "--socket", filepath.Join(t.TempDir(), "agent.sock"), "--audit-log", filepath.Join(t.TempDir(), "audit.log"),
+		"--metrics", metrics, "--config", cfg, "--nri-socket", ctd.NRISocket)
+	waitOutput(t, out, "registered with NRI", 1)
+	waitOutput(t, out, "running container escaped the policy", 1)
+	b, _ := os.ReadFile(out)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, "escaped the policy") {
+			t.Logf("reported: %s", line)
+			if !strings.Contains(line, "container=early") || !strings.Contains(line, "namespace=web") || !strings.Contains(line, "pod=app") {
+				t.Errorf("the warning does not name the container: %s", line)
+			}
+		}
+	}
+	text := getMetrics(t, metrics)
+	if !strings.Contains(text, "seccomp_agent_nri_escaped_containers 1\n") {
+		t.Errorf("metrics lack the escaped container:\n%s", text)
+	}
+
+	_, _, _, err = ctd.CrictlRun(t, podID, pod, harness.ContainerConfig("unconfined", harness.PauseImage, unconfined, probeCmd...))
+	if err == nil || !strings.Contains(err.Error(), `validator \"00-default-validator\" rejected container adjustment`) {
+		t.Fatalf("an adjusted Unconfined container: %v", err)
+	}
+	t.Logf("rejected: %v", err)
+	_, _, log, err := ctd.CrictlRun(t, podID, pod, harness.ContainerConfig("runtime-default", harness.PauseImage,
+		&cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault}, probeCmd...))
+	if err != nil {
+		t.Fatalf("RuntimeDefault, kept: %v", err)
+	}
+	want(t, log, "Seccomp:\t2", "keyctl errno EPERM 1")
+}
+
+// freeAddr is a free local TCP address for an agent's --metrics.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// getMetrics scrapes the agent's /metrics once.
+func getMetrics(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

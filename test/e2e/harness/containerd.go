@@ -56,6 +56,10 @@ type ContainerdOptions struct {
 	// with these required_plugins: containers are not created until
 	// plugins of those names are registered.
 	RequiredPlugins []string
+	// TolerateMissing, with RequiredPlugins, is the validator's
+	// tolerate_missing_plugins_annotation: a pod annotated with it "true"
+	// starts without them (the plugin's own pod, static pods).
+	TolerateMissing string
 }
 
 // PauseImage is the new stack's default sandbox image: the test rootfs,
@@ -264,7 +268,8 @@ func (c *Containerd) configV3(opt ContainerdOptions) string {
 [plugins."io.containerd.nri.v1.nri".default_validator]
   enable = true
   required_plugins = [%s]
-`, strings.Join(q, ", "))
+  tolerate_missing_plugins_annotation = %q
+`, strings.Join(q, ", "), opt.TolerateMissing)
 	}
 	return b.String()
 }

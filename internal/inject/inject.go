@@ -51,7 +51,7 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 		after = spec.Linux.Seccomp
 	}
 	if reflect.DeepEqual(before, after) {
-		return data, res, nil // the common case, without SameProtection's work
+		return kept(data, res, source) // the common case, without SameProtection's work
 	}
 	// Left as it was where routed alike and protecting alike. Audit leaves
 	// a listener it did not set, so a listener on the socket only one side
@@ -62,7 +62,7 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 		_, isAudited := policy.Unaudit(after, cfg.Audit.Socket)
 		if wasAudited == isAudited && policy.IsComplain(before, cfg.Audit.Socket) == policy.IsComplain(after, cfg.Audit.Socket) &&
 			policy.SameProtection(before, after, cfg.Audit.Socket) {
-			return data, res, nil
+			return kept(data, res, source)
 		}
 	}
 	if res.Action == policy.ActionTightened {
@@ -76,6 +76,7 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 			return nil, nil, fmt.Errorf("%s: encoding linux.seccomp: %w", source, err)
 		}
 	}
+	// SetPath refuses what checkPath does, in the same scan.
 	out, err := specfile.SetPath(data, raw, "linux", "seccomp")
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", source, err)
@@ -90,6 +91,9 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 func Follows(cfg *policy.Config, data []byte, id, source string) (*policy.Result, bool, error) {
 	spec, before, res, err := apply(cfg, data, id, source)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := checkPath(data, source); err != nil {
 		return nil, false, err
 	}
 	// A profile in complain mode lets its denials run: it follows a policy
@@ -110,9 +114,6 @@ func apply(cfg *policy.Config, data []byte, id, source string) (*specs.Spec, *sp
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%s: not a valid OCI spec: %w", source, err)
 	}
-	if err := specfile.CheckPath(data, "linux", "seccomp"); err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", source, err)
-	}
 	var before *specs.LinuxSeccomp
 	if spec.Linux != nil && spec.Linux.Seccomp != nil {
 		c := *spec.Linux.Seccomp
@@ -126,6 +127,24 @@ func apply(cfg *policy.Config, data []byte, id, source string) (*specs.Spec, *sp
 		spec.Linux = &specs.Linux{}
 	}
 	return spec, before, res, nil
+}
+
+// checkPath refuses a spec whose linux.seccomp has a twin differing only in
+// case (specfile.CheckPath). Spec asks only where it leaves the spec as it
+// is: where it patches the spec, SetPath refuses the same in its own scan.
+func checkPath(data []byte, source string) error {
+	if err := specfile.CheckPath(data, "linux", "seccomp"); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	return nil
+}
+
+// kept is Spec's result where the spec stays as it is.
+func kept(data []byte, res *policy.Result, source string) ([]byte, *policy.Result, error) {
+	if err := checkPath(data, source); err != nil {
+		return nil, nil, err
+	}
+	return data, res, nil
 }
 
 // ErrAgentUnreachable is returned when policy requires the audit and the

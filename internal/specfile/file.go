@@ -56,10 +56,13 @@ func Read(path string) (*File, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("specfile: %s is not a regular file (mode %s)", path, fi.Mode())
 	}
-	data, err := io.ReadAll(io.LimitReader(fd, MaxSize+1))
-	if err != nil {
+	// Sized from the stat, as os.ReadFile does: two reads, not a dozen of
+	// io.ReadAll's growing chunks.
+	buf := bytes.NewBuffer(make([]byte, 0, min(fi.Size(), MaxSize)+bytes.MinRead))
+	if _, err := buf.ReadFrom(io.LimitReader(fd, MaxSize+1)); err != nil {
 		return nil, fmt.Errorf("specfile: %w", err)
 	}
+	data := buf.Bytes()
 	if len(data) > MaxSize {
 		return nil, fmt.Errorf("specfile: %s: larger than %d bytes (64 MiB), refusing to read it", path, MaxSize)
 	}

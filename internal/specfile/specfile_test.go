@@ -181,7 +181,7 @@ func TestScanErrors(t *testing.T) {
 }
 
 func FuzzScan(f *testing.F) {
-	for _, s := range []string{runcSpec, `{}`, `{"a":1,"a":2}`, `{"\u0061":1, "b" : [1 , {"c":null}] }`, `{"a":1} x`, `[1]`, `{"a":1e400,"b":"\ud800"}`} {
+	for _, s := range []string{runcSpec, `{}`, `{"a":1,"a":2}`, `{"\u0061":1, "b" : [1 , {"c":null}] }`, `{"a":1} x`, `[1]`, `{"a":1e400,"b":"\ud800"}`, `{"a\"":"\\","c":[{"d":"}]"}], "e" :-1.5e3 ,"f":true}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -201,6 +201,10 @@ func FuzzScan(f *testing.F) {
 			if json.Unmarshal(data[m.KeyStart:m.KeyEnd], &key) != nil || key != m.Key || !json.Valid(data[m.ValueStart:m.ValueEnd]) {
 				t.Fatalf("span %+v of %q", m, data)
 			}
+		}
+		// What json.Decoder finds, byte for byte.
+		if o, c, s, err := decoderScan(data); err != nil || o != open || c != close || !slices.Equal(s, spans) {
+			t.Fatalf("Scan(%q) = %d, %d, %+v; the decoder finds %d, %d, %+v, %v", data, open, close, spans, o, c, s, err)
 		}
 	})
 }

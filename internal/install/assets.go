@@ -21,6 +21,7 @@ var (
 
 const (
 	runtimeName    = "seccomp-shim"
+	agentUnitName  = "seccomp-agent.service"
 	podAnnotations = "seccomp-shim.io/*"
 	profileAnno    = "seccomp-shim.io/profile"
 
@@ -49,7 +50,7 @@ var units = []struct {
 	data []byte
 }{
 	{"seccomp-agent-holder.service", holderUnit},
-	{"seccomp-agent.service", agentUnit},
+	{agentUnitName, agentUnit},
 }
 
 // withPrefix points an example file's binaries at prefix/bin. With the

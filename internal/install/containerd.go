@@ -32,6 +32,11 @@ type ContainerdState struct {
 	CreatedConfig bool `json:"created_config,omitempty"`
 	// Inserted is each text install added to config.toml, in order.
 	Inserted []TextEdit `json:"inserted,omitempty"`
+	// NRI: registered as the agent's NRI plugin, connecting to NRISocket,
+	// rather than as a runtime.
+	NRI         bool   `json:"nri,omitempty"`
+	NRISocket   string `json:"nri_socket,omitempty"`
+	NRIRequired bool   `json:"nri_required,omitempty"`
 }
 
 // TextEdit is text inserted into a file.
@@ -404,11 +409,19 @@ const dropInHeaderV3 = `# Written by seccomp-install: registers the OCI runtime 
 # seccomp-shim get the same cgroup driver (SystemdCgroup) as the others.
 `
 
-// renderDropIn encodes the drop-in. BurntSushi's encoder writes a header for
+// runtimeHeader is the runtime drop-in's header for its version.
+func runtimeHeader(content map[string]any) string {
+	if content["version"] == int64(3) {
+		return dropInHeaderV3
+	}
+	return dropInHeaderV2
+}
+
+// renderDropIn encodes a drop-in under header. BurntSushi's encoder writes a header for
 // every table on the way down; those with no keys of their own are dropped
 // (TOML creates them implicitly), so the file reads like a hand-written one.
 // The result is decoded again and must equal content.
-func renderDropIn(content map[string]any) ([]byte, error) {
+func renderDropIn(content map[string]any, header string) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := toml.NewEncoder(&buf)
 	enc.Indent = ""
@@ -437,14 +450,7 @@ func renderDropIn(content map[string]any) ([]byte, error) {
 		}
 		out = append(out, line)
 	}
-	text := strings.Join(out, "\n") + "\n"
-	var header string
-	if content["version"] == int64(3) {
-		header = dropInHeaderV3
-	} else {
-		header = dropInHeaderV2
-	}
-	text = header + "\n" + text
+	text := header + "\n" + strings.Join(out, "\n") + "\n"
 	var back map[string]any
 	if _, err := toml.Decode(text, &back); err != nil {
 		return nil, fmt.Errorf("internal error: the drop-in does not decode: %w", err)

@@ -342,7 +342,7 @@ func TestRenderDropInTidy(t *testing.T) {
 			"containerd":    map[string]any{"runtimes": map[string]any{"r": map[string]any{"options": map[string]any{"k": true}}}},
 		}},
 	}
-	out, err := renderDropIn(content)
+	out, err := renderDropIn(content, runtimeHeader(content))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,7 @@ func TestLogPathsAgree(t *testing.T) {
 		"examples/systemd/seccomp-agent.service", "internal/agentcmd/agent.go",
 		"internal/hook/hook.go", "examples/hooks.d/seccomp-shim.json", "examples/hooks.d/seccomp-shim-check.json",
 	}
-	for _, glob := range []string{"deploy/kubernetes/*.yaml", "docs/*.md", "README.md"} {
+	for _, glob := range []string{"deploy/kubernetes/*.yaml", "deploy/kubernetes/nri/*.yaml", "docs/*.md", "README.md"} {
 		m, _ := filepath.Glob(filepath.Join("..", "..", glob))
 		for _, f := range m {
 			rel, _ := filepath.Rel(filepath.Join("..", ".."), f)

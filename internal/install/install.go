@@ -30,8 +30,13 @@ type Installer struct {
 	// RestartContainerd: when containerd's files changed, restart it
 	// (restartContainerd) instead of telling the operator to.
 	RestartContainerd bool
-	systemdRoot       string // where restartContainerd runs systemctl; "" is pid 1's root
-	Out               io.Writer
+	// NRI chooses containerd's registration: NRIAuto, NRIOn or NRIOff ("").
+	NRI string
+	// NRIRequired: make the plugin one NRI's default validator requires, so
+	// containers are not created while it is away.
+	NRIRequired bool
+	systemdRoot string // where restartContainerd runs systemctl; "" is pid 1's root
+	Out         io.Writer
 
 	state *State
 	next  []string        // what the operator has to do afterwards
@@ -132,11 +137,7 @@ func (in *Installer) Install() error {
 		steps = append(steps, step{path: path.Join(in.Prefix, "bin", b), data: data, mode: 0o755, owner: ownerBase, next: nextAgent, onUpdate: true})
 	}
 	steps = append(steps, step{path: configPath, data: defaultConfig, mode: 0o644, ifNone: true})
-	if in.Systemd {
-		for _, u := range units {
-			steps = append(steps, step{path: path.Join(unitDir, u.name), data: withPrefix(u.data, in.Prefix), mode: 0o644, owner: ownerBase, next: nextUnits})
-		}
-	}
+	var engineSteps []step
 	for _, e := range in.Engines {
 		var s []step
 		var err error
@@ -156,8 +157,13 @@ func (in *Installer) Install() error {
 		if err != nil {
 			return err
 		}
-		steps = append(steps, s...)
+		engineSteps = append(engineSteps, s...)
 	}
+	// After the engines: containerd's registration decides the agent's.
+	if in.Systemd {
+		steps = append(steps, in.unitSteps()...)
+	}
+	steps = append(steps, engineSteps...)
 	// The record is written before anything it describes: if a step fails
 	// halfway, uninstall still knows what may have been done, and undoing
 	// what wasn't is a no-op.
@@ -219,6 +225,10 @@ func (in *Installer) Refresh() error {
 		return fmt.Errorf("seccomp-shim is not registered with containerd (%s): run `seccomp-install install` first", statePath)
 	}
 	in.state, in.Prefix = st, st.Prefix
+	if st.Containerd != nil && st.Containerd.NRI {
+		fmt.Fprintf(in.Out, "seccomp-shim is registered with containerd as an NRI plugin: there is no copy of config.toml to refresh\n")
+		return nil
+	}
 	v, err := loadContainerd(in.Root)
 	if err != nil {
 		return err
@@ -262,10 +272,33 @@ func (in *Installer) installDocker() ([]step, error) {
 	return []step{{path: dockerConfig, data: out, mode: 0o644, owner: "docker", edited: true, note: "runtimes." + runtimeName, next: nextDocker}}, nil
 }
 
+// unitSteps install the agent's units.
+func (in *Installer) unitSteps() []step {
+	var steps []step
+	for _, u := range units {
+		data := withPrefix(u.data, in.Prefix)
+		if u.name == agentUnitName {
+			data = in.agentUnit()
+		}
+		steps = append(steps, step{path: path.Join(unitDir, u.name), data: data, mode: 0o644, owner: ownerBase, next: nextUnits})
+	}
+	return steps
+}
+
 func (in *Installer) installContainerd() ([]step, error) {
 	v, err := loadContainerd(in.Root)
 	if err != nil {
 		return nil, err
+	}
+	nri, err := in.useNRI(v)
+	if err != nil {
+		return nil, err
+	}
+	if nri {
+		return in.installContainerdNRI(v)
+	}
+	if in.NRIRequired {
+		return nil, errors.New("--nri-required: seccomp-shim is registered with containerd as a runtime, not an NRI plugin (--nri=on)")
 	}
 	content, warnings := v.dropIn(in.shim())
 	for _, w := range append(v.warnings, warnings...) {
@@ -274,7 +307,7 @@ func (in *Installer) installContainerd() ([]step, error) {
 	if v.criDisabled() {
 		in.warn("containerd: %s disables the CRI plugin (as Docker's packages do), so nothing uses the runtime until it is enabled", containerdConfig)
 	}
-	data, err := renderDropIn(content)
+	data, err := renderDropIn(content, runtimeHeader(content))
 	if err != nil {
 		return nil, err
 	}
@@ -419,6 +452,14 @@ func (in *Installer) Uninstall() error {
 		steps = append(steps, s...)
 	}
 	full := len(engines) == len(st.Engines)
+	unit := path.Join(unitDir, agentUnitName)
+	if !full && slices.Contains(engines, "containerd") && st.Containerd != nil && st.Containerd.NRI && slices.Contains(st.Files[ownerBase], unit) {
+		// The agent stays for the other engines, without its NRI plugin.
+		nri := st.Containerd
+		st.Containerd = nil
+		steps = append(steps, step{path: unit, data: in.agentUnit(), mode: 0o644, note: "without " + nriAgentFlag, next: "systemctl daemon-reload && systemctl restart seccomp-agent.service"})
+		st.Containerd = nri
+	}
 	if full {
 		in.warn("containers created through seccomp-shim call %s to be stopped and deleted: remove them before the binary goes (or install it again to stop them)", path.Join(st.Prefix, "bin", runtimeName))
 		steps = append(steps, in.wantsLinks()...)
@@ -506,18 +547,23 @@ func (in *Installer) uninstallEngine(e string) ([]step, error) {
 			return nil, fmt.Errorf("%s: default_runtime_name is %s; set it back before uninstalling, or containerd's CRI plugin won't start", containerdConfig, runtimeName)
 		}
 		if cs := in.state.Containerd; cs != nil && v.exists {
-			out, missing := removeImport(v.doc, *cs)
-			for _, m := range missing {
-				in.warn("containerd: %s no longer has %q where install put it; remove it by hand", containerdConfig, strings.TrimSpace(m))
-			}
-			if cs.CreatedConfig && len(bytes.TrimSpace(out)) == 0 {
-				steps = append(steps, step{path: containerdConfig, note: "install created it", next: next})
-			} else {
-				steps = append(steps, step{path: containerdConfig, data: out, mode: 0o644, edited: true, note: "imports entry removed", next: next})
-			}
+			steps = append(steps, in.unimport(v, cs, next))
 		}
 	}
 	return steps, nil
+}
+
+// unimport is the step that takes out of config.toml what install inserted
+// (cs), or removes the config.toml install created.
+func (in *Installer) unimport(v *ctrdView, cs *ContainerdState, next string) step {
+	out, missing := removeImport(v.doc, *cs)
+	for _, m := range missing {
+		in.warn("containerd: %s no longer has %q where install put it; remove it by hand", containerdConfig, strings.TrimSpace(m))
+	}
+	if cs.CreatedConfig && len(bytes.TrimSpace(out)) == 0 {
+		return step{path: containerdConfig, note: "install created it", next: next}
+	}
+	return step{path: containerdConfig, data: out, mode: 0o644, edited: true, note: "imports entry removed", next: next}
 }
 
 // wantsLinks are the links `systemctl enable` made to the units; left

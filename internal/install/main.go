@@ -49,11 +49,17 @@ func Main(args []string, stdout, stderr io.Writer, extra ...*cli.Command) int {
 	app.Commands = []*cli.Command{
 		command("install", "copy the binaries to PREFIX/bin, write the policy (if there is none), the agent's systemd units, and register the runtime seccomp-shim with each engine; running it again changes nothing", []cli.Flag{
 			&cli.BoolFlag{Name: "restart-containerd", Usage: "if containerd's files changed, restart it through the host's systemd (from a pod with hostPID, CAP_SYS_CHROOT and CAP_SYS_PTRACE)"},
+			&cli.StringFlag{Name: "nri", Value: NRIAuto, Usage: "containerd: on = the agent registers as an NRI plugin (containerd 2.x), off = the runtime seccomp-shim, auto = NRI on containerd 2.3 or later and the runtime elsewhere (an install keeps its way)"},
+			&cli.BoolFlag{Name: "nri-required", Usage: "with NRI: make seccomp-shim a plugin NRI's default validator requires (required_plugins), so no container is created while the agent is away"},
 		}, func(c *cli.Context, in *Installer) error {
 			if len(in.Engines) == 0 {
 				fmt.Fprintln(stdout, "no container engine found under", in.Root, "(name them with --engines)")
 			}
 			in.RestartContainerd = c.Bool("restart-containerd")
+			in.NRI, in.NRIRequired = c.String("nri"), c.Bool("nri-required")
+			if !slices.Contains([]string{NRIAuto, NRIOn, NRIOff}, in.NRI) {
+				return cliapp.Usage(c, "--nri %q: want auto, on or off", in.NRI)
+			}
 			return in.Install()
 		}),
 		command("uninstall", "remove what install added (the policy stays)", nil,

@@ -39,7 +39,19 @@ type manifests struct {
 // field the API server silently drops.
 func loadManifests(t *testing.T) manifests {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(manifestDir, "*.yaml"))
+	m := loadManifestDir(t, manifestDir)
+	if len(m.namespaces) != 1 || len(m.configMaps) != 1 || len(m.daemonSets) != 1 || len(m.runtimeClasses) != 1 ||
+		len(m.accounts) != 1 || len(m.roles) != 1 || len(m.bindings) != 1 {
+		t.Fatalf("want one each of Namespace, ConfigMap, DaemonSet, RuntimeClass, ServiceAccount, ClusterRole, ClusterRoleBinding; got %d %d %d %d %d %d %d",
+			len(m.namespaces), len(m.configMaps), len(m.daemonSets), len(m.runtimeClasses), len(m.accounts), len(m.roles), len(m.bindings))
+	}
+	return m
+}
+
+// loadManifestDir decodes the documents of dir's *.yaml files.
+func loadManifestDir(t *testing.T, dir string) manifests {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
@@ -96,11 +108,6 @@ func loadManifests(t *testing.T) manifests {
 				t.Errorf("%s[%d]: unexpected %s %s", f, i, tm.APIVersion, tm.Kind)
 			}
 		}
-	}
-	if len(m.namespaces) != 1 || len(m.configMaps) != 1 || len(m.daemonSets) != 1 || len(m.runtimeClasses) != 1 ||
-		len(m.accounts) != 1 || len(m.roles) != 1 || len(m.bindings) != 1 {
-		t.Fatalf("want one each of Namespace, ConfigMap, DaemonSet, RuntimeClass, ServiceAccount, ClusterRole, ClusterRoleBinding; got %d %d %d %d %d %d %d",
-			len(m.namespaces), len(m.configMaps), len(m.daemonSets), len(m.runtimeClasses), len(m.accounts), len(m.roles), len(m.bindings))
 	}
 	return m
 }
@@ -229,6 +236,11 @@ func TestDaemonSet(t *testing.T) {
 		}
 	}
 	install := container(t, spec.InitContainers, "install")
+	// The handler on every containerd, 2.x included, where auto would
+	// register the NRI plugin that this pod doesn't run.
+	if !slices.Contains(install.Command, "--nri=off") {
+		t.Errorf("install: %v without --nri=off", install.Command)
+	}
 	hm := hostMounts(t, spec, install)
 	for _, p := range []string{"/usr/local/bin", "/etc/seccomp-shim", "/etc/containerd"} {
 		if hm["/host"+p] != p {
@@ -298,24 +310,7 @@ func TestDaemonSetCommandsRun(t *testing.T) {
 	writeTestFile(t, filepath.Join(policyDir, "config.toml"), []byte(m.configMaps[0].Data["config.toml"]))
 	bins := testBins(t)
 	for _, c := range append(slices.Clone(spec.InitContainers), container(t, spec.Containers, "policy-sync")) {
-		var args []string
-		for i := 1; i < len(c.Command); i++ {
-			a := c.Command[i]
-			switch {
-			case a == "--watch":
-				i++ // once is enough here
-				continue
-			case a == "/host":
-				a = root
-			case strings.HasPrefix(a, "/policy/"):
-				a = filepath.Join(policyDir, strings.TrimPrefix(a, "/policy/"))
-			}
-			args = append(args, a)
-		}
-		out, code := run(t, append([]string{"--bin", bins}, args...)...)
-		if code != 0 {
-			t.Fatalf("%s: %v: %d\n%s", c.Name, args, code, out)
-		}
+		runPodCommand(t, c, root, policyDir, "--bin", bins)
 	}
 	if got, _ := os.ReadFile(filepath.Join(root, configPath)); !bytes.Equal(got, []byte(m.configMaps[0].Data["config.toml"])) {
 		t.Errorf("the node's policy is not the ConfigMap's")
@@ -339,18 +334,48 @@ func TestDaemonSetCommandsRun(t *testing.T) {
 	}
 }
 
+// runPodCommand runs seccomp-install as container c's command, once (no
+// --watch), with the node's / at root and the ConfigMap at policyDir.
+func runPodCommand(t *testing.T, c corev1.Container, root, policyDir string, extra ...string) {
+	t.Helper()
+	args := extra
+	for i := 1; i < len(c.Command); i++ {
+		a := c.Command[i]
+		switch {
+		case a == "--watch":
+			i++ // once is enough here
+			continue
+		case a == "/host":
+			a = root
+		case strings.HasPrefix(a, "/policy/"):
+			a = filepath.Join(policyDir, strings.TrimPrefix(a, "/policy/"))
+		}
+		args = append(args, a)
+	}
+	if out, code := run(t, args...); code != 0 {
+		t.Fatalf("%s: %v: %d\n%s", c.Name, args, code, out)
+	}
+}
+
 // No container is privileged; each has the capabilities it needs, named,
 // and drops the rest.
 func TestDaemonSetCapabilities(t *testing.T) {
-	spec := loadManifests(t).daemonSets[0].Spec.Template.Spec
-	want := map[string][]corev1.Capability{
+	checkCapabilities(t, loadManifests(t).daemonSets[0].Spec.Template.Spec, map[string][]corev1.Capability{
 		"policy":      nil,
 		"install":     {"CHOWN", "DAC_OVERRIDE", "FOWNER"},
 		"holder":      nil,
 		"agent":       {"SYS_PTRACE", "DAC_READ_SEARCH", "KILL"},
 		"policy-sync": nil,
 		"ready":       nil,
-	}
+	})
+}
+
+// checkCapabilities checks that spec's containers are the ones want names,
+// none privileged or able to gain privileges, with a read-only root, and
+// each adding the capabilities want gives it after dropping ALL; and that
+// the agent runs without AppArmor.
+func checkCapabilities(t *testing.T, spec corev1.PodSpec, want map[string][]corev1.Capability) {
+	t.Helper()
 	all := append(slices.Clone(spec.InitContainers), spec.Containers...)
 	if len(all) != len(want) {
 		t.Errorf("%d containers, want %d", len(all), len(want))
@@ -366,6 +391,9 @@ func TestDaemonSetCapabilities(t *testing.T) {
 		}
 		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
 			t.Errorf("%s: allowPrivilegeEscalation not false", c.Name)
+		}
+		if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+			t.Errorf("%s: writable root filesystem", c.Name)
 		}
 		if !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
 			t.Errorf("%s: drops %v, not ALL", c.Name, sc.Capabilities.Drop)
@@ -385,10 +413,19 @@ func TestDaemonSetCapabilities(t *testing.T) {
 	}
 }
 
-// The agent has probes on what it serves; the holder has no liveness
-// probe: restarting it would end every audited container's audit.
+// The agent has probes on what it serves (GETs of /metrics, served by the
+// process that answers notifications); the holder has no liveness probe:
+// restarting it would end every audited container's audit. Both
+// DaemonSets.
 func TestDaemonSetProbes(t *testing.T) {
-	spec := loadManifests(t).daemonSets[0].Spec.Template.Spec
+	nri, m := loadNRIDaemonSet(t)
+	for _, ds := range []appsv1.DaemonSet{m.daemonSets[0], nri} {
+		t.Run(ds.Name, func(t *testing.T) { checkProbes(t, ds.Spec.Template.Spec) })
+	}
+}
+
+func checkProbes(t *testing.T, spec corev1.PodSpec) {
+	t.Helper()
 	agent := container(t, spec.Containers, "agent")
 	for name, p := range map[string]*corev1.Probe{"readiness": agent.ReadinessProbe, "liveness": agent.LivenessProbe} {
 		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/metrics" || p.HTTPGet.Port.String() != "metrics" {

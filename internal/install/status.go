@@ -23,6 +23,10 @@ func (in *Installer) Status() (bool, error) {
 		fmt.Fprintf(in.Out, "%-8s %-11s %s\n", state, what, detail)
 	}
 	engines := in.Engines
+	in.state = st
+	if !found {
+		in.state = newState(in.Prefix)
+	}
 	if found {
 		in.Prefix = st.Prefix
 		fmt.Fprintf(in.Out, "installed with --prefix %s for: %v (%s)\n", st.Prefix, st.Engines, statePath)
@@ -56,7 +60,11 @@ func (in *Installer) Status() (bool, error) {
 	if in.Systemd && (!found || slices.Contains(st.Files[ownerBase], path.Join(unitDir, units[0].name))) {
 		for _, u := range units {
 			p := path.Join(unitDir, u.name)
-			line(fileState(in.host(p), withPrefix(u.data, in.Prefix)), "unit", p)
+			want := withPrefix(u.data, in.Prefix)
+			if u.name == agentUnitName {
+				want = in.agentUnit()
+			}
+			line(fileState(in.host(p), want), "unit", p)
 		}
 	}
 	for _, r := range in.registrations(engines) {
@@ -80,10 +88,12 @@ func Registrations(root string) ([]Registration, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Installer{Root: root, Prefix: examplePrefix}
+	in := &Installer{Root: root, Prefix: examplePrefix, state: st}
 	engines := Detect(root)
 	if found {
 		in.Prefix, engines = st.Prefix, append(engines, st.Engines...)
+	} else {
+		in.state = newState(in.Prefix)
 	}
 	return in.registrations(engines), nil
 }
@@ -114,8 +124,12 @@ func (in *Installer) registrations(engines []string) []Registration {
 				line("error", e, err.Error())
 				continue
 			}
+			if cs := in.state.Containerd; cs != nil && cs.NRI {
+				out = append(out, in.nriRegistration(v)...)
+				continue
+			}
 			content, _ := v.dropIn(in.shim())
-			want, err := renderDropIn(content)
+			want, err := renderDropIn(content, runtimeHeader(content))
 			if err != nil {
 				line("error", e, err.Error())
 				continue

@@ -21,7 +21,7 @@ func daemon(t *testing.T, name string, args ...string) (stop func(sig os.Signal)
 }
 
 // daemonOut is daemon, and the file its output goes to.
-func daemonOut(t *testing.T, name string, args ...string) (stop func(sig os.Signal), output string) {
+func daemonOut(t testing.TB, name string, args ...string) (stop func(sig os.Signal), output string) {
 	t.Helper()
 	cmd := exec.Command(bins.agent, args...)
 	out, _ := os.Create(filepath.Join(t.TempDir(), name+".out"))
@@ -47,7 +47,7 @@ func daemonOut(t *testing.T, name string, args ...string) (stop func(sig os.Sign
 }
 
 // waitOutput waits until the file a daemon writes to holds s n times.
-func waitOutput(t *testing.T, path, s string, n int) {
+func waitOutput(t testing.TB, path, s string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

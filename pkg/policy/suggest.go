@@ -37,12 +37,32 @@ func Suggest(base *Profile, calls []Call) (out []byte, skipped []string, err err
 		}
 		return s.Names
 	}
-	argIdx := map[string][]uint{} // the arguments base's rules look at
+	// The arguments base's rules look at on this node, as the resolver
+	// picks them: a rule for another architecture (Docker's clone on s390
+	// looks at argument 1, the child's stack elsewhere) is no part of it.
+	// Resolved with no capability and with every one base names, so
+	// that rules on either side of a capability count.
+	var caps []string
 	for _, s := range p.Syscalls {
-		for _, n := range names(s) {
-			for _, a := range s.Args {
-				if !slices.Contains(argIdx[n], a.Index) {
-					argIdx[n] = append(argIdx[n], a.Index)
+		if s.Includes != nil {
+			caps = append(caps, s.Includes.Caps...)
+		}
+		if s.Excludes != nil {
+			caps = append(caps, s.Excludes.Caps...)
+		}
+	}
+	argIdx := map[string][]uint{}
+	for _, bounding := range [][]string{nil, caps} {
+		sc, err := base.Resolve(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: bounding}}})
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, s := range sc.Syscalls {
+			for _, n := range s.Names {
+				for _, a := range s.Args {
+					if !slices.Contains(argIdx[n], a.Index) {
+						argIdx[n] = append(argIdx[n], a.Index)
+					}
 				}
 			}
 		}

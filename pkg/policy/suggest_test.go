@@ -48,7 +48,7 @@ func TestSuggest(t *testing.T) {
 	wouldDeny := func(sc *specs.LinuxSeccomp, c Call) bool {
 		cm, _ := ParseComplainMeta(sc.ListenerMetadata)
 		if _, ok := cm.Rules[c.Syscall]; ok {
-			_, _, allowed := cm.Would(c.Syscall, c.Args)
+			_, _, allowed := cm.Would(c.Syscall, c.Args, false)
 			return !allowed
 		}
 		for _, r := range sc.Syscalls {

@@ -261,6 +261,13 @@ const maxComplement = 32
 func complement(rules []specs.LinuxSyscall) ([][]specs.LinuxSeccompArg, bool) {
 	var split [][]specs.LinuxSeccompArg // the rules as runc adds them
 	for _, r := range rules {
+		// A value above 32 bits is another condition on a 32-bit ABI,
+		// where libseccomp compares the low 32 bits: the complement, exact
+		// on 64 bits, could leave a call there both allowed and routed, or
+		// neither. Routed whole, the agent judges it as the filter would.
+		if slices.ContainsFunc(r.Args, func(a specs.LinuxSeccompArg) bool { return a.Value > math.MaxUint32 || a.ValueTwo > math.MaxUint32 }) {
+			return nil, false
+		}
 		if !splitByRunc(r.Args) {
 			split = append(split, r.Args)
 			continue

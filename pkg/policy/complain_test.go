@@ -156,6 +156,7 @@ func TestComplement(t *testing.T) {
 		{"rays", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 3, 0)), allow(arg(0, specs.OpGreaterThan, 100, 0))}, false, 0},
 		{"rays close", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 3, 0)), allow(arg(0, specs.OpGreaterThan, 6, 0))}, true, 4},
 		{"a value above 32 bits", []specs.LinuxSyscall{allow(arg(0, specs.OpLessEqual, 0xffffffff, 0))}, false, 0},
+		{"an allowed value above 32 bits", []specs.LinuxSyscall{allow(arg(1, specs.OpGreaterThan, 40, 0), arg(1, specs.OpEqualTo, 1<<32, 0))}, false, 0},
 		{"never matches", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 0, 0))}, false, 0},
 		{"masked never holds", []specs.LinuxSyscall{allow(arg(0, specs.OpMaskedEqual, 0xf, 0x10))}, false, 0},
 		{"several arguments, several rules", []specs.LinuxSyscall{allow(arg(0, specs.OpEqualTo, 1, 0), arg(1, specs.OpEqualTo, 2, 0)), allow(arg(0, specs.OpEqualTo, 3, 0))}, false, 0},

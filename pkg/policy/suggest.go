@@ -89,14 +89,22 @@ func Suggest(base *Profile, calls []Call) (out []byte, skipped []string, err err
 		k, _ := json.Marshal(r)
 		byArgs[string(k)] = r
 	}
-	// Unconditional denials of what is now allowed go.
+	// Denials of what is now allowed go, as they would outrank the allow:
+	// unconditional ones, and argument rules that hold for a call made
+	// (said in the comment of what replaces them).
 	kept := p.Syscalls[:0]
+	widened := map[string]bool{}
 	for _, s := range p.Syscalls {
-		if len(s.Args) == 0 && s.Action != specs.ActAllow && s.Action != specs.ActLog {
+		if s.Action != specs.ActAllow && s.Action != specs.ActLog {
 			all := names(s)
 			s.Name, s.Names = "", slices.DeleteFunc(slices.Clone(all), func(n string) bool {
+				made := func(c Call) bool { return c.Syscall == n && (len(s.Args) == 0 || Holds(s.LinuxSyscall, c.Args)) }
+				if len(s.Args) > 0 && slices.ContainsFunc(calls, made) {
+					widened[n] = true
+					return true
+				}
 				_, args := argIdx[n]
-				return whole[n] || args && slices.ContainsFunc(calls, func(c Call) bool { return c.Syscall == n })
+				return len(s.Args) == 0 && (whole[n] || args && slices.ContainsFunc(calls, made))
 			})
 			if len(s.Names) == 0 {
 				continue
@@ -121,6 +129,9 @@ func Suggest(base *Profile, calls []Call) (out []byte, skipped []string, err err
 	for _, k := range keys {
 		r := byArgs[k]
 		r.Comment = "suggested: argument values the workload used"
+		if widened[r.Names[0]] {
+			r.Comment += "; the profile's argument rule that denied them is gone"
+		}
 		p.Syscalls = append(p.Syscalls, r)
 	}
 	out, err = json.MarshalIndent(&p, "", "\t")

@@ -83,3 +83,39 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+// TestSuggestConditionalDenial: a profile allowing by default with argument
+// rules that deny (kill with SIGKILL, with SIGTERM): the suggestion lets the
+// calls made through, which the denial they matched would have outranked,
+// validates, and keeps the denial the workload never met.
+func TestSuggestConditionalDenial(t *testing.T) {
+	base, err := ParseProfile("p", "test", []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+		{"names":["kill"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":9,"op":"SCMP_CMP_EQ"}]},
+		{"names":["kill"],"action":"SCMP_ACT_ERRNO","args":[{"index":1,"value":15,"op":"SCMP_CMP_EQ"}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := Suggest(base, []Call{{Syscall: "kill", Args: [6]uint64{1, 9}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseProfile("suggested", "test", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := p.Resolve(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Validate(p, sc); err != nil {
+		t.Fatalf("the suggestion must validate: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		args    [6]uint64
+		allowed bool
+	}{{[6]uint64{1, 9}, true}, {[6]uint64{1, 15}, false}, {[6]uint64{1, 2}, true}} {
+		if v := evalProfile(sc, "kill", tc.args); denies(v) == tc.allowed {
+			t.Errorf("kill%v: %v, want allowed %v\n%s", tc.args[:2], v, tc.allowed, out)
+		}
+	}
+}

@@ -73,28 +73,7 @@ func FuzzComplain(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte{3, 3, 0, 1, 1, 0, 2, 6, 9, 2, 1, 5, 1, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		next := func() int {
-			if len(b) == 0 {
-				return 0
-			}
-			v := int(b[0])
-			b = b[1:]
-			return v
-		}
-		e13 := uint(13)
-		verdicts := []verdict{{specs.ActErrno, nil}, {specs.ActErrno, &e13}, {specs.ActKillProcess, nil}, {specs.ActAllow, nil}, {specs.ActTrap, nil}, {specs.ActLog, nil}}
-		d := verdicts[next()%len(verdicts)]
-		sc := &specs.LinuxSeccomp{DefaultAction: d.Action, DefaultErrnoRet: d.Errno}
-		names := []string{"keyctl", "socket", "personality", "clone", "write", "mount"}
-		for n := next() % 6; n > 0; n-- {
-			v := verdicts[next()%len(verdicts)]
-			r := specs.LinuxSyscall{Names: []string{names[next()%len(names)]}, Action: v.Action, ErrnoRet: v.Errno}
-			if next()%2 == 1 {
-				k := min(len(b), 4)
-				r.Args, b = complementRules(b[:k])[0].Args, b[k:]
-			}
-			sc.Syscalls = append(sc.Syscalls, r)
-		}
+		sc, names := fuzzProfile(b)
 		out, _, err := Complain(sc, "/x", AuditMeta{})
 		if err != nil {
 			t.Fatal(err)
@@ -151,4 +130,33 @@ func evalProfile(p *specs.LinuxSeccomp, name string, args [6]uint64) verdict {
 		}
 	}
 	return v
+}
+
+// fuzzProfile builds a profile from b: any default; unconditional and
+// argument rules (complementRules' shapes) of every action, on syscalls
+// with Docker's argument rules and on write. names are those syscalls.
+func fuzzProfile(b []byte) (*specs.LinuxSeccomp, []string) {
+	next := func() int {
+		if len(b) == 0 {
+			return 0
+		}
+		v := int(b[0])
+		b = b[1:]
+		return v
+	}
+	e13 := uint(13)
+	verdicts := []verdict{{specs.ActErrno, nil}, {specs.ActErrno, &e13}, {specs.ActKillProcess, nil}, {specs.ActAllow, nil}, {specs.ActTrap, nil}, {specs.ActLog, nil}}
+	d := verdicts[next()%len(verdicts)]
+	sc := &specs.LinuxSeccomp{DefaultAction: d.Action, DefaultErrnoRet: d.Errno}
+	names := []string{"keyctl", "socket", "personality", "clone", "write", "mount"}
+	for n := next() % 6; n > 0; n-- {
+		v := verdicts[next()%len(verdicts)]
+		r := specs.LinuxSyscall{Names: []string{names[next()%len(names)]}, Action: v.Action, ErrnoRet: v.Errno}
+		if next()%2 == 1 {
+			k := min(len(b), 4)
+			r.Args, b = complementRules(b[:k])[0].Args, b[k:]
+		}
+		sc.Syscalls = append(sc.Syscalls, r)
+	}
+	return sc, names
 }

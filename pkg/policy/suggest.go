@@ -19,10 +19,12 @@ type Call struct {
 // Suggest returns base, in Docker's format, letting calls through too: a
 // syscall base names no argument rule for is allowed whole; one it does
 // (Docker's clone, socket, personality) is allowed for the values the calls
-// had on the arguments those rules look at, and nothing more. Unconditional
-// denials of those syscalls leave base (they would outrank the allow).
-// skipped lists names that are no syscall libseccomp knows (a number newer
-// than its table), which a profile can't name.
+// had on the arguments those rules look at on this node, and nothing more.
+// Denials that would outrank such an allow leave base: unconditional ones
+// of those syscalls, and argument rules that hold for a call made. Calls
+// base allows already change nothing. skipped lists names that are no
+// syscall libseccomp knows (a number newer than its table), which a
+// profile can't name.
 func Suggest(base *Profile, calls []Call) (out []byte, skipped []string, err error) {
 	if base.Unconfined() {
 		return nil, nil, fmt.Errorf("profile %q: unconfined: nothing to suggest", base.Name)
@@ -67,15 +69,55 @@ func Suggest(base *Profile, calls []Call) (out []byte, skipped []string, err err
 			}
 		}
 	}
+	calls = slices.DeleteFunc(slices.Clone(calls), func(c Call) bool {
+		if slices.Contains(allSyscalls, c.Syscall) {
+			return false
+		}
+		if !slices.Contains(skipped, c.Syscall) {
+			skipped = append(skipped, c.Syscall)
+		}
+		return true
+	})
+	// Calls base allows need nothing (records of another profile, named
+	// with --profile): an allow for them would duplicate base's.
+	calls, err = denied(base, calls)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Denials that would outrank the allow go.
+	kept := p.Syscalls[:0]
+	widened := map[string]bool{}
+	for _, s := range p.Syscalls {
+		if s.Action != specs.ActAllow && s.Action != specs.ActLog {
+			s.Name, s.Names = "", slices.DeleteFunc(slices.Clone(names(s)), func(n string) bool {
+				gone := slices.ContainsFunc(calls, func(c Call) bool {
+					return c.Syscall == n && (len(s.Args) == 0 || Holds(s.LinuxSyscall, c.Args))
+				})
+				widened[n] = widened[n] || gone && len(s.Args) > 0
+				return gone
+			})
+			if len(s.Names) == 0 {
+				continue
+			}
+		}
+		kept = append(kept, s)
+	}
+	p.Syscalls = kept
+	// What those denials alone denied, base's own rules now allow.
+	data, err := json.Marshal(&p)
+	if err != nil {
+		return nil, nil, err
+	}
+	left, err := ParseProfile(base.Name, base.Source, data)
+	if err == nil {
+		calls, err = denied(left, calls)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
 	whole := map[string]bool{}
 	byArgs := map[string]*mobyseccomp.Syscall{} // one rule per syscall and values
 	for _, c := range calls {
-		if !slices.Contains(allSyscalls, c.Syscall) {
-			if !slices.Contains(skipped, c.Syscall) {
-				skipped = append(skipped, c.Syscall)
-			}
-			continue
-		}
 		idx := argIdx[c.Syscall]
 		if len(idx) == 0 {
 			whole[c.Syscall] = true
@@ -89,30 +131,6 @@ func Suggest(base *Profile, calls []Call) (out []byte, skipped []string, err err
 		k, _ := json.Marshal(r)
 		byArgs[string(k)] = r
 	}
-	// Denials of what is now allowed go, as they would outrank the allow:
-	// unconditional ones, and argument rules that hold for a call made
-	// (said in the comment of what replaces them).
-	kept := p.Syscalls[:0]
-	widened := map[string]bool{}
-	for _, s := range p.Syscalls {
-		if s.Action != specs.ActAllow && s.Action != specs.ActLog {
-			all := names(s)
-			s.Name, s.Names = "", slices.DeleteFunc(slices.Clone(all), func(n string) bool {
-				made := func(c Call) bool { return c.Syscall == n && (len(s.Args) == 0 || Holds(s.LinuxSyscall, c.Args)) }
-				if len(s.Args) > 0 && slices.ContainsFunc(calls, made) {
-					widened[n] = true
-					return true
-				}
-				_, args := argIdx[n]
-				return len(s.Args) == 0 && (whole[n] || args && slices.ContainsFunc(calls, made))
-			})
-			if len(s.Names) == 0 {
-				continue
-			}
-		}
-		kept = append(kept, s)
-	}
-	p.Syscalls = kept
 	if len(whole) > 0 {
 		ns := make([]string, 0, len(whole))
 		for n := range whole {
@@ -136,4 +154,24 @@ func Suggest(base *Profile, calls []Call) (out []byte, skipped []string, err err
 	}
 	out, err = json.MarshalIndent(&p, "", "\t")
 	return append(out, '\n'), skipped, err
+}
+
+// denied is the calls p, resolved for this node with no capability, denies:
+// by an unconditional rule, else by the argument rules (Would, the agent's
+// evaluation), else by its default.
+func denied(p *Profile, calls []Call) ([]Call, error) {
+	sc, err := p.Resolve(nil)
+	if err != nil {
+		return nil, err
+	}
+	t := treatments(sc)
+	return slices.DeleteFunc(calls, func(c Call) bool {
+		tr := t[c.Syscall]
+		if tr.Uncond != nil {
+			return !denies(*tr.Uncond)
+		}
+		cm := ComplainMeta{DefaultAction: sc.DefaultAction, DefaultErrno: sc.DefaultErrnoRet, Rules: map[string][]specs.LinuxSyscall{c.Syscall: tr.Rules}}
+		_, _, allowed := cm.Would(c.Syscall, c.Args, false)
+		return allowed
+	}), nil
 }

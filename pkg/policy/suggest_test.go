@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"runtime"
 	"slices"
 	"testing"
@@ -118,4 +119,46 @@ func TestSuggestConditionalDenial(t *testing.T) {
 			t.Errorf("kill%v: %v, want allowed %v\n%s", tc.args[:2], v, tc.allowed, out)
 		}
 	}
+}
+
+// FuzzSuggest: for a profile of any shape that validates, and calls it
+// denies, the suggestion validates and allows them.
+func FuzzSuggest(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, uint8(1), uint64(3), uint8(2), uint64(0x10000))
+	f.Add([]byte{0, 2, 1, 3, 1, 1, 2, 1, 0, 1, 3, 0, 2}, uint8(3), uint64(0), uint8(3), uint64(0))
+	f.Fuzz(func(t *testing.T, b []byte, w1 uint8, a1 uint64, w2 uint8, a2 uint64) {
+		sc, names := fuzzProfile(b)
+		data, _ := json.Marshal(sc)
+		base, err := ParseProfile("base", "fuzz", data)
+		if err != nil {
+			return
+		}
+		if bsc, err := base.Resolve(nil); err != nil || func() bool { _, err := Validate(base, bsc); return err != nil }() {
+			return
+		}
+		calls := []Call{
+			{Syscall: names[int(w1)%len(names)], Args: [6]uint64{a1, a1, a1, a1, a1, a1}},
+			{Syscall: names[int(w2)%len(names)], Args: [6]uint64{a2, a2, a2, a2, a2, a2}},
+		}
+		out, _, err := Suggest(base, calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ParseProfile("suggested", "fuzz", out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ssc, err := p.Resolve(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Validate(p, ssc); err != nil {
+			t.Fatalf("%v\nbase %s\nsuggested %s", err, data, out)
+		}
+		for _, c := range calls {
+			if v := evalProfile(ssc, c.Syscall, c.Args); denies(v) {
+				t.Fatalf("%s(%#x): still %v\nbase %s\nsuggested %s", c.Syscall, c.Args[0], v, data, out)
+			}
+		}
+	})
 }

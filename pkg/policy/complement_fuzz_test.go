@@ -14,14 +14,7 @@ import (
 func complementRules(b []byte) []specs.LinuxSyscall {
 	values := []uint64{0, 1, 2, 3, 5, 8, 40, 0x7e020000, 0xfffffffe, 0xffffffff, 1 << 32, 1<<32 + 5, math.MaxUint64 - 1, math.MaxUint64}
 	ops := []specs.LinuxSeccompOperator{specs.OpEqualTo, specs.OpNotEqual, specs.OpLessThan, specs.OpLessEqual, specs.OpGreaterThan, specs.OpGreaterEqual, specs.OpMaskedEqual}
-	next := func() int {
-		if len(b) == 0 {
-			return 0
-		}
-		v := int(b[0])
-		b = b[1:]
-		return v
-	}
+	next := byteReader(&b)
 	var rules []specs.LinuxSyscall
 	for n := next()%3 + 1; n > 0; n-- {
 		r := specs.LinuxSyscall{Names: []string{"x"}, Action: specs.ActAllow}
@@ -136,14 +129,7 @@ func evalProfile(p *specs.LinuxSeccomp, name string, args [6]uint64) verdict {
 // argument rules (complementRules' shapes) of every action, on syscalls
 // with Docker's argument rules and on write. names are those syscalls.
 func fuzzProfile(b []byte) (*specs.LinuxSeccomp, []string) {
-	next := func() int {
-		if len(b) == 0 {
-			return 0
-		}
-		v := int(b[0])
-		b = b[1:]
-		return v
-	}
+	next := byteReader(&b)
 	e13 := uint(13)
 	verdicts := []verdict{{specs.ActErrno, nil}, {specs.ActErrno, &e13}, {specs.ActKillProcess, nil}, {specs.ActAllow, nil}, {specs.ActTrap, nil}, {specs.ActLog, nil}}
 	d := verdicts[next()%len(verdicts)]
@@ -159,4 +145,16 @@ func fuzzProfile(b []byte) (*specs.LinuxSeccomp, []string) {
 		sc.Syscalls = append(sc.Syscalls, r)
 	}
 	return sc, names
+}
+
+// byteReader returns the bytes of *b one at a time, then zeros.
+func byteReader(b *[]byte) func() int {
+	return func() int {
+		if len(*b) == 0 {
+			return 0
+		}
+		v := int((*b)[0])
+		*b = (*b)[1:]
+		return v
+	}
 }

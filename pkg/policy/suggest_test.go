@@ -100,17 +100,7 @@ func TestSuggestConditionalDenial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParseProfile("suggested", "test", out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := p.Resolve(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Validate(p, sc); err != nil {
-		t.Fatalf("the suggestion must validate: %v\n%s", err, out)
-	}
+	sc := validSuggestion(t, out, nil)
 	for _, tc := range []struct {
 		args    [6]uint64
 		allowed bool
@@ -121,8 +111,8 @@ func TestSuggestConditionalDenial(t *testing.T) {
 	}
 }
 
-// FuzzSuggest: for a profile of any shape that validates, and calls it
-// denies, the suggestion validates and allows them.
+// FuzzSuggest: for a profile of any shape that validates, and any calls
+// (denied, or allowed already), the suggestion validates and allows them.
 func FuzzSuggest(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, uint8(1), uint64(3), uint8(2), uint64(0x10000))
 	f.Add([]byte{0, 2, 1, 3, 1, 1, 2, 1, 0, 1, 3, 0, 2}, uint8(3), uint64(0), uint8(3), uint64(0))
@@ -144,21 +134,29 @@ func FuzzSuggest(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := ParseProfile("suggested", "fuzz", out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ssc, err := p.Resolve(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := Validate(p, ssc); err != nil {
-			t.Fatalf("%v\nbase %s\nsuggested %s", err, data, out)
-		}
+		ssc := validSuggestion(t, out, data)
 		for _, c := range calls {
 			if v := evalProfile(ssc, c.Syscall, c.Args); denies(v) {
 				t.Fatalf("%s(%#x): still %v\nbase %s\nsuggested %s", c.Syscall, c.Args[0], v, data, out)
 			}
 		}
 	})
+}
+
+// validSuggestion is the suggestion out resolved, failing t unless it
+// validates (base, where known, said in the failure).
+func validSuggestion(t *testing.T, out, base []byte) *specs.LinuxSeccomp {
+	t.Helper()
+	p, err := ParseProfile("suggested", "test", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := p.Resolve(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Validate(p, sc); err != nil {
+		t.Fatalf("the suggestion must validate: %v\nbase %s\nsuggested %s", err, base, out)
+	}
+	return sc
 }

@@ -26,17 +26,7 @@ func TestSuggest(t *testing.T) {
 	if !slices.Equal(skipped, []string{"syscall_999"}) {
 		t.Errorf("skipped %q", skipped)
 	}
-	p, err := ParseProfile("suggested", "test", out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := p.Resolve(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Validate(p, sc); err != nil {
-		t.Fatalf("the suggestion must validate: %v\n%s", err, out)
-	}
+	sc := validSuggestion(t, out, nil)
 	tr := treatments(sc)
 	if !tr["keyctl"].allow() || !tr["clone3"].allow() {
 		t.Errorf("keyctl %+v, clone3 %+v: not allowed", tr["keyctl"], tr["clone3"])

@@ -15,21 +15,14 @@ import (
 // would-be denials into a profile; installed and enforced, that profile
 // lets the same workload run, and denies (and audits) a call it never made.
 func TestComplainSuggestEnforce(t *testing.T) {
+	// complainPolicy's rules, after one for the suggestion (first match).
 	rt, cfg, auditLog := agentShim(t, `
-[[rule]]
-name = "dry"
-match.ids = ["dry-*"]
-existing = "replace"
-enforce = false
 [[rule]]
 name = "suggested"
 match.ids = ["web-*"]
 profile = "suggested"
 existing = "replace"
-[[rule]]
-name = "enforced"
-existing = "replace"
-`)
+`+complainPolicy)
 	profiles := filepath.Join(filepath.Dir(cfg), "profiles")
 	writeProfile(t, profiles, "suggested", `{"defaultAction":"SCMP_ACT_ALLOW"}`) // until suggest writes it
 	// clone(CLONE_NEWUSER|CLONE_THREAD), which the kernel refuses with

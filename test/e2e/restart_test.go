@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,19 +126,19 @@ action = "continue"
 	}
 }
 
-// waitLastLine waits until the container's last line of output is line.
-func waitLastLine(t *testing.T, bundle, line string) {
+// waitLastLine waits until the container's last lines of output are want.
+func waitLastLine(t *testing.T, bundle string, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
-		if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); lines[len(lines)-1] == line {
+		if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) >= len(want) && slices.Equal(lines[len(lines)-len(want):], want) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
-	t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(string(b), 5))
+	t.Fatalf("the container never printed %q; last lines:\n%s", want, tail(string(b), 5))
 }
 
 func tail(s string, n int) string {

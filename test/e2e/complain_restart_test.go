@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
@@ -14,27 +12,7 @@ import (
 // profile: keyctl is denied, and personality(0), routed whole, too (fail
 // closed); a restarted agent takes the container back in complain mode.
 func TestComplainAgentRestart(t *testing.T) {
-	harness.RequireRoot(t)
-	dir := t.TempDir()
-	sock, private, ctl := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "agent.private.sock"), filepath.Join(dir, "holder.ctl")
-	rt, _ := shim(t, `
-[audit]
-mode = "always"
-socket = "`+sock+`"
-unreachable = "refuse"
-[[rule]]
-existing = "replace"
-enforce = false
-`)
-	cfg := strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
-	daemon(t, "holder", "hold", "--socket", sock, "--agent", private, "--control", ctl)
-	waitSocket(t, sock)
-	waitSocket(t, ctl)
-	agent := func() func(os.Signal) {
-		stop := daemon(t, "agent", "--socket", private, "--holder", ctl, "--config", cfg, "--metrics", "", "--audit-log", filepath.Join(dir, "audit.log"))
-		waitSocket(t, private)
-		return stop
-	}
+	rt, agent := heldShim(t, "[[rule]]\nexisting = \"replace\"\nenforce = false\n")
 	stop := agent()
 
 	bundle := harness.NewBundle(t, harness.Rootfs(t), "/bin/sh", "-c", "while true; do /bin/probe call keyctl call personality 0; sleep 0.1; done")

@@ -84,3 +84,35 @@ func seccomp(t *testing.T, data []byte) *specs.LinuxSeccomp {
 	}
 	return s.Linux.Seccomp
 }
+
+// TestComplainMetadataKept: the agent reads what a complain-mode call would
+// get from the listener metadata (for a syscall routed whole, the
+// profile's default too); a spec whose metadata says otherwise than the
+// policy's is rewritten, not left as it is, lest its would-be denials run
+// unrecorded.
+func TestComplainMetadataKept(t *testing.T) {
+	const sock = "/nonexistent/agent.sock"
+	cfg := config(t, "[audit]\nsocket = \""+sock+"\"\n[[rule]]\nexisting = \"replace\"\nenforce = false\n")
+	out, _, err := inject.Spec(cfg, []byte(runcSpec), "c1", "config.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := seccomp(t, out)
+	var md map[string]any
+	if err := json.Unmarshal([]byte(sc.ListenerMetadata), &md); err != nil {
+		t.Fatal(err)
+	}
+	md["complain"].(map[string]any)["defaultAction"] = string(specs.ActAllow)
+	forged, _ := json.Marshal(md)
+	var spec map[string]any
+	_ = json.Unmarshal(out, &spec)
+	spec["linux"].(map[string]any)["seccomp"].(map[string]any)["listenerMetadata"] = string(forged)
+	in, _ := json.Marshal(spec)
+	again, _, err := inject.Spec(cfg, in, "c1", "config.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seccomp(t, again).ListenerMetadata; got != sc.ListenerMetadata {
+		t.Errorf("forged metadata kept:\n%s\nwant %s", got, sc.ListenerMetadata)
+	}
+}

@@ -60,7 +60,12 @@ func Spec(cfg *policy.Config, data []byte, id, source string, agent error) ([]by
 	if before != nil && after != nil && (before.ListenerPath == cfg.Audit.Socket) == (after.ListenerPath == cfg.Audit.Socket) {
 		_, wasAudited := policy.Unaudit(before, cfg.Audit.Socket)
 		_, isAudited := policy.Unaudit(after, cfg.Audit.Socket)
-		if wasAudited == isAudited && policy.IsComplain(before, cfg.Audit.Socket) == policy.IsComplain(after, cfg.Audit.Socket) &&
+		// In complain mode the agent takes what each call would get from
+		// the metadata alone (a routed-whole syscall's default too), which
+		// must be the policy's.
+		complain := policy.IsComplain(after, cfg.Audit.Socket)
+		if wasAudited == isAudited && policy.IsComplain(before, cfg.Audit.Socket) == complain &&
+			(!complain || before.ListenerMetadata == after.ListenerMetadata) &&
 			policy.SameProtection(before, after, cfg.Audit.Socket) {
 			return kept(data, res, source)
 		}

@@ -33,7 +33,7 @@ func (s *Server) complain(r *Request) Decision {
 	act, errno, allowed := specs.LinuxSeccompAction(""), uint(0), false
 	_, whole := cm.Rules[r.Syscall]
 	if whole {
-		if act, errno, allowed = cm.Would(r.Syscall, r.Notif.Data.Args); allowed {
+		if act, errno, allowed = cm.Would(r.Syscall, r.Notif.Data.Args, r.Notif.Data.Bits32()); allowed {
 			return Decision{Continue: true}
 		}
 	}

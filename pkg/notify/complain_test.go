@@ -120,3 +120,31 @@ action = "kill"
 		t.Errorf("record %+v", r)
 	}
 }
+
+// TestComplain32: a syscall routed whole, called from a 32-bit ABI, is
+// judged on the low 32 bits of its arguments, as the filter judges it: an
+// x32 call the profile denies is a would-be denial, however its upper bits
+// are set.
+func TestComplain32(t *testing.T) {
+	cm, err := policy.ParseComplainMeta(complainMeta(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := policy.ParseAuditMeta(complainMeta(t))
+	s := &Server{Handler: NewPolicy(parseConfig(t, ""))}
+	c := &Container{ID: "ctr", Meta: meta, Complain: cm}
+	for _, tc := range []struct {
+		r        *Request
+		complain bool
+	}{
+		{x64(c, 83, "mkdir", 0, 0o755), false},
+		{x64(c, 83, "mkdir", 0, 1<<32|0o755), true},
+		{x64(c, x32Bit|83, "mkdir", 0, 1<<32|0o755), false}, // x32: the filter sees 0755
+		{req(c, unix.AUDIT_ARCH_I386, 39, "mkdir", 0, 1<<32|0o755), false},
+		{req(c, unix.AUDIT_ARCH_I386, 39, "mkdir", 0, 0o700), true},
+	} {
+		if d := s.complain(tc.r); !d.Continue || d.Complain != tc.complain {
+			t.Errorf("%s %s(%#x): %+v, want a would-be denial %v", tc.r.Arch, tc.r.Syscall, tc.r.Notif.Data.Args, d, tc.complain)
+		}
+	}
+}

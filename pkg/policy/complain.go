@@ -265,6 +265,13 @@ const maxComplement = 32
 func complement(rules []specs.LinuxSyscall) ([][]specs.LinuxSeccompArg, bool) {
 	var split [][]specs.LinuxSeccompArg // the rules as runc adds them
 	for _, r := range rules {
+		// A value above 32 bits is another condition on a 32-bit ABI,
+		// where libseccomp compares the low 32 bits: the complement, exact
+		// on 64 bits, could leave a call there both allowed and routed, or
+		// neither. Routed whole, the agent judges it as the filter would.
+		if slices.ContainsFunc(r.Args, func(a specs.LinuxSeccompArg) bool { return a.Value > math.MaxUint32 || a.ValueTwo > math.MaxUint32 }) {
+			return nil, false
+		}
 		if !splitByRunc(r.Args) {
 			split = append(split, r.Args)
 			continue
@@ -440,17 +447,21 @@ func splitByRunc(args []specs.LinuxSeccompArg) bool {
 // Holds reports whether rule r matches a call with args as runc applies
 // it (see complement): the one evaluation of a profile's argument rules,
 // which the agent runs for syscalls routed whole.
-func Holds(r specs.LinuxSyscall, args [6]uint64) bool {
+func Holds(r specs.LinuxSyscall, args [6]uint64) bool { return holds(r, args, math.MaxUint64) }
+
+// holds is Holds on the bits of w alone, of the arguments and of the
+// rule's values: libseccomp compares the low 32 bits on a 32-bit ABI.
+func holds(r specs.LinuxSyscall, args [6]uint64, w uint64) bool {
 	dup := splitByRunc(r.Args)
 	for _, a := range r.Args {
 		if a.Index > 5 {
 			return false
 		}
-		c := ArgCond{Index: a.Index, Op: argOpOf[a.Op], Value: a.Value}
+		c := ArgCond{Index: a.Index, Op: argOpOf[a.Op], Value: a.Value & w}
 		if a.Op == specs.OpMaskedEqual {
-			c.Mask, c.Value = a.Value, a.ValueTwo
+			c.Mask, c.Value = a.Value&w, a.ValueTwo&w
 		}
-		h := c.Holds(args[a.Index])
+		h := c.Holds(args[a.Index] & w)
 		if dup && h {
 			return true // runc split the rule: any condition
 		}
@@ -464,11 +475,19 @@ func Holds(r specs.LinuxSyscall, args [6]uint64) bool {
 // Would is what the profile gives a call with args of syscall name, routed
 // whole (in Rules): the action of the strictest rule that matches, or the
 // default where none does; allowed is whether that lets the call run.
-func (cm *ComplainMeta) Would(name string, args [6]uint64) (action specs.LinuxSeccompAction, errno uint, allowed bool) {
+// bits32 is whether the call is of a 32-bit ABI (x86, x32, arm: see
+// unotify.Data.Bits32), whose filter compares the low 32 bits of each
+// argument: so does Would there, as a call the filter would deny must not
+// pass for allowed by its upper bits.
+func (cm *ComplainMeta) Would(name string, args [6]uint64, bits32 bool) (action specs.LinuxSeccompAction, errno uint, allowed bool) {
+	w := uint64(math.MaxUint64)
+	if bits32 {
+		w = math.MaxUint32
+	}
 	v := verdict{cm.DefaultAction, cm.DefaultErrno}
 	matched := false
 	for _, r := range cm.Rules[name] {
-		if Holds(r, args) {
+		if holds(r, args, w) {
 			w := verdict{r.Action, r.ErrnoRet}
 			if matched {
 				w = stricter(v, w)

@@ -157,6 +157,7 @@ func TestComplement(t *testing.T) {
 		{"rays", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 3, 0)), allow(arg(0, specs.OpGreaterThan, 100, 0))}, false, 0},
 		{"rays close", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 3, 0)), allow(arg(0, specs.OpGreaterThan, 6, 0))}, true, 4},
 		{"a value above 32 bits", []specs.LinuxSyscall{allow(arg(0, specs.OpLessEqual, 0xffffffff, 0))}, false, 0},
+		{"an allowed value above 32 bits", []specs.LinuxSyscall{allow(arg(1, specs.OpGreaterThan, 40, 0), arg(1, specs.OpEqualTo, 1<<32, 0))}, false, 0},
 		{"never matches", []specs.LinuxSyscall{allow(arg(0, specs.OpLessThan, 0, 0))}, false, 0},
 		{"masked never holds", []specs.LinuxSyscall{allow(arg(0, specs.OpMaskedEqual, 0xf, 0x10))}, false, 0},
 		{"several arguments, several rules", []specs.LinuxSyscall{allow(arg(0, specs.OpEqualTo, 1, 0), arg(1, specs.OpEqualTo, 2, 0)), allow(arg(0, specs.OpEqualTo, 3, 0))}, false, 0},
@@ -257,7 +258,7 @@ func TestComplainDefault(t *testing.T) {
 		v       uint64
 		allowed bool
 	}{{0, true}, {8, true}, {0xffffffff, true}, {1, false}, {0x400000, false}} {
-		if act, e, allowed := cm.Would("personality", [6]uint64{tc.v}); allowed != tc.allowed || !allowed && (act != specs.ActErrno || e != 1) {
+		if act, e, allowed := cm.Would("personality", [6]uint64{tc.v}, false); allowed != tc.allowed || !allowed && (act != specs.ActErrno || e != 1) {
 			t.Errorf("personality(%#x): %s %d %v", tc.v, act, e, allowed)
 		}
 	}
@@ -292,7 +293,7 @@ func TestComplainActions(t *testing.T) {
 		act     specs.LinuxSeccompAction
 		allowed bool
 	}{{0, specs.ActAllow, true}, {9, specs.ActErrno, false}, {15, specs.ActKillProcess, false}} {
-		if act, _, allowed := cm.Would("kill", [6]uint64{1, tc.sig}); act != tc.act || allowed != tc.allowed {
+		if act, _, allowed := cm.Would("kill", [6]uint64{1, tc.sig}, false); act != tc.act || allowed != tc.allowed {
 			t.Errorf("kill(1, %d): %s %v", tc.sig, act, allowed)
 		}
 	}
@@ -320,7 +321,8 @@ func FuzzComplainMeta(f *testing.F) {
 			return
 		}
 		for n := range cm.Rules {
-			cm.Would(n, [6]uint64{arg, arg, arg, arg, arg, arg})
+			cm.Would(n, [6]uint64{arg, arg, arg, arg, arg, arg}, false)
+			cm.Would(n, [6]uint64{arg, arg, arg, arg, arg, arg}, true)
 		}
 		routed := &specs.LinuxSeccomp{DefaultAction: specs.ActErrno, ListenerPath: "/x", ListenerMetadata: md, Syscalls: []specs.LinuxSyscall{
 			{Names: []string{"personality", "kill", "x"}, Action: specs.ActNotify},
@@ -328,4 +330,32 @@ func FuzzComplainMeta(f *testing.F) {
 		}}
 		Unaudit(routed, "/x")
 	})
+}
+
+// TestComplainWould32: on a 32-bit ABI (x86, x32) libseccomp compares the
+// low 32 bits of each argument and value; the agent's evaluation of a
+// syscall routed whole must too, or a call the filter would deny is let
+// through unrecorded.
+func TestComplainWould32(t *testing.T) {
+	cm := &ComplainMeta{DefaultAction: specs.ActErrno, Rules: map[string][]specs.LinuxSyscall{
+		"personality": {{Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Op: specs.OpNotEqual, Value: 8}}}},
+		"x":           {{Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Op: specs.OpMaskedEqual, Value: 1<<32 | 0xf, ValueTwo: 1<<32 | 1}}}},
+	}}
+	for _, tc := range []struct {
+		name    string
+		arg     uint64
+		bits32  bool
+		allowed bool
+	}{
+		{"personality", 0x1_0000_0008, false, true},
+		{"personality", 0x1_0000_0008, true, false}, // the filter sees 8
+		{"personality", 9, true, true},
+		{"x", 0x1_0000_0001, false, true},
+		{"x", 1, false, false},
+		{"x", 1, true, true}, // the filter's mask is 0xf, its value 1
+	} {
+		if _, _, allowed := cm.Would(tc.name, [6]uint64{tc.arg}, tc.bits32); allowed != tc.allowed {
+			t.Errorf("%s(%#x), 32-bit %v: allowed %v, want %v", tc.name, tc.arg, tc.bits32, allowed, tc.allowed)
+		}
+	}
 }

@@ -131,6 +131,15 @@ func (d *Data) ABI() (Arch, bool) {
 	return Arch{}, false
 }
 
+// Bits32 reports whether libseccomp filters the syscall's ABI as a 32-bit
+// one, comparing the low 32 bits of each argument alone: an audit arch
+// without __AUDIT_ARCH_64BIT, x32, and MIPS n32.
+func (d *Data) Bits32() bool {
+	const audit64 = 0x80000000 // __AUDIT_ARCH_64BIT
+	return d.Arch&audit64 == 0 || isX32(d.Arch, d.Nr) ||
+		d.Arch == unix.AUDIT_ARCH_MIPS64N32 || d.Arch == unix.AUDIT_ARCH_MIPSEL64N32
+}
+
 func isX32(arch uint32, nr int32) bool {
 	return arch == unix.AUDIT_ARCH_X86_64 && nr >= 0 && nr&x32SyscallBit != 0
 }

@@ -6,6 +6,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
 )
 
 // TestArches checks the one table of architectures against libseccomp's own
@@ -37,5 +38,24 @@ func TestArches(t *testing.T) {
 	native, err := libseccomp.GetNativeArch()
 	if !ok || err != nil || n.Scmp != native.String() || n.GOARCH != runtime.GOARCH {
 		t.Errorf("NativeArch = %+v, %v; libseccomp's native arch %v, %v", n, ok, native, err)
+	}
+}
+
+func TestBits32(t *testing.T) {
+	for _, tc := range []struct {
+		d    Data
+		want bool
+	}{
+		{Data{Arch: unix.AUDIT_ARCH_X86_64, Nr: 39}, false},
+		{Data{Arch: unix.AUDIT_ARCH_X86_64, Nr: 0x40000000 | 39}, true}, // x32
+		{Data{Arch: unix.AUDIT_ARCH_I386, Nr: 20}, true},
+		{Data{Arch: unix.AUDIT_ARCH_AARCH64, Nr: 172}, false},
+		{Data{Arch: unix.AUDIT_ARCH_ARM, Nr: 20}, true},
+		{Data{Arch: unix.AUDIT_ARCH_MIPS64N32, Nr: 6038}, true},
+		{Data{Arch: unix.AUDIT_ARCH_MIPS64, Nr: 5038}, false},
+	} {
+		if got := tc.d.Bits32(); got != tc.want {
+			t.Errorf("arch %#x nr %#x: Bits32 %v, want %v", tc.d.Arch, tc.d.Nr, got, tc.want)
+		}
 	}
 }

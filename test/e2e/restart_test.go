@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,27 +81,11 @@ func waitSocket(t *testing.T, path string) {
 // decides for it again. Without the holder the fd would die with the agent,
 // and the container's routed syscalls would fail with ENOSYS for good.
 func TestAgentRestart(t *testing.T) {
-	harness.RequireRoot(t)
-	dir := t.TempDir()
-	sock, private, ctl := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "agent.private.sock"), filepath.Join(dir, "holder.ctl")
-	rt, _ := shim(t, `
-[audit]
-mode = "always"
-socket = "`+sock+`"
-unreachable = "refuse"
+	rt, agent := heldShim(t, `
 [[notify.rule]]
 syscalls = ["keyctl"]
 action = "continue"
 `)
-	cfg := strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
-	daemon(t, "holder", "hold", "--socket", sock, "--agent", private, "--control", ctl)
-	waitSocket(t, sock)
-	waitSocket(t, ctl)
-	agent := func() func(os.Signal) {
-		stop := daemon(t, "agent", "--socket", private, "--holder", ctl, "--config", cfg, "--metrics", "", "--audit-log", filepath.Join(dir, "audit.log"))
-		waitSocket(t, private)
-		return stop
-	}
 	stop := agent()
 
 	bundle := harness.NewBundle(t, harness.Rootfs(t), "/bin/sh", "-c", "while true; do /bin/probe call keyctl; sleep 0.1; done")
@@ -125,19 +110,39 @@ action = "continue"
 	}
 }
 
-// waitLastLine waits until the container's last line of output is line.
-func waitLastLine(t *testing.T, bundle, line string) {
+// heldShim is the shim with the policy body (after an [audit] section that
+// requires the agent), whose agent socket a holder serves, and agent, which
+// starts an agent behind the holder and returns its stop.
+func heldShim(t *testing.T, body string) (rt *harness.Runtime, agent func() func(os.Signal)) {
+	t.Helper()
+	harness.RequireRoot(t)
+	dir := t.TempDir()
+	sock, private, ctl := filepath.Join(dir, "agent.sock"), filepath.Join(dir, "agent.private.sock"), filepath.Join(dir, "holder.ctl")
+	rt, _ = shim(t, "[audit]\nmode = \"always\"\nsocket = \""+sock+"\"\nunreachable = \"refuse\"\n"+body)
+	cfg := strings.TrimPrefix(rt.Env[0], "SECCOMP_SHIM_CONFIG=")
+	daemon(t, "holder", "hold", "--socket", sock, "--agent", private, "--control", ctl)
+	waitSocket(t, sock)
+	waitSocket(t, ctl)
+	return rt, func() func(os.Signal) {
+		stop := daemon(t, "agent", "--socket", private, "--holder", ctl, "--config", cfg, "--metrics", "", "--audit-log", filepath.Join(dir, "audit.log"))
+		waitSocket(t, private)
+		return stop
+	}
+}
+
+// waitLastLine waits until the container's last lines of output are want.
+func waitLastLine(t *testing.T, bundle string, want ...string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
-		if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); lines[len(lines)-1] == line {
+		if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) >= len(want) && slices.Equal(lines[len(lines)-len(want):], want) {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(filepath.Join(bundle, "stdout"))
-	t.Fatalf("the container never printed %q; last lines:\n%s", line, tail(string(b), 5))
+	t.Fatalf("the container never printed %q; last lines:\n%s", want, tail(string(b), 5))
 }
 
 func tail(s string, n int) string {

@@ -60,6 +60,7 @@ var syscalls = map[string]uintptr{
 	"socket":            unix.SYS_SOCKET,
 	"setns":             unix.SYS_SETNS,
 	"clock_settime":     unix.SYS_CLOCK_SETTIME,
+	"clone":             unix.SYS_CLONE,
 	"clone3":            unix.SYS_CLONE3,
 	"io_uring_setup":    unix.SYS_IO_URING_SETUP,
 	"pivot_root":        unix.SYS_PIVOT_ROOT,

@@ -185,9 +185,13 @@ func resolveName(arch uint32, nr int32) string {
 		a = &x32Info
 	}
 	if a != nil && nr >= 0 {
-		table := archSyscalls(a.Scmp)
-		if i, ok := slices.BinarySearchFunc(table, nr, func(s Syscall, nr int32) int { return cmp.Compare(s.Nr, nr) }); ok {
-			return table[i].Name
+		// archAliases: numbers such as x86's direct socket(2), which a
+		// filter's "socket" rule matches although the name resolves to
+		// socketcall's pseudo-syscall.
+		for _, table := range [][]Syscall{archSyscalls(a.Scmp), archAliases(a.Scmp)} {
+			if i, ok := slices.BinarySearchFunc(table, nr, func(s Syscall, nr int32) int { return cmp.Compare(s.Nr, nr) }); ok {
+				return table[i].Name
+			}
 		}
 	}
 	return "syscall_" + strconv.FormatInt(int64(nr), 10)

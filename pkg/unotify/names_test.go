@@ -59,3 +59,18 @@ func TestBits32(t *testing.T) {
 		}
 	}
 }
+
+// TestSyscallNameDirectSocket: x86's direct socket(2), which a filter's
+// "socket" rule matches, is named so; the complain-mode agent looks up the
+// profile's answer by that name.
+func TestSyscallNameDirectSocket(t *testing.T) {
+	for _, c := range []struct {
+		arch uint32
+		nr   int32
+		want string
+	}{{unix.AUDIT_ARCH_I386, 359, "socket"}, {unix.AUDIT_ARCH_I386, 102, "socketcall"}, {unix.AUDIT_ARCH_I386, 393, "semget"}} {
+		if got := SyscallName(c.arch, c.nr); got != c.want {
+			t.Errorf("SyscallName(%#x, %d) = %q, want %q", c.arch, c.nr, got, c.want)
+		}
+	}
+}

@@ -97,6 +97,7 @@ func main() {
 	}
 	b.WriteString("\t}\n\treturn nil\n}\n\n")
 	b.Write(tables.Bytes())
+	writeAliases(&b, names)
 	out, err := format.Source(b.Bytes())
 	if err != nil {
 		panic(err)
@@ -104,4 +105,47 @@ func main() {
 	if err := os.WriteFile(os.Args[1], out, 0o644); err != nil {
 		panic(err)
 	}
+}
+
+// writeAliases writes archAliases: the numbers libseccomp names on an
+// architecture although the name resolves to another number there. x86's
+// direct socket and IPC calls are the case: "socket" resolves to a
+// pseudo-syscall (the rule goes through socketcall), yet a program can call
+// socket(2) directly as 359, and a filter built from a "socket" rule matches
+// that too. The agent names what it receives by number, so it needs them;
+// the ENOSYS computation, like runc's, goes by name and must not.
+func writeAliases(b *bytes.Buffer, names []string) {
+	b.WriteString("// archAliases returns the numbers libseccomp names on the architecture\n// libseccomp calls scmp although the name resolves to another number there\n// (x86's direct socket and IPC calls), by number.\nfunc archAliases(scmp string) []Syscall {\n\tswitch scmp {\n")
+	var tables bytes.Buffer
+	for _, a := range unotify.Arches() {
+		scmp, _ := libseccomp.GetArchFromString(a.Scmp)
+		var table []unotify.Syscall
+		for _, r := range scanned {
+			for nr := max(r[0], 0); nr < r[1]; nr++ {
+				n, err := libseccomp.ScmpSyscall(nr).GetNameByArch(scmp)
+				if err != nil || n == "" || !slices.Contains(names, n) {
+					continue
+				}
+				// Only where the name resolves to a pseudo-syscall: on MIPS
+				// and x32 libseccomp also names numbers without the ABI's
+				// base, which no task ever passes.
+				if byName, err := libseccomp.GetSyscallFromNameByArch(n, scmp); err != nil || int32(byName) >= 0 {
+					continue
+				}
+				table = append(table, unotify.Syscall{Nr: nr, Name: n})
+			}
+		}
+		if len(table) == 0 {
+			continue
+		}
+		v := "aliases_" + a.Scmp
+		fmt.Fprintf(b, "\tcase %q:\n\t\treturn %s[:]\n", a.Scmp, v)
+		fmt.Fprintf(&tables, "var %s = [...]Syscall{\n", v)
+		for _, s := range table {
+			fmt.Fprintf(&tables, "\t{%d, %q},\n", s.Nr, s.Name)
+		}
+		tables.WriteString("}\n\n")
+	}
+	b.WriteString("\t}\n\treturn nil\n}\n\n")
+	b.Write(tables.Bytes())
 }

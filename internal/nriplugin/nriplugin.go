@@ -26,6 +26,7 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // The plugin's NRI identity: "90-seccomp-shim". NRI calls plugins in index
@@ -50,6 +51,13 @@ var defaultCaps = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
 	"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
+
+// AssumedCaps is what the decision log says of a profile the plugin
+// resolved: for defaultCaps, NRI showing none. A pod that adds capabilities
+// or is privileged gets it without the syscalls those unlock (stricter than
+// the shim gives it); one that drops CAP_SYS_CHROOT keeps chroot, which the
+// kernel then refuses it.
+const AssumedCaps = "containerd's defaults (NRI does not pass the container's)"
 
 // annotationPrefix: a pod's annotations under it reach its containers'
 // policy, as `pod_annotations = ["seccomp-shim.io/*"]` makes them on the
@@ -147,6 +155,12 @@ func Adjust(cfg *policy.Config, pod *api.PodSandbox, ctr *api.Container, agent e
 		res.Action, res.EngineKept = policy.ActionKept, true
 		res.Warnings = append(res.Warnings, "policy says unconfined, but NRI cannot remove the engine's seccomp profile: kept")
 		return nil, res, nil
+	}
+	// NRI v0.12's runtime side (generate.AdjustSeccompPolicy, which
+	// containerd 2.4 runs) drops defaultErrnoRet, and runc then answers
+	// EPERM: the same denials with another errno, said, not refused.
+	if e := after.Linux.Seccomp.DefaultErrnoRet; e != nil && *e != uint(unix.EPERM) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("NRI does not pass defaultErrnoRet: syscalls the profile does not name fail with EPERM, not errno %d", *e))
 	}
 	adj := &api.ContainerAdjustment{}
 	adj.SetLinuxSeccompPolicy(api.FromOCILinuxSeccomp(after.Linux.Seccomp))
@@ -248,6 +262,10 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 func (p *Plugin) record(cfg *policy.Config, fields logrus.Fields, res *policy.Result) {
 	maps.Copy(fields, logfile.Result(res))
 	fields["requested"] = res.Requested
+	switch res.Action {
+	case policy.ActionInjected, policy.ActionReplaced, policy.ActionTightened:
+		fields["capabilities"] = AssumedCaps
+	}
 	if err := logfile.Node(cfg.Log, logrus.InfoLevel, "seccomp profile "+res.Action, fields); err != nil {
 		p.Log.WithError(err).Warn("log.file")
 	}

@@ -4,17 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
+	nrigen "github.com/containerd/nri/pkg/runtime-tools/generate"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -23,6 +26,7 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/internal/nriplugin"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // rules is the node's policy in every case, with its audit section
@@ -302,10 +306,32 @@ func viaPlugin(t *testing.T, e env, c parityCase) (*specs.LinuxSeccomp, error) {
 	if len(updates) != 0 {
 		t.Errorf("plugin: updates to other containers: %v", updates)
 	}
-	if sp := adj.GetLinux().GetSeccompPolicy(); sp != nil {
-		return nriplugin.ToOCI(sp), nil
+	return applyNRI(t, c.before, adj), nil
+}
+
+// applyNRI applies adj's seccomp policy to a spec whose linux.seccomp is
+// before with the code containerd 2.x runs on the plugins' adjustments
+// (NRI's generate.Generator), and returns linux.seccomp.
+func applyNRI(t *testing.T, before *specs.LinuxSeccomp, adj *api.ContainerAdjustment) *specs.LinuxSeccomp {
+	t.Helper()
+	s := &specs.Spec{Linux: &specs.Linux{Seccomp: before}}
+	g := &nrigen.Generator{Config: s}
+	if err := g.AdjustSeccompPolicy(adj.GetLinux().GetSeccompPolicy()); err != nil {
+		t.Fatal(err)
 	}
-	return c.before, nil
+	return s.Linux.Seccomp
+}
+
+// asRuncReads is sc as runc reads it: an SCMP_ACT_ERRNO default without
+// defaultErrnoRet answers EPERM. NRI drops defaultErrnoRet
+// (TestDefaultErrnoThroughNRI); where it is EPERM, nothing is lost.
+func asRuncReads(sc *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	if sc == nil || sc.DefaultAction != specs.ActErrno || sc.DefaultErrnoRet != nil {
+		return sc
+	}
+	c := *sc
+	c.DefaultErrnoRet = ptr(uint(unix.EPERM))
+	return &c
 }
 
 // TestParity: one table through the three entry points; each gives the
@@ -327,7 +353,7 @@ func TestParity(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
-				got[i], _ = json.Marshal(sc)
+				got[i], _ = json.Marshal(asRuncReads(sc))
 				switch {
 				case c.wantNone:
 					if sc != nil {
@@ -460,6 +486,10 @@ func TestLogAndCount(t *testing.T) {
 		injected["id"] != "ctr-1" || injected["cri_profile"] != "unconfined" || injected["component"] != "seccomp-agent nri" {
 		t.Errorf("decision logged as %v", injected)
 	}
+	// NRI does not pass capabilities: the record says what was assumed.
+	if injected["capabilities"] != nriplugin.AssumedCaps {
+		t.Errorf("decision logged without the capabilities assumed: %v", injected)
+	}
 	if !strings.Contains(agentLog.String(), "not allowed by policy") {
 		t.Errorf("agent log: %q", agentLog.String())
 	}
@@ -540,5 +570,57 @@ func TestRunRetries(t *testing.T) {
 	p.Run(ctx, filepath.Join(t.TempDir(), "nri.sock"), 20*time.Millisecond)
 	if n := strings.Count(agentLog.String(), "NRI connection refused"); n < 2 {
 		t.Errorf("%d retries in 300ms every 20ms:\n%s", n, agentLog.String())
+	}
+}
+
+// TestDefaultErrnoThroughNRI: NRI v0.12 (the runtime's side, which containerd
+// 2.4 runs on adjustments) does not carry a policy's defaultErrnoRet, so
+// runc answers the syscalls a profile does not name with EPERM. Same
+// denials, another errno: the plugin starts the container and says so in
+// its decision, as the shim and the hook give the profile whole.
+func TestDefaultErrnoThroughNRI(t *testing.T) {
+	c := parityCase{namespace: "enosys", kind: api.SecurityProfile_UNCONFINED, rule: `
+[[rule]]
+name = "enosys"
+match.namespaces = ["enosys"]
+profile = "enosys"
+existing = "replace"
+`}
+	e := newEnv(t, c)
+	enosys := `{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,"syscalls":[{"names":["read","write","exit_group"],"action":"SCMP_ACT_ALLOW"}]}`
+	if err := os.WriteFile(filepath.Join(e.dir, "profiles", "enosys.json"), []byte(enosys), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shim, err := viaShim(t, e, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shim.DefaultErrnoRet == nil || *shim.DefaultErrnoRet != 38 {
+		t.Fatalf("shim: defaultErrnoRet %v", shim.DefaultErrnoRet)
+	}
+	cfg, err := policy.Load(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, ctr := nriContainer(c)
+	adj, res, err := nriplugin.Adjust(cfg, pod, ctr, errors.New("agent down"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := applyNRI(t, nil, adj)
+	if got == nil || got.DefaultAction != specs.ActErrno {
+		t.Fatalf("plugin: %+v", got)
+	}
+	if got.DefaultErrnoRet != nil {
+		t.Logf("NRI now carries defaultErrnoRet (%d): drop the plugin's warning", *got.DefaultErrnoRet)
+	}
+	if !slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, "EPERM, not errno 38") }) {
+		t.Errorf("no warning about defaultErrnoRet: %q", res.Warnings)
+	}
+	// EPERM's own default is no loss, and says nothing.
+	c.namespace = "web"
+	pod, ctr = nriContainer(c)
+	if _, res, err = nriplugin.Adjust(cfg, pod, ctr, errors.New("agent down")); err != nil || len(res.Warnings) != 0 {
+		t.Errorf("default profile: %v, warnings %q", err, res.Warnings)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -183,6 +184,39 @@ type Plugin struct {
 	registered atomic.Bool // since Run last looked: a success resets its failure count
 }
 
+// ErrRuntime is Configure's error for a runtime the plugin does not
+// register with.
+var ErrRuntime = errors.New("runtime not supported by the NRI plugin")
+
+// Supported says whether the NRI runtime (as it names itself at
+// registration) is one the plugin's decisions hold on: containerd 2.3 or
+// later. Before 2.3, containerd does not show plugins the container's OCI
+// seccomp policy (containerd#12768): a RuntimeDefault or Localhost profile
+// looks like none, and `existing` would replace what it should keep or
+// tighten. Before 2.1 it ignores a seccomp adjustment altogether, and the
+// container would run with what the pod asked, logged as injected. Other
+// runtimes (CRI-O) are untested. Refusing to register fails closed: with
+// required_plugins nothing starts, and the agent's log says why.
+func Supported(runtime, version string) error {
+	var major, minor int
+	if runtime == "containerd" {
+		if _, err := fmt.Sscanf(strings.TrimPrefix(version, "v"), "%d.%d", &major, &minor); err == nil && (major > 2 || major == 2 && minor >= 3) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %s: %w: it needs containerd 2.3 or later, which shows plugins the seccomp policy it made (containerd#12768); use seccomp-shim or seccomp-hook on this node (docs/nri.md)", runtime, version, ErrRuntime)
+}
+
+// Configure is stub.ConfigureInterface's: the runtime names itself first,
+// and the plugin does not register with one it can't serve (Supported).
+func (p *Plugin) Configure(_ context.Context, _, runtime, version string) (api.EventMask, error) {
+	if err := Supported(runtime, version); err != nil {
+		return 0, err
+	}
+	p.Log.WithFields(logrus.Fields{"runtime": runtime, "version": version}).Debug("NRI runtime")
+	return 0, nil // the events of the methods Plugin has
+}
+
 // Synchronize is stub.SynchronizeInterface's: NRI calls it once registered,
 // with the pods and containers that exist.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
@@ -292,9 +326,9 @@ func criProfile(ctr *api.Container) string {
 
 // Run registers p with NRI at socket and serves it until ctx ends. A lost
 // connection (containerd restarting) or a failed one (not up yet) is tried
-// again every retry, with a fresh stub: one that failed to register keeps
-// its dead connection. Of failures in a row, the first is a warning and the
-// rest, every retry, debug lines.
+// again every retry (every 60 retries where the runtime is not Supported),
+// with a fresh stub: one that failed to register keeps its dead connection.
+// Of failures in a row, the first is a warning and the rest debug lines.
 func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
 	failures := 0
 	for ctx.Err() == nil {
@@ -310,15 +344,20 @@ func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
 		if p.registered.Swap(false) {
 			failures = 0
 		}
+		wait := retry
+		if errors.Is(err, ErrRuntime) {
+			// Only a new runtime, restarted, changes the answer.
+			wait = 60 * retry
+		}
 		log := p.Log.WithError(err).WithField("nri_socket", socket)
 		if failures++; failures == 1 {
-			log.Warnf("NRI connection lost or refused; connecting again every %v", retry)
+			log.Warnf("NRI connection lost or refused; connecting again every %v", wait)
 		} else {
 			log.Debug("NRI connection refused")
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(retry):
+		case <-time.After(wait):
 		}
 	}
 }

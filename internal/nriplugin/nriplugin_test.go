@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
 	nrigen "github.com/containerd/nri/pkg/runtime-tools/generate"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -622,5 +623,77 @@ existing = "replace"
 	pod, ctr = nriContainer(c)
 	if _, res, err = nriplugin.Adjust(cfg, pod, ctr, errors.New("agent down")); err != nil || len(res.Warnings) != 0 {
 		t.Errorf("default profile: %v, warnings %q", err, res.Warnings)
+	}
+}
+
+// TestSupported: the plugin registers with containerd 2.3 or later only
+// (as containerd names itself: a go-installed one says "2.4.2+unknown"),
+// and says why not to the others.
+func TestSupported(t *testing.T) {
+	for _, c := range []struct {
+		runtime, version string
+		ok               bool
+	}{
+		{"containerd", "2.4.2+unknown", true},
+		{"containerd", "v2.3.0", true},
+		{"containerd", "v2.3.0-rc.1", true},
+		{"containerd", "v3.0.0", true},
+		{"containerd", "v2.2.1", false},
+		{"containerd", "v2.0.5", false},
+		{"containerd", "1.7.27", false},
+		{"containerd", "", false},
+		{"containerd", "garbage", false},
+		{"cri-o", "1.33.0", false},
+	} {
+		err := nriplugin.Supported(c.runtime, c.version)
+		if (err == nil) != c.ok || err != nil && (!errors.Is(err, nriplugin.ErrRuntime) || !strings.Contains(err.Error(), "containerd 2.3 or later")) {
+			t.Errorf("Supported(%q, %q) = %v, want ok %v", c.runtime, c.version, err, c.ok)
+		}
+	}
+	log := logrus.New()
+	log.Out = io.Discard
+	p := &nriplugin.Plugin{Log: log, Metrics: nriplugin.NewMetrics()}
+	if _, err := p.Configure(context.Background(), "", "containerd", "v2.2.1"); !errors.Is(err, nriplugin.ErrRuntime) {
+		t.Errorf("Configure on containerd 2.2: %v", err)
+	}
+	if mask, err := p.Configure(context.Background(), "", "containerd", "v2.4.2"); err != nil || mask != 0 {
+		t.Errorf("Configure on containerd 2.4: %v, %v", mask, err)
+	}
+}
+
+// TestRegisterRuntime: against NRI's own runtime side (what containerd
+// embeds) naming itself containerd 2.2.1, the plugin does not register and
+// its log says why; naming itself 2.4.2, it registers.
+func TestRegisterRuntime(t *testing.T) {
+	for _, c := range []struct {
+		version string
+		ok      bool
+	}{{"2.2.1", false}, {"2.4.2+unknown", true}} {
+		dir := t.TempDir()
+		socket := filepath.Join(dir, "nri.sock")
+		sync := func(ctx context.Context, cb adaptation.SyncCB) error { _, err := cb(ctx, nil, nil); return err }
+		update := func(context.Context, []*adaptation.ContainerUpdate) ([]*adaptation.ContainerUpdate, error) {
+			return nil, nil
+		}
+		r, err := adaptation.New("containerd", c.version, sync, update, adaptation.WithSocketPath(socket),
+			adaptation.WithPluginPath(filepath.Join(dir, "plugins")), adaptation.WithPluginConfigPath(filepath.Join(dir, "conf")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var agentLog bytes.Buffer
+		log := logrus.New()
+		log.Out = &agentLog
+		p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(newEnv(t, parityCase{}).getenv) }, Log: log, Metrics: nriplugin.NewMetrics()}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		p.Run(ctx, socket, 100*time.Millisecond)
+		cancel()
+		r.Stop()
+		registered := strings.Contains(agentLog.String(), "registered with NRI")
+		if registered != c.ok || !c.ok && !strings.Contains(agentLog.String(), "needs containerd 2.3 or later") {
+			t.Errorf("containerd %s: registered %v, want %v; agent log:\n%s", c.version, registered, c.ok, agentLog.String())
+		}
 	}
 }

@@ -44,8 +44,9 @@ enforce = false
 `
 
 // nriTolerate is the validator's tolerate_missing_plugins_annotation, as
-// docs/nri.md suggests it for the plugin's own pod.
-const nriTolerate = "tolerate-missing-plugins.nri.io"
+// docs/nri.md gives it for the plugin's own pod: NRI's documented key, the
+// one deploy/kubernetes/nri's DaemonSet carries.
+const nriTolerate = "tolerate-missing-nri-plugins.noderesource.dev"
 
 // nriNode is a node on the new stack: containerd 2.4 with runc 1.3 and NRI,
 // its validator requiring the plugin, and the policy in cfg.

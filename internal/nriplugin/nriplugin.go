@@ -21,6 +21,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
@@ -53,12 +54,47 @@ var defaultCaps = []string{
 	"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
-// AssumedCaps is what the decision log says of a profile the plugin
-// resolved: for defaultCaps, NRI showing none. A pod that adds capabilities
-// or is privileged gets it without the syscalls those unlock (stricter than
-// the shim gives it); one that drops CAP_SYS_CHROOT keeps chroot, which the
-// kernel then refuses it.
-const AssumedCaps = "containerd's defaults (NRI does not pass the container's)"
+// What the decision log says of the capabilities a profile the plugin
+// resolved was resolved for (Caps).
+const (
+	// AssumedCaps: defaultCaps, NRI showing none. A pod that adds
+	// capabilities, or a privileged one that asked for no profile, gets it
+	// without the syscalls those unlock (stricter than the shim gives it);
+	// one that drops CAP_SYS_CHROOT keeps chroot, which the kernel then
+	// refuses it.
+	AssumedCaps = "containerd's defaults (NRI does not pass the container's)"
+	// PrivilegedCaps: every capability, for a container that asked for
+	// RuntimeDefault or Localhost and got no policy, which containerd 2.3+
+	// (the runtimes Supported) does only to a privileged one.
+	PrivilegedCaps = "all (privileged: containerd set no policy for the profile it asked for)"
+)
+
+// Caps is the capability set the policy resolves ctr's profile for, and
+// what the decision log says of it.
+func Caps(ctr *api.Container) ([]string, string) {
+	if askedProfile(ctr) && ctr.GetLinux().GetSeccompPolicy() == nil {
+		return allCaps(), PrivilegedCaps
+	}
+	return defaultCaps, AssumedCaps
+}
+
+// askedProfile: the container asked for RuntimeDefault or Localhost.
+func askedProfile(ctr *api.Container) bool {
+	switch ctr.GetLinux().GetSeccompProfile().GetProfileType() {
+	case api.SecurityProfile_RUNTIME_DEFAULT, api.SecurityProfile_LOCALHOST:
+		return true
+	}
+	return false
+}
+
+// allCaps is what containerd's WithPrivileged gives.
+func allCaps() []string {
+	var all []string
+	for _, c := range capability.ListKnown() {
+		all = append(all, "CAP_"+strings.ToUpper(c.String()))
+	}
+	return all
+}
 
 // annotationPrefix: a pod's annotations under it reach its containers'
 // policy, as `pod_annotations = ["seccomp-shim.io/*"]` makes them on the
@@ -67,10 +103,16 @@ const annotationPrefix = "seccomp-shim.io/"
 
 // Spec is the OCI spec the policy reads, made from what NRI shows of the
 // container: annotations (the pod's seccomp-shim.io/ ones added), args,
-// env, capabilities (defaultCaps) and linux.seccomp, the policy the engine
+// env, capabilities (Caps) and linux.seccomp, the policy the engine
 // has set so far (none for a CRI Unconfined, containerd's default for
 // RuntimeDefault, the file's for Localhost).
 func Spec(pod *api.PodSandbox, ctr *api.Container) ([]byte, error) {
+	set, _ := Caps(ctr)
+	return spec(pod, ctr, set)
+}
+
+// spec is Spec with the capabilities set.
+func spec(pod *api.PodSandbox, ctr *api.Container, set []string) ([]byte, error) {
 	ann := maps.Clone(ctr.GetAnnotations())
 	for k, v := range pod.GetAnnotations() {
 		if _, ok := ann[k]; !ok && strings.HasPrefix(k, annotationPrefix) {
@@ -80,7 +122,7 @@ func Spec(pod *api.PodSandbox, ctr *api.Container) ([]byte, error) {
 			ann[k] = v
 		}
 	}
-	caps := &specs.LinuxCapabilities{Bounding: defaultCaps, Effective: defaultCaps, Permitted: defaultCaps}
+	caps := &specs.LinuxCapabilities{Bounding: set, Effective: set, Permitted: set}
 	var spec struct {
 		Version     string            `json:"ociVersion"`
 		Annotations map[string]string `json:"annotations,omitempty"`
@@ -255,6 +297,16 @@ func (p *Plugin) check(pods []*api.PodSandbox, ctrs []*api.Container) {
 			continue
 		}
 		res, ok, err := inject.Follows(cfg, data, ctr.GetId(), Source(pod, ctr))
+		if err == nil && !ok && askedProfile(ctr) {
+			// Privileged, its profile the plugin's, resolved for all
+			// capabilities (Caps): running, it shows that profile, not
+			// the none containerd set.
+			if data, err := spec(pod, ctr, allCaps()); err == nil {
+				if _, priv, err := inject.Follows(cfg, data, ctr.GetId(), Source(pod, ctr)); err == nil {
+					ok = priv
+				}
+			}
+		}
 		switch {
 		case err != nil:
 			escaped++
@@ -271,12 +323,13 @@ func (p *Plugin) check(pods []*api.PodSandbox, ctrs []*api.Container) {
 func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	fields := logrus.Fields{"component": "seccomp-agent nri", "id": ctr.GetId(), "namespace": pod.GetNamespace(),
 		"pod": pod.GetName(), "container": ctr.GetName(), "cri_profile": criProfile(ctr)}
+	_, caps := Caps(ctr)
 	cfg, err := p.Load()
 	if err == nil {
 		var adj *api.ContainerAdjustment
 		var res *policy.Result
 		if adj, res, err = Adjust(cfg, pod, ctr, inject.Reach(cfg)); err == nil {
-			p.record(cfg, fields, res)
+			p.record(cfg, fields, res, caps)
 			return adj, nil, nil
 		}
 	}
@@ -293,12 +346,12 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 }
 
 // record logs and counts the decision as the shim does.
-func (p *Plugin) record(cfg *policy.Config, fields logrus.Fields, res *policy.Result) {
+func (p *Plugin) record(cfg *policy.Config, fields logrus.Fields, res *policy.Result, caps string) {
 	maps.Copy(fields, logfile.Result(res))
 	fields["requested"] = res.Requested
 	switch res.Action {
 	case policy.ActionInjected, policy.ActionReplaced, policy.ActionTightened:
-		fields["capabilities"] = AssumedCaps
+		fields["capabilities"] = caps
 	}
 	if err := logfile.Node(cfg.Log, logrus.InfoLevel, "seccomp profile "+res.Action, fields); err != nil {
 		p.Log.WithError(err).Warn("log.file")

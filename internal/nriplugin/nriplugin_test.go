@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
 	nrigen "github.com/containerd/nri/pkg/runtime-tools/generate"
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -107,6 +108,7 @@ type parityCase struct {
 	name, namespace string
 	podAnn          map[string]string
 	sandbox         bool
+	privileged      bool // all capabilities, and containerd sets no policy
 	kind            api.SecurityProfile_ProfileType
 	before          *specs.LinuxSeccomp
 	agent           bool   // the notify agent answers
@@ -143,6 +145,12 @@ var parityCases = []parityCase{
 		before: runtimeDefault, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true, wantMeta: "complain"},
 	{name: "complain refused", namespace: "team-a", podAnn: map[string]string{"seccomp-shim.io/complain": "true"}, kind: api.SecurityProfile_UNCONFINED, agent: true,
 		wantErr: `rule "tenants" enforces its profile`},
+	// A privileged container asking RuntimeDefault (the kubelet's
+	// SeccompDefault): containerd sets no policy, and the profile the
+	// policy injects is resolved for all capabilities, as the shim sees
+	// them (mount allowed by CAP_SYS_ADMIN...).
+	{name: "privileged, runtime default asked", namespace: "web", privileged: true, kind: api.SecurityProfile_RUNTIME_DEFAULT, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true},
+	{name: "privileged, localhost asked", namespace: "team-a", privileged: true, kind: api.SecurityProfile_LOCALHOST, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true},
 	{name: "audit off", namespace: "web", kind: api.SecurityProfile_UNCONFINED, agent: true, audit: `mode = "off"`, wantDefault: "SCMP_ACT_ERRNO"},
 	{name: "agent down, refused", namespace: "web", kind: api.SecurityProfile_UNCONFINED, audit: "mode = \"always\"\nunreachable = \"refuse\"", wantErr: "notify agent unreachable"},
 }
@@ -217,6 +225,13 @@ func ociSpec(t *testing.T, c parityCase) []byte {
 	maps.Copy(ann, c.podAnn)
 	caps := []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
 		"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+	if c.privileged {
+		// containerd's WithPrivileged: every capability.
+		caps = nil
+		for _, c := range capability.ListKnown() {
+			caps = append(caps, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
 	s := specs.Spec{
 		Version:     specs.Version,
 		Annotations: ann,
@@ -695,5 +710,45 @@ func TestRegisterRuntime(t *testing.T) {
 		if registered != c.ok || !c.ok && !strings.Contains(agentLog.String(), "needs containerd 2.3 or later") {
 			t.Errorf("containerd %s: registered %v, want %v; agent log:\n%s", c.version, registered, c.ok, agentLog.String())
 		}
+	}
+}
+
+// TestSynchronizePrivileged: a privileged container the plugin gave a
+// profile resolved for all capabilities (it asked RuntimeDefault, containerd
+// set none) is not reported as escaped when the plugin registers again;
+// the same profile on a container that asked for none, and so was resolved
+// for containerd's default capabilities, is.
+func TestSynchronizePrivileged(t *testing.T) {
+	c := parityCase{namespace: "priv", privileged: true, kind: api.SecurityProfile_RUNTIME_DEFAULT, rule: `
+[[rule]]
+name = "priv"
+match.namespaces = ["priv"]
+profile = "default"
+existing = "replace"
+`}
+	e := newEnv(t, c)
+	cfg, err := policy.Load(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, priv := nriContainer(c)
+	adj, _, err := nriplugin.Adjust(cfg, pod, priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv.Linux.SeccompPolicy, priv.State = adj.GetLinux().GetSeccompPolicy(), api.ContainerState_CONTAINER_RUNNING
+	c.kind = api.SecurityProfile_UNCONFINED
+	_, other := nriContainer(c)
+	other.Id, other.Name, other.State = "ctr-2", "other", api.ContainerState_CONTAINER_RUNNING
+	other.Linux.SeccompPolicy = priv.Linux.SeccompPolicy
+	var agentLog bytes.Buffer
+	log := logrus.New()
+	log.Out = &agentLog
+	p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(e.getenv) }, Log: log, Metrics: nriplugin.NewMetrics()}
+	if _, err := p.Synchronize(context.Background(), []*api.PodSandbox{pod}, []*api.Container{priv, other}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(agentLog.String(), "escaped the policy"); n != 1 || !strings.Contains(agentLog.String(), "container=other") {
+		t.Errorf("agent log:\n%s", agentLog.String())
 	}
 }

@@ -436,3 +436,43 @@ func getMetrics(t *testing.T, addr string) string {
 	}
 	return string(b)
 }
+
+// TestNRIPrivileged: a privileged pod asking for RuntimeDefault (the
+// kubelet's SeccompDefault) gets no policy from containerd; the rule's
+// Docker default profile the plugin injects is resolved for all
+// capabilities, as the shim would: mount, allowed by CAP_SYS_ADMIN, reaches
+// the kernel instead of failing with the profile's EPERM. The decision says
+// which capabilities.
+func TestNRIPrivileged(t *testing.T) {
+	n := newNRINode(t, `
+[[rule]]
+name = "privileged"
+match.namespaces = ["node-agents"]
+profile = "default"
+existing = "replace"
+`)
+	n.agent(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k := n.ctd.CRI(t)
+	pc := harness.PodConfig("csi", "node-agents", t.TempDir(), nil)
+	pc.Linux.SecurityContext.Privileged = true
+	p, err := k.RunPod(ctx, pc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := harness.ContainerConfig("driver", harness.PauseImage, &cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault},
+		"/bin/probe", "status", "call", "mount", "call", "getpid")
+	cc.Linux.SecurityContext.Privileged = true
+	id, log, err := k.Run(ctx, p, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, log, "Seccomp:\t2", "getpid ok")
+	if strings.Contains(log, "mount errno EPERM") {
+		t.Errorf("privileged: mount denied by the profile:\n%s", log)
+	}
+	if rec := n.decisionsByID(t)[id]; rec == nil || rec["action"] != "injected" || !strings.HasPrefix(fmt.Sprint(rec["capabilities"]), "all (privileged") {
+		t.Errorf("decision %v", rec)
+	}
+}

@@ -114,13 +114,26 @@ func Spec(pod *api.PodSandbox, ctr *api.Container) ([]byte, error) {
 // spec is Spec with the capabilities set.
 func spec(pod *api.PodSandbox, ctr *api.Container, set []string) ([]byte, error) {
 	ann := maps.Clone(ctr.GetAnnotations())
+	if ann == nil {
+		ann = map[string]string{}
+	}
 	for k, v := range pod.GetAnnotations() {
 		if _, ok := ann[k]; !ok && strings.HasPrefix(k, annotationPrefix) {
-			if ann == nil {
-				ann = map[string]string{}
-			}
 			ann[k] = v
 		}
+	}
+	if _, ours := ann["io.kubernetes.cri.sandbox-id"]; ours && pod != nil {
+		// containerd shows the spec's annotations overlaid with the CRI
+		// config's (a device plugin's, through the kubelet), which may
+		// name another namespace, pod or container type; its own in the
+		// spec, which the shim reads, say what NRI says of the container.
+		maps.Copy(ann, map[string]string{
+			"io.kubernetes.cri.container-type":    "container", // NRI never shows a sandbox's
+			"io.kubernetes.cri.sandbox-id":        ctr.GetPodSandboxId(),
+			"io.kubernetes.cri.sandbox-namespace": pod.GetNamespace(),
+			"io.kubernetes.cri.sandbox-name":      pod.GetName(),
+			"io.kubernetes.cri.container-name":    ctr.GetName(),
+		})
 	}
 	caps := &specs.LinuxCapabilities{Bounding: set, Effective: set, Permitted: set}
 	var spec struct {

@@ -476,3 +476,29 @@ existing = "replace"
 		t.Errorf("decision %v", rec)
 	}
 }
+
+// TestNRIConfigAnnotations: NRI shows a container's annotations with its CRI
+// config's over the spec's (a device plugin's reach the config through the
+// kubelet); ones naming another namespace don't choose its rule: containerd's
+// own, in the spec, do, as the shim sees them.
+func TestNRIConfigAnnotations(t *testing.T) {
+	n := newNRINode(t, nriRules)
+	n.agent(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k := n.ctd.CRI(t)
+	p, err := k.RunPod(ctx, harness.PodConfig("pay", "team-a", t.TempDir(), nil), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := harness.ContainerConfig("probe", harness.PauseImage, &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}, probeCmd...)
+	cc.Annotations = map[string]string{"io.kubernetes.cri.sandbox-namespace": "debug", "io.kubernetes.cri.container-type": "sandbox"}
+	id, log, err := k.Run(ctx, p, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, log, "Seccomp:\t2", "keyctl errno EACCES 13", "getpid ok")
+	if rec := n.decisionsByID(t)[id]; rec == nil || rec["rule"] != "tenants" || rec["namespace"] != "team-a" {
+		t.Errorf("decision %v", rec)
+	}
+}

@@ -53,3 +53,16 @@ func FuzzAdjust(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSupported: whatever a runtime calls itself at registration,
+// Supported answers without panicking, and accepts containerd only.
+func FuzzSupported(f *testing.F) {
+	for _, s := range [][2]string{{"containerd", "2.4.2+unknown"}, {"containerd", "v2.2.1"}, {"cri-o", "1.33.0"}, {"containerd", "v99999999999999999999.3"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, runtime, version string) {
+		if err := nriplugin.Supported(runtime, version); err == nil && runtime != "containerd" {
+			t.Errorf("Supported(%q, %q): nil", runtime, version)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -20,12 +21,14 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/seccomp-shim/seccomp-shim/internal/inject"
 	"github.com/seccomp-shim/seccomp-shim/internal/logfile"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // The plugin's NRI identity: "90-seccomp-shim". NRI calls plugins in index
@@ -51,6 +54,48 @@ var defaultCaps = []string{
 	"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
+// What the decision log says of the capabilities a profile the plugin
+// resolved was resolved for (Caps).
+const (
+	// AssumedCaps: defaultCaps, NRI showing none. A pod that adds
+	// capabilities, or a privileged one that asked for no profile, gets it
+	// without the syscalls those unlock (stricter than the shim gives it);
+	// one that drops CAP_SYS_CHROOT keeps chroot, which the kernel then
+	// refuses it.
+	AssumedCaps = "containerd's defaults (NRI does not pass the container's)"
+	// PrivilegedCaps: every capability, for a container that asked for
+	// RuntimeDefault or Localhost and got no policy, which containerd 2.3+
+	// (the runtimes Supported) does only to a privileged one.
+	PrivilegedCaps = "all (privileged: containerd set no policy for the profile it asked for)"
+)
+
+// Caps is the capability set the policy resolves ctr's profile for, and
+// what the decision log says of it.
+func Caps(ctr *api.Container) ([]string, string) {
+	if askedProfile(ctr) && ctr.GetLinux().GetSeccompPolicy() == nil {
+		return allCaps(), PrivilegedCaps
+	}
+	return defaultCaps, AssumedCaps
+}
+
+// askedProfile: the container asked for RuntimeDefault or Localhost.
+func askedProfile(ctr *api.Container) bool {
+	switch ctr.GetLinux().GetSeccompProfile().GetProfileType() {
+	case api.SecurityProfile_RUNTIME_DEFAULT, api.SecurityProfile_LOCALHOST:
+		return true
+	}
+	return false
+}
+
+// allCaps is what containerd's WithPrivileged gives.
+func allCaps() []string {
+	var all []string
+	for _, c := range capability.ListKnown() {
+		all = append(all, "CAP_"+strings.ToUpper(c.String()))
+	}
+	return all
+}
+
 // annotationPrefix: a pod's annotations under it reach its containers'
 // policy, as `pod_annotations = ["seccomp-shim.io/*"]` makes them on the
 // runtime wrapper's path. A container's own annotation wins.
@@ -58,20 +103,39 @@ const annotationPrefix = "seccomp-shim.io/"
 
 // Spec is the OCI spec the policy reads, made from what NRI shows of the
 // container: annotations (the pod's seccomp-shim.io/ ones added), args,
-// env, capabilities (defaultCaps) and linux.seccomp, the policy the engine
+// env, capabilities (Caps) and linux.seccomp, the policy the engine
 // has set so far (none for a CRI Unconfined, containerd's default for
 // RuntimeDefault, the file's for Localhost).
 func Spec(pod *api.PodSandbox, ctr *api.Container) ([]byte, error) {
+	set, _ := Caps(ctr)
+	return spec(pod, ctr, set)
+}
+
+// spec is Spec with the capabilities set.
+func spec(pod *api.PodSandbox, ctr *api.Container, set []string) ([]byte, error) {
 	ann := maps.Clone(ctr.GetAnnotations())
+	if ann == nil {
+		ann = map[string]string{}
+	}
 	for k, v := range pod.GetAnnotations() {
 		if _, ok := ann[k]; !ok && strings.HasPrefix(k, annotationPrefix) {
-			if ann == nil {
-				ann = map[string]string{}
-			}
 			ann[k] = v
 		}
 	}
-	caps := &specs.LinuxCapabilities{Bounding: defaultCaps, Effective: defaultCaps, Permitted: defaultCaps}
+	if _, ours := ann["io.kubernetes.cri.sandbox-id"]; ours && pod != nil {
+		// containerd shows the spec's annotations overlaid with the CRI
+		// config's (a device plugin's, through the kubelet), which may
+		// name another namespace, pod or container type; its own in the
+		// spec, which the shim reads, say what NRI says of the container.
+		maps.Copy(ann, map[string]string{
+			"io.kubernetes.cri.container-type":    "container", // NRI never shows a sandbox's
+			"io.kubernetes.cri.sandbox-id":        ctr.GetPodSandboxId(),
+			"io.kubernetes.cri.sandbox-namespace": pod.GetNamespace(),
+			"io.kubernetes.cri.sandbox-name":      pod.GetName(),
+			"io.kubernetes.cri.container-name":    ctr.GetName(),
+		})
+	}
+	caps := &specs.LinuxCapabilities{Bounding: set, Effective: set, Permitted: set}
 	var spec struct {
 		Version     string            `json:"ociVersion"`
 		Annotations map[string]string `json:"annotations,omitempty"`
@@ -148,6 +212,12 @@ func Adjust(cfg *policy.Config, pod *api.PodSandbox, ctr *api.Container, agent e
 		res.Warnings = append(res.Warnings, "policy says unconfined, but NRI cannot remove the engine's seccomp profile: kept")
 		return nil, res, nil
 	}
+	// NRI v0.12's runtime side (generate.AdjustSeccompPolicy, which
+	// containerd 2.4 runs) drops defaultErrnoRet, and runc then answers
+	// EPERM: the same denials with another errno, said, not refused.
+	if e := after.Linux.Seccomp.DefaultErrnoRet; e != nil && *e != uint(unix.EPERM) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("NRI does not pass defaultErrnoRet: syscalls the profile does not name fail with EPERM, not errno %d", *e))
+	}
 	adj := &api.ContainerAdjustment{}
 	adj.SetLinuxSeccompPolicy(api.FromOCILinuxSeccomp(after.Linux.Seccomp))
 	return adj, res, nil
@@ -167,6 +237,39 @@ type Plugin struct {
 	Metrics *Metrics
 
 	registered atomic.Bool // since Run last looked: a success resets its failure count
+}
+
+// ErrRuntime is Configure's error for a runtime the plugin does not
+// register with.
+var ErrRuntime = errors.New("runtime not supported by the NRI plugin")
+
+// Supported says whether the NRI runtime (as it names itself at
+// registration) is one the plugin's decisions hold on: containerd 2.3 or
+// later. Before 2.3, containerd does not show plugins the container's OCI
+// seccomp policy (containerd#12768): a RuntimeDefault or Localhost profile
+// looks like none, and `existing` would replace what it should keep or
+// tighten. Before 2.1 it ignores a seccomp adjustment altogether, and the
+// container would run with what the pod asked, logged as injected. Other
+// runtimes (CRI-O) are untested. Refusing to register fails closed: with
+// required_plugins nothing starts, and the agent's log says why.
+func Supported(runtime, version string) error {
+	var major, minor int
+	if runtime == "containerd" {
+		if _, err := fmt.Sscanf(strings.TrimPrefix(version, "v"), "%d.%d", &major, &minor); err == nil && (major > 2 || major == 2 && minor >= 3) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s %s: %w: it needs containerd 2.3 or later, which shows plugins the seccomp policy it made (containerd#12768); use seccomp-shim or seccomp-hook on this node (docs/nri.md)", runtime, version, ErrRuntime)
+}
+
+// Configure is stub.ConfigureInterface's: the runtime names itself first,
+// and the plugin does not register with one it can't serve (Supported).
+func (p *Plugin) Configure(_ context.Context, _, runtime, version string) (api.EventMask, error) {
+	if err := Supported(runtime, version); err != nil {
+		return 0, err
+	}
+	p.Log.WithFields(logrus.Fields{"runtime": runtime, "version": version}).Debug("NRI runtime")
+	return 0, nil // the events of the methods Plugin has
 }
 
 // Synchronize is stub.SynchronizeInterface's: NRI calls it once registered,
@@ -207,6 +310,16 @@ func (p *Plugin) check(pods []*api.PodSandbox, ctrs []*api.Container) {
 			continue
 		}
 		res, ok, err := inject.Follows(cfg, data, ctr.GetId(), Source(pod, ctr))
+		if err == nil && !ok && askedProfile(ctr) {
+			// Privileged, its profile the plugin's, resolved for all
+			// capabilities (Caps): running, it shows that profile, not
+			// the none containerd set.
+			if data, err := spec(pod, ctr, allCaps()); err == nil {
+				if _, priv, err := inject.Follows(cfg, data, ctr.GetId(), Source(pod, ctr)); err == nil {
+					ok = priv
+				}
+			}
+		}
 		switch {
 		case err != nil:
 			escaped++
@@ -223,12 +336,13 @@ func (p *Plugin) check(pods []*api.PodSandbox, ctrs []*api.Container) {
 func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	fields := logrus.Fields{"component": "seccomp-agent nri", "id": ctr.GetId(), "namespace": pod.GetNamespace(),
 		"pod": pod.GetName(), "container": ctr.GetName(), "cri_profile": criProfile(ctr)}
+	_, caps := Caps(ctr)
 	cfg, err := p.Load()
 	if err == nil {
 		var adj *api.ContainerAdjustment
 		var res *policy.Result
 		if adj, res, err = Adjust(cfg, pod, ctr, inject.Reach(cfg)); err == nil {
-			p.record(cfg, fields, res)
+			p.record(cfg, fields, res, caps)
 			return adj, nil, nil
 		}
 	}
@@ -245,9 +359,13 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 }
 
 // record logs and counts the decision as the shim does.
-func (p *Plugin) record(cfg *policy.Config, fields logrus.Fields, res *policy.Result) {
+func (p *Plugin) record(cfg *policy.Config, fields logrus.Fields, res *policy.Result, caps string) {
 	maps.Copy(fields, logfile.Result(res))
 	fields["requested"] = res.Requested
+	switch res.Action {
+	case policy.ActionInjected, policy.ActionReplaced, policy.ActionTightened:
+		fields["capabilities"] = caps
+	}
 	if err := logfile.Node(cfg.Log, logrus.InfoLevel, "seccomp profile "+res.Action, fields); err != nil {
 		p.Log.WithError(err).Warn("log.file")
 	}
@@ -274,9 +392,9 @@ func criProfile(ctr *api.Container) string {
 
 // Run registers p with NRI at socket and serves it until ctx ends. A lost
 // connection (containerd restarting) or a failed one (not up yet) is tried
-// again every retry, with a fresh stub: one that failed to register keeps
-// its dead connection. Of failures in a row, the first is a warning and the
-// rest, every retry, debug lines.
+// again every retry (every 60 retries where the runtime is not Supported),
+// with a fresh stub: one that failed to register keeps its dead connection.
+// Of failures in a row, the first is a warning and the rest debug lines.
 func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
 	failures := 0
 	for ctx.Err() == nil {
@@ -292,15 +410,20 @@ func (p *Plugin) Run(ctx context.Context, socket string, retry time.Duration) {
 		if p.registered.Swap(false) {
 			failures = 0
 		}
+		wait := retry
+		if errors.Is(err, ErrRuntime) {
+			// Only a new runtime, restarted, changes the answer.
+			wait = 60 * retry
+		}
 		log := p.Log.WithError(err).WithField("nri_socket", socket)
 		if failures++; failures == 1 {
-			log.Warnf("NRI connection lost or refused; connecting again every %v", retry)
+			log.Warnf("NRI connection lost or refused; connecting again every %v", wait)
 		} else {
 			log.Debug("NRI connection refused")
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(retry):
+		case <-time.After(wait):
 		}
 	}
 }

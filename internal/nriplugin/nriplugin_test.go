@@ -4,17 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
+	nrigen "github.com/containerd/nri/pkg/runtime-tools/generate"
+	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -23,6 +28,7 @@ import (
 	"github.com/seccomp-shim/seccomp-shim/internal/nriplugin"
 	"github.com/seccomp-shim/seccomp-shim/pkg/policy"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 )
 
 // rules is the node's policy in every case, with its audit section
@@ -101,7 +107,9 @@ func ptr[T any](v T) *T { return &v }
 type parityCase struct {
 	name, namespace string
 	podAnn          map[string]string
+	ctrAnn          map[string]string // the CRI container config's: NRI shows them over the spec's
 	sandbox         bool
+	privileged      bool // all capabilities, and containerd sets no policy
 	kind            api.SecurityProfile_ProfileType
 	before          *specs.LinuxSeccomp
 	agent           bool   // the notify agent answers
@@ -138,6 +146,19 @@ var parityCases = []parityCase{
 		before: runtimeDefault, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true, wantMeta: "complain"},
 	{name: "complain refused", namespace: "team-a", podAnn: map[string]string{"seccomp-shim.io/complain": "true"}, kind: api.SecurityProfile_UNCONFINED, agent: true,
 		wantErr: `rule "tenants" enforces its profile`},
+	// A privileged container asking RuntimeDefault (the kubelet's
+	// SeccompDefault): containerd sets no policy, and the profile the
+	// policy injects is resolved for all capabilities, as the shim sees
+	// them (mount allowed by CAP_SYS_ADMIN...).
+	{name: "privileged, runtime default asked", namespace: "web", privileged: true, kind: api.SecurityProfile_RUNTIME_DEFAULT, agent: true, wantDefault: "SCMP_ACT_ERRNO", wantListener: true},
+	{name: "privileged, localhost asked", namespace: "team-a", privileged: true, kind: api.SecurityProfile_LOCALHOST, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true},
+	// containerd 2.4's NRI shows a container's annotations as the spec's
+	// overlaid with its CRI config's (a device plugin's, through the
+	// kubelet), while the spec keeps containerd's own: the namespace, pod
+	// and container the policy matches are containerd's.
+	{name: "config annotations naming another namespace", namespace: "team-a", ctrAnn: map[string]string{"io.kubernetes.cri.sandbox-namespace": "debug",
+		"io.kubernetes.cri.container-name": "x", "io.kubernetes.cri.sandbox-name": "x", "io.kubernetes.cri.container-type": "sandbox"},
+		kind: api.SecurityProfile_UNCONFINED, agent: true, wantDefault: "SCMP_ACT_ALLOW", wantListener: true},
 	{name: "audit off", namespace: "web", kind: api.SecurityProfile_UNCONFINED, agent: true, audit: `mode = "off"`, wantDefault: "SCMP_ACT_ERRNO"},
 	{name: "agent down, refused", namespace: "web", kind: api.SecurityProfile_UNCONFINED, audit: "mode = \"always\"\nunreachable = \"refuse\"", wantErr: "notify agent unreachable"},
 }
@@ -212,6 +233,13 @@ func ociSpec(t *testing.T, c parityCase) []byte {
 	maps.Copy(ann, c.podAnn)
 	caps := []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
 		"CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"}
+	if c.privileged {
+		// containerd's WithPrivileged: every capability.
+		caps = nil
+		for _, c := range capability.ListKnown() {
+			caps = append(caps, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
 	s := specs.Spec{
 		Version:     specs.Version,
 		Annotations: ann,
@@ -234,6 +262,7 @@ func nriContainer(c parityCase) (*api.PodSandbox, *api.Container) {
 	ctr := &api.Container{Id: "ctr-1", PodSandboxId: "sandbox-1", Name: "app", Annotations: criAnnotations(c),
 		Args: []string{"/bin/app", "--serve"}, Env: []string{"PATH=/bin"},
 		Linux: &api.LinuxContainer{SeccompProfile: &api.SecurityProfile{ProfileType: c.kind}}}
+	maps.Copy(ctr.Annotations, c.ctrAnn)
 	if c.before != nil {
 		ctr.Linux.SeccompPolicy = api.FromOCILinuxSeccomp(c.before)
 	}
@@ -302,10 +331,32 @@ func viaPlugin(t *testing.T, e env, c parityCase) (*specs.LinuxSeccomp, error) {
 	if len(updates) != 0 {
 		t.Errorf("plugin: updates to other containers: %v", updates)
 	}
-	if sp := adj.GetLinux().GetSeccompPolicy(); sp != nil {
-		return nriplugin.ToOCI(sp), nil
+	return applyNRI(t, c.before, adj), nil
+}
+
+// applyNRI applies adj's seccomp policy to a spec whose linux.seccomp is
+// before with the code containerd 2.x runs on the plugins' adjustments
+// (NRI's generate.Generator), and returns linux.seccomp.
+func applyNRI(t *testing.T, before *specs.LinuxSeccomp, adj *api.ContainerAdjustment) *specs.LinuxSeccomp {
+	t.Helper()
+	s := &specs.Spec{Linux: &specs.Linux{Seccomp: before}}
+	g := &nrigen.Generator{Config: s}
+	if err := g.AdjustSeccompPolicy(adj.GetLinux().GetSeccompPolicy()); err != nil {
+		t.Fatal(err)
 	}
-	return c.before, nil
+	return s.Linux.Seccomp
+}
+
+// asRuncReads is sc as runc reads it: an SCMP_ACT_ERRNO default without
+// defaultErrnoRet answers EPERM. NRI drops defaultErrnoRet
+// (TestDefaultErrnoThroughNRI); where it is EPERM, nothing is lost.
+func asRuncReads(sc *specs.LinuxSeccomp) *specs.LinuxSeccomp {
+	if sc == nil || sc.DefaultAction != specs.ActErrno || sc.DefaultErrnoRet != nil {
+		return sc
+	}
+	c := *sc
+	c.DefaultErrnoRet = ptr(uint(unix.EPERM))
+	return &c
 }
 
 // TestParity: one table through the three entry points; each gives the
@@ -317,6 +368,13 @@ func TestParity(t *testing.T) {
 			var got [3][]byte
 			for i, via := range []func(*testing.T, env, parityCase) (*specs.LinuxSeccomp, error){viaShim, viaHook, viaPlugin} {
 				name := [...]string{"shim", "hook", "plugin"}[i]
+				if c.sandbox && name == "plugin" {
+					// NRI never shows a pause container (docs/nri.md,
+					// Limits), and the plugin takes what it shows for a
+					// container.
+					got[i] = got[0]
+					continue
+				}
 				sc, err := via(t, e, c)
 				if c.wantErr != "" {
 					if err == nil || !strings.Contains(err.Error(), c.wantErr) {
@@ -327,7 +385,7 @@ func TestParity(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
-				got[i], _ = json.Marshal(sc)
+				got[i], _ = json.Marshal(asRuncReads(sc))
 				switch {
 				case c.wantNone:
 					if sc != nil {
@@ -460,6 +518,10 @@ func TestLogAndCount(t *testing.T) {
 		injected["id"] != "ctr-1" || injected["cri_profile"] != "unconfined" || injected["component"] != "seccomp-agent nri" {
 		t.Errorf("decision logged as %v", injected)
 	}
+	// NRI does not pass capabilities: the record says what was assumed.
+	if injected["capabilities"] != nriplugin.AssumedCaps {
+		t.Errorf("decision logged without the capabilities assumed: %v", injected)
+	}
 	if !strings.Contains(agentLog.String(), "not allowed by policy") {
 		t.Errorf("agent log: %q", agentLog.String())
 	}
@@ -540,5 +602,169 @@ func TestRunRetries(t *testing.T) {
 	p.Run(ctx, filepath.Join(t.TempDir(), "nri.sock"), 20*time.Millisecond)
 	if n := strings.Count(agentLog.String(), "NRI connection refused"); n < 2 {
 		t.Errorf("%d retries in 300ms every 20ms:\n%s", n, agentLog.String())
+	}
+}
+
+// TestDefaultErrnoThroughNRI: NRI v0.12 (the runtime's side, which containerd
+// 2.4 runs on adjustments) does not carry a policy's defaultErrnoRet, so
+// runc answers the syscalls a profile does not name with EPERM. Same
+// denials, another errno: the plugin starts the container and says so in
+// its decision, as the shim and the hook give the profile whole.
+func TestDefaultErrnoThroughNRI(t *testing.T) {
+	c := parityCase{namespace: "enosys", kind: api.SecurityProfile_UNCONFINED, rule: `
+[[rule]]
+name = "enosys"
+match.namespaces = ["enosys"]
+profile = "enosys"
+existing = "replace"
+`}
+	e := newEnv(t, c)
+	enosys := `{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,"syscalls":[{"names":["read","write","exit_group"],"action":"SCMP_ACT_ALLOW"}]}`
+	if err := os.WriteFile(filepath.Join(e.dir, "profiles", "enosys.json"), []byte(enosys), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shim, err := viaShim(t, e, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shim.DefaultErrnoRet == nil || *shim.DefaultErrnoRet != 38 {
+		t.Fatalf("shim: defaultErrnoRet %v", shim.DefaultErrnoRet)
+	}
+	cfg, err := policy.Load(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, ctr := nriContainer(c)
+	adj, res, err := nriplugin.Adjust(cfg, pod, ctr, errors.New("agent down"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := applyNRI(t, nil, adj)
+	if got == nil || got.DefaultAction != specs.ActErrno {
+		t.Fatalf("plugin: %+v", got)
+	}
+	if got.DefaultErrnoRet != nil {
+		t.Logf("NRI now carries defaultErrnoRet (%d): drop the plugin's warning", *got.DefaultErrnoRet)
+	}
+	if !slices.ContainsFunc(res.Warnings, func(w string) bool { return strings.Contains(w, "EPERM, not errno 38") }) {
+		t.Errorf("no warning about defaultErrnoRet: %q", res.Warnings)
+	}
+	// EPERM's own default is no loss, and says nothing.
+	c.namespace = "web"
+	pod, ctr = nriContainer(c)
+	if _, res, err = nriplugin.Adjust(cfg, pod, ctr, errors.New("agent down")); err != nil || len(res.Warnings) != 0 {
+		t.Errorf("default profile: %v, warnings %q", err, res.Warnings)
+	}
+}
+
+// TestSupported: the plugin registers with containerd 2.3 or later only
+// (as containerd names itself: a go-installed one says "2.4.2+unknown"),
+// and says why not to the others.
+func TestSupported(t *testing.T) {
+	for _, c := range []struct {
+		runtime, version string
+		ok               bool
+	}{
+		{"containerd", "2.4.2+unknown", true},
+		{"containerd", "v2.3.0", true},
+		{"containerd", "v2.3.0-rc.1", true},
+		{"containerd", "v3.0.0", true},
+		{"containerd", "v2.2.1", false},
+		{"containerd", "v2.0.5", false},
+		{"containerd", "1.7.27", false},
+		{"containerd", "", false},
+		{"containerd", "garbage", false},
+		{"cri-o", "1.33.0", false},
+	} {
+		err := nriplugin.Supported(c.runtime, c.version)
+		if (err == nil) != c.ok || err != nil && (!errors.Is(err, nriplugin.ErrRuntime) || !strings.Contains(err.Error(), "containerd 2.3 or later")) {
+			t.Errorf("Supported(%q, %q) = %v, want ok %v", c.runtime, c.version, err, c.ok)
+		}
+	}
+	log := logrus.New()
+	log.Out = io.Discard
+	p := &nriplugin.Plugin{Log: log, Metrics: nriplugin.NewMetrics()}
+	if _, err := p.Configure(context.Background(), "", "containerd", "v2.2.1"); !errors.Is(err, nriplugin.ErrRuntime) {
+		t.Errorf("Configure on containerd 2.2: %v", err)
+	}
+	if mask, err := p.Configure(context.Background(), "", "containerd", "v2.4.2"); err != nil || mask != 0 {
+		t.Errorf("Configure on containerd 2.4: %v, %v", mask, err)
+	}
+}
+
+// TestRegisterRuntime: against NRI's own runtime side (what containerd
+// embeds) naming itself containerd 2.2.1, the plugin does not register and
+// its log says why; naming itself 2.4.2, it registers.
+func TestRegisterRuntime(t *testing.T) {
+	for _, c := range []struct {
+		version string
+		ok      bool
+	}{{"2.2.1", false}, {"2.4.2+unknown", true}} {
+		dir := t.TempDir()
+		socket := filepath.Join(dir, "nri.sock")
+		sync := func(ctx context.Context, cb adaptation.SyncCB) error { _, err := cb(ctx, nil, nil); return err }
+		update := func(context.Context, []*adaptation.ContainerUpdate) ([]*adaptation.ContainerUpdate, error) {
+			return nil, nil
+		}
+		r, err := adaptation.New("containerd", c.version, sync, update, adaptation.WithSocketPath(socket),
+			adaptation.WithPluginPath(filepath.Join(dir, "plugins")), adaptation.WithPluginConfigPath(filepath.Join(dir, "conf")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var agentLog bytes.Buffer
+		log := logrus.New()
+		log.Out = &agentLog
+		p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(newEnv(t, parityCase{}).getenv) }, Log: log, Metrics: nriplugin.NewMetrics()}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		p.Run(ctx, socket, 100*time.Millisecond)
+		cancel()
+		r.Stop()
+		registered := strings.Contains(agentLog.String(), "registered with NRI")
+		if registered != c.ok || !c.ok && !strings.Contains(agentLog.String(), "needs containerd 2.3 or later") {
+			t.Errorf("containerd %s: registered %v, want %v; agent log:\n%s", c.version, registered, c.ok, agentLog.String())
+		}
+	}
+}
+
+// TestSynchronizePrivileged: a privileged container the plugin gave a
+// profile resolved for all capabilities (it asked RuntimeDefault, containerd
+// set none) is not reported as escaped when the plugin registers again;
+// the same profile on a container that asked for none, and so was resolved
+// for containerd's default capabilities, is.
+func TestSynchronizePrivileged(t *testing.T) {
+	c := parityCase{namespace: "priv", privileged: true, kind: api.SecurityProfile_RUNTIME_DEFAULT, rule: `
+[[rule]]
+name = "priv"
+match.namespaces = ["priv"]
+profile = "default"
+existing = "replace"
+`}
+	e := newEnv(t, c)
+	cfg, err := policy.Load(e.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, priv := nriContainer(c)
+	adj, _, err := nriplugin.Adjust(cfg, pod, priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv.Linux.SeccompPolicy, priv.State = adj.GetLinux().GetSeccompPolicy(), api.ContainerState_CONTAINER_RUNNING
+	c.kind = api.SecurityProfile_UNCONFINED
+	_, other := nriContainer(c)
+	other.Id, other.Name, other.State = "ctr-2", "other", api.ContainerState_CONTAINER_RUNNING
+	other.Linux.SeccompPolicy = priv.Linux.SeccompPolicy
+	var agentLog bytes.Buffer
+	log := logrus.New()
+	log.Out = &agentLog
+	p := &nriplugin.Plugin{Load: func() (*policy.Config, error) { return policy.Load(e.getenv) }, Log: log, Metrics: nriplugin.NewMetrics()}
+	if _, err := p.Synchronize(context.Background(), []*api.PodSandbox{pod}, []*api.Container{priv, other}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(agentLog.String(), "escaped the policy"); n != 1 || !strings.Contains(agentLog.String(), "container=other") {
+		t.Errorf("agent log:\n%s", agentLog.String())
 	}
 }

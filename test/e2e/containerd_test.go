@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/seccomp-shim/seccomp-shim/internal/install/kube"
@@ -97,17 +95,6 @@ existing = "replace"
 	}
 }
 
-// criClient dials the private containerd's CRI services.
-func criClient(t *testing.T, socket string) (cri.RuntimeServiceClient, cri.ImageServiceClient) {
-	t.Helper()
-	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return cri.NewRuntimeServiceClient(conn), cri.NewImageServiceClient(conn)
-}
-
 // TestContainerdCRI drives containerd's CRI plugin as the kubelet does, with
 // a RuntimeClass handler "seccomp-shim" whose BinaryName is the shim.
 func TestContainerdCRI(t *testing.T) {
@@ -164,7 +151,7 @@ allowed_profiles = ["enoent"]
 `, wrapper)
 	ctd := harness.NewContainerd(t, harness.ContainerdOptions{SandboxImage: ctdImage, CRI: criConf})
 	ctd.Import(t, "k8s.io", harness.Rootfs(t), ctdImage, []string{"/bin/sleep", "100000"})
-	rs, is := criClient(t, ctd.Socket)
+	k := ctd.CRI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -177,102 +164,33 @@ allowed_profiles = ["enoent"]
 	}
 
 	// The CRI plugin learns of imported images from events: wait for it.
-	for i := 0; ; i++ {
-		st, err := is.ImageStatus(ctx, &cri.ImageStatusRequest{Image: &cri.ImageSpec{Image: ctdImage}})
-		if err == nil && st.Image != nil {
-			break
-		}
-		if i > 100 {
-			t.Fatalf("CRI does not see %s: %v", ctdImage, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := k.WaitImage(ctx, ctdImage); err != nil {
+		t.Fatal(err)
 	}
 
-	type pod struct {
-		id, logDir string
-		cfg        *cri.PodSandboxConfig
-	}
-	var pods []*pod
-	t.Cleanup(func() {
-		c, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for _, p := range pods {
-			if _, err := rs.StopPodSandbox(c, &cri.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
-				t.Errorf("StopPodSandbox %s: %v", p.id, err)
-			}
-			if _, err := rs.RemovePodSandbox(c, &cri.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
-				t.Errorf("RemovePodSandbox %s: %v", p.id, err)
-			}
-		}
-	})
-	runPod := func(name, namespace string, annotations map[string]string) *pod {
+	// Pods are stopped and removed when the test ends (harness.CRI).
+	var pods []*harness.Pod
+	runPod := func(name, namespace string, annotations map[string]string) *harness.Pod {
 		t.Helper()
-		p := &pod{logDir: t.TempDir()}
-		p.cfg = &cri.PodSandboxConfig{
-			Metadata: &cri.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: name + "-uid"},
-			// No Hostname: a host-network pod has no UTS namespace, and
-			// runc refuses "unable to set hostname without a private UTS
-			// namespace" (the kubelet leaves it empty too).
-			LogDirectory: p.logDir,
-			Annotations:  annotations,
-			Linux: &cri.LinuxPodSandboxConfig{SecurityContext: &cri.LinuxSandboxSecurityContext{
-				NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE},
-			}},
-		}
-		resp, err := rs.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: p.cfg, RuntimeHandler: "seccomp-shim"})
+		p, err := k.RunPod(ctx, harness.PodConfig(name, namespace, t.TempDir(), annotations), "seccomp-shim")
 		if err != nil {
 			t.Fatalf("RunPodSandbox %s/%s: %v", namespace, name, err)
 		}
-		p.id = resp.PodSandboxId
 		pods = append(pods, p)
 		return p
 	}
 	// runContainer runs command (by default the probe) in p and returns its
-	// log.
-	runContainer := func(p *pod, name string, seccomp *cri.SecurityProfile, command ...string) (id, log string) {
+	// log; it must exit 0.
+	runContainer := func(p *harness.Pod, name string, seccomp *cri.SecurityProfile, command ...string) (id, log string) {
 		t.Helper()
 		if len(command) == 0 {
 			command = []string{"/bin/probe", "status", "call", "keyctl", "call", "getpid"}
 		}
-		cc := &cri.ContainerConfig{
-			Metadata: &cri.ContainerMetadata{Name: name},
-			Image:    &cri.ImageSpec{Image: ctdImage},
-			Command:  command,
-			LogPath:  name + ".log",
-			Linux:    &cri.LinuxContainerConfig{SecurityContext: &cri.LinuxContainerSecurityContext{Seccomp: seccomp}},
-		}
-		cr, err := rs.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: p.id, Config: cc, SandboxConfig: p.cfg})
+		id, log, err := k.Run(ctx, p, harness.ContainerConfig(name, ctdImage, seccomp, command...))
 		if err != nil {
-			t.Fatalf("CreateContainer %s: %v", name, err)
+			t.Fatalf("container %s: %v\n%s", name, err, log)
 		}
-		if _, err := rs.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: cr.ContainerId}); err != nil {
-			t.Fatalf("StartContainer %s: %v", name, err)
-		}
-		for {
-			st, err := rs.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: cr.ContainerId})
-			if err != nil {
-				t.Fatalf("ContainerStatus %s: %v", name, err)
-			}
-			if st.Status.State == cri.ContainerState_CONTAINER_EXITED {
-				if st.Status.ExitCode != 0 {
-					t.Errorf("%s exited %d: %s", name, st.Status.ExitCode, st.Status.Message)
-				}
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		b, err := os.ReadFile(filepath.Join(p.logDir, name+".log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// CRI log lines: "TIME stdout F text".
-		var sb strings.Builder
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			if f := strings.SplitN(line, " ", 4); len(f) == 4 {
-				sb.WriteString(f[3] + "\n")
-			}
-		}
-		return cr.ContainerId, sb.String()
+		return id, log
 	}
 
 	teamA := runPod("pay", "team-a", nil)
@@ -283,10 +201,10 @@ allowed_profiles = ["enoent"]
 		name, id, errno, rule, profile, action string
 	}
 	var checks []check
-	add := func(p *pod, name string, sp *cri.SecurityProfile, errno, rule, profile, action string) {
+	add := func(p *harness.Pod, name string, sp *cri.SecurityProfile, errno, rule, profile, action string) {
 		id, log := runContainer(p, name, sp)
 		want(t, log, "Seccomp:\t2", "keyctl errno "+errno, "getpid ok")
-		checks = append(checks, check{p.cfg.Metadata.Namespace + "/" + p.cfg.Metadata.Name + "/" + name, id, errno, rule, profile, action})
+		checks = append(checks, check{p.Config.Metadata.Namespace + "/" + p.Config.Metadata.Name + "/" + name, id, errno, rule, profile, action})
 	}
 	unconfined := &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
 	// By namespace, pod annotation and container name.
@@ -301,14 +219,14 @@ allowed_profiles = ["enoent"]
 	// A profile the rule does not allow fails the start, and the shim's
 	// error reaches the CRI client (through runc's --log JSON).
 	bad := runPod("pay-bad", "team-a", map[string]string{"seccomp-shim.io/profile": "strict"})
-	cr, err := rs.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: bad.id, SandboxConfig: bad.cfg, Config: &cri.ContainerConfig{
+	cr, err := k.Runtime.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: bad.ID, SandboxConfig: bad.Config, Config: &cri.ContainerConfig{
 		Metadata: &cri.ContainerMetadata{Name: "probe"}, Image: &cri.ImageSpec{Image: ctdImage},
 		Command: []string{"/bin/probe", "status"}, LogPath: "probe.log",
 	}})
 	if err != nil {
 		t.Fatalf("CreateContainer pay-bad: %v", err)
 	}
-	_, err = rs.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: cr.ContainerId})
+	_, err = k.Runtime.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: cr.ContainerId})
 	if err == nil || !strings.Contains(err.Error(), `rule "tenants" allows only ["eacces" "enoent"]: not allowed by policy`) {
 		t.Errorf("StartContainer with a profile not allowed: %v", err)
 	} else {
@@ -340,13 +258,13 @@ allowed_profiles = ["enoent"]
 	// The pause containers went through the shim too, and got the default
 	// (the annotated pod's pause ignores seccomp-shim.io/profile).
 	for _, p := range pods {
-		rec := d[p.id]
+		rec := d[p.ID]
 		if rec == nil || rec["rule"] != "pause" || rec["profile"] != "default" {
-			t.Errorf("sandbox %s/%s: decision %v, want rule pause, profile default", p.cfg.Metadata.Namespace, p.cfg.Metadata.Name, rec)
+			t.Errorf("sandbox %s/%s: decision %v, want rule pause, profile default", p.Config.Metadata.Namespace, p.Config.Metadata.Name, rec)
 		}
-		st, err := rs.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id})
+		st, err := k.Runtime.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.ID})
 		if err != nil || st.Status.State != cri.PodSandboxState_SANDBOX_READY {
-			t.Errorf("sandbox %s: %v %v", p.id, st, err)
+			t.Errorf("sandbox %s: %v %v", p.ID, st, err)
 		}
 	}
 	if t.Failed() {

@@ -44,8 +44,9 @@ enforce = false
 `
 
 // nriTolerate is the validator's tolerate_missing_plugins_annotation, as
-// docs/nri.md suggests it for the plugin's own pod.
-const nriTolerate = "tolerate-missing-plugins.nri.io"
+// docs/nri.md gives it for the plugin's own pod: NRI's documented key, the
+// one deploy/kubernetes/nri's DaemonSet carries.
+const nriTolerate = "tolerate-missing-nri-plugins.noderesource.dev"
 
 // nriNode is a node on the new stack: containerd 2.4 with runc 1.3 and NRI,
 // its validator requiring the plugin, and the policy in cfg.
@@ -434,4 +435,70 @@ func getMetrics(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestNRIPrivileged: a privileged pod asking for RuntimeDefault (the
+// kubelet's SeccompDefault) gets no policy from containerd; the rule's
+// Docker default profile the plugin injects is resolved for all
+// capabilities, as the shim would: mount, allowed by CAP_SYS_ADMIN, reaches
+// the kernel instead of failing with the profile's EPERM. The decision says
+// which capabilities.
+func TestNRIPrivileged(t *testing.T) {
+	n := newNRINode(t, `
+[[rule]]
+name = "privileged"
+match.namespaces = ["node-agents"]
+profile = "default"
+existing = "replace"
+`)
+	n.agent(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k := n.ctd.CRI(t)
+	pc := harness.PodConfig("csi", "node-agents", t.TempDir(), nil)
+	pc.Linux.SecurityContext.Privileged = true
+	p, err := k.RunPod(ctx, pc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := harness.ContainerConfig("driver", harness.PauseImage, &cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault},
+		"/bin/probe", "status", "call", "mount", "call", "getpid")
+	cc.Linux.SecurityContext.Privileged = true
+	id, log, err := k.Run(ctx, p, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, log, "Seccomp:\t2", "getpid ok")
+	if strings.Contains(log, "mount errno EPERM") {
+		t.Errorf("privileged: mount denied by the profile:\n%s", log)
+	}
+	if rec := n.decisionsByID(t)[id]; rec == nil || rec["action"] != "injected" || !strings.HasPrefix(fmt.Sprint(rec["capabilities"]), "all (privileged") {
+		t.Errorf("decision %v", rec)
+	}
+}
+
+// TestNRIConfigAnnotations: NRI shows a container's annotations with its CRI
+// config's over the spec's (a device plugin's reach the config through the
+// kubelet); ones naming another namespace don't choose its rule: containerd's
+// own, in the spec, do, as the shim sees them.
+func TestNRIConfigAnnotations(t *testing.T) {
+	n := newNRINode(t, nriRules)
+	n.agent(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	k := n.ctd.CRI(t)
+	p, err := k.RunPod(ctx, harness.PodConfig("pay", "team-a", t.TempDir(), nil), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := harness.ContainerConfig("probe", harness.PauseImage, &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}, probeCmd...)
+	cc.Annotations = map[string]string{"io.kubernetes.cri.sandbox-namespace": "debug", "io.kubernetes.cri.container-type": "sandbox"}
+	id, log, err := k.Run(ctx, p, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want(t, log, "Seccomp:\t2", "keyctl errno EACCES 13", "getpid ok")
+	if rec := n.decisionsByID(t)[id]; rec == nil || rec["rule"] != "tenants" || rec["namespace"] != "team-a" {
+		t.Errorf("decision %v", rec)
+	}
 }

@@ -30,6 +30,16 @@ func recordCommand(stdout, stderr io.Writer) *cli.Command {
 		if err := noServeFlags(c); err != nil {
 			return err
 		}
+		// urfave/cli stops at the first argument: a flag after it would
+		// be taken as a name ("--force" as the profile's).
+		for _, a := range c.Args().Slice() {
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			for _, f := range c.Command.Flags {
+				if strings.HasPrefix(a, "-") && slices.Contains(f.Names(), name) {
+					return cliapp.Usage(c, "flag %s after the arguments: put it before them (seccomp-agent record %s %s %s)", a, c.Command.Name, a, usage)
+				}
+			}
+		}
 		if n := c.NArg(); n < min || max >= 0 && n > max {
 			return cliapp.Usage(c, "usage: seccomp-agent record %s %s", c.Command.Name, usage)
 		}

@@ -141,6 +141,10 @@ func TestRecordErrors(t *testing.T) {
 		{[]string{"record", "diff", "--dir", dir, "--config", config, "web", "nosuch"}, 1, `profile "nosuch": not in`},
 		{[]string{"record", "install", "--dir", dir, "--config", config, "web", "a/b"}, 1, `profile name "a/b"`},
 		{[]string{"--socket", "/x", "record", "list"}, 2, "the flags before"},
+		// A flag after the arguments is not taken as a name.
+		{[]string{"record", "install", "--dir", dir, "--config", config, "web", "web-v1", "--force"}, 2, "flag --force after the arguments: put it before them (seccomp-agent record install --force NAME|FILE [PROFILE])"},
+		{[]string{"record", "install", "--dir", dir, "--config", config, "web", "--force"}, 2, "flag --force after the arguments"},
+		{[]string{"record", "show", "web", "--dir=" + dir}, 2, "flag --dir=" + dir + " after the arguments"},
 	} {
 		code, _, errOut := runMain(c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {

@@ -46,8 +46,8 @@ func recordCommand(stdout, stderr io.Writer) *cli.Command {
 		return nil
 	}
 	fail := func(err error) error {
-		if err == nil {
-			return nil
+		if _, said := err.(cli.ExitCoder); err == nil || said {
+			return err
 		}
 		return cli.Exit(fmt.Sprintf("seccomp-agent record: %v", err), 1)
 	}

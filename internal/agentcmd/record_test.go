@@ -147,7 +147,7 @@ func TestRecordErrors(t *testing.T) {
 		{[]string{"record", "show", "web", "--dir=" + dir}, 2, "flag --dir=" + dir + " after the arguments"},
 	} {
 		code, _, errOut := runMain(c.args...)
-		if code != c.code || !strings.Contains(errOut, c.want) {
+		if code != c.code || !strings.Contains(errOut, c.want) || strings.HasSuffix(errOut, ": \n") {
 			t.Errorf("%q: exit %d, want %d with %q:\n%s", c.args, code, c.code, c.want, errOut)
 		}
 	}

@@ -1,8 +1,10 @@
 package agentcmd
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -155,7 +157,11 @@ func loadRecording(c *cli.Context, arg string) (*recording.Recording, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Load(arg)
+	r, err := s.Load(arg)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("recording %q: no %s: the agent writes it when a container recorded under that name ends (record list shows the recordings there)", arg, s.Path(arg))
+	}
+	return r, err
 }
 
 // profileOf writes r's profile, named name, with the validator's warnings

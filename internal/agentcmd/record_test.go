@@ -134,7 +134,7 @@ func TestRecordErrors(t *testing.T) {
 		{[]string{"record", "list", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"record", "show", "--dir", dir}, 2, "usage: seccomp-agent record show NAME|FILE"},
 		{[]string{"record", "diff", "--dir", dir, "web"}, 2, "usage: seccomp-agent record diff NAME|FILE PROFILE"},
-		{[]string{"record", "show", "--dir", dir, "absent"}, 1, filepath.Join(dir, "absent.json")},
+		{[]string{"record", "show", "--dir", dir, "absent"}, 1, `recording "absent": no ` + filepath.Join(dir, "absent.json") + `: the agent writes it when a container recorded under that name ends`},
 		{[]string{"record", "show", "--dir", dir, "broken"}, 1, `recording ` + broken + `: invalid recording: architectures.SCMP_ARCH_X86_64.syscalls[0] "Opne": not a syscall name`},
 		{[]string{"record", "list", "--dir", dir}, 1, broken},
 		{[]string{"record", "merge", "--dir", dir, "../x", "web"}, 1, `recording name "../x"`},

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
-
 	"github.com/seccomp-shim/seccomp-shim/test/e2e/harness"
 )
 
@@ -28,33 +26,9 @@ func TestRecordNRI(t *testing.T) {
 	k := n.ctd.CRI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	www, bin := workloadFiles(t)
-	pods := 0
-	recordEngineLoop(t, n.cfg, n.auditLog, recordings, "nri", false, func(t *testing.T, ann map[string]string, script string) (string, error) {
-		pods++
-		podAnn, ctrAnn := map[string]string{}, map[string]string{}
-		for k, v := range ann {
-			if strings.HasPrefix(k, "seccomp-shim.io/") {
-				podAnn[k] = v // the plugin reads the pod's, no pod_annotations needed
-			} else {
-				ctrAnn[k] = v
-			}
-		}
-		// A host-network pod: httpd on a port of its own.
-		script = strings.ReplaceAll(script, "127.0.0.1:8080", "127.0.0.1:18932")
-		p, err := k.RunPod(ctx, harness.PodConfig(fmt.Sprint("rec-", pods), "shop", t.TempDir(), podAnn), "")
-		if err != nil {
-			return "", err
-		}
-		cc := harness.ContainerConfig("work", harness.PauseImage, nil, "/bin/busybox", "sh", "-c", script)
-		cc.Annotations = ctrAnn
-		cc.Mounts = []*cri.Mount{{ContainerPath: "/www", HostPath: www, Readonly: true}, {ContainerPath: "/bin/netfiles", HostPath: bin, Readonly: true}}
-		_, out, err := k.Run(ctx, p, cc)
-		if err != nil {
-			return out + err.Error(), err
-		}
-		return out, nil
-	})
+	// The pod's seccomp-shim.io annotations reach the plugin without any
+	// pod_annotations setting.
+	recordEngineLoop(t, n.cfg, n.auditLog, recordings, "nri", false, criRecordRun(t, ctx, k, "", "shop", harness.PauseImage, "127.0.0.1:18932"))
 
 	// crictl, as an operator runs it: a name the rule doesn't allow is
 	// refused with the rule and the reason.

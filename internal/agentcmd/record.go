@@ -54,8 +54,9 @@ func recordCommand(stdout, stderr io.Writer) *cli.Command {
 		return cli.Exit(fmt.Sprintf("seccomp-agent record: %v", err), 1)
 	}
 	return &cli.Command{
-		Name:  "record",
-		Usage: "list, print, merge, compare and install the profiles recorded from containers",
+		Name:      "record",
+		Usage:     "list, print, merge, compare and install the profiles recorded from containers",
+		UsageText: "seccomp-agent record list|show|merge|diff|install [command options] ARGUMENTS (seccomp-agent record COMMAND --help)",
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return cliapp.Usage(c, "unknown command %q", c.Args().First())

@@ -152,6 +152,9 @@ func TestRecordErrors(t *testing.T) {
 		}
 	}
 	// --help is not an error.
+	if code, out, _ := runMain("record", "--help"); code != 0 || !strings.Contains(out, "seccomp-agent record list|show|merge|diff|install [command options]") {
+		t.Errorf("record --help: exit %d, no command in its usage\n%s", code, out)
+	}
 	if code, out, _ := runMain("record", "merge", "--help"); code != 0 || !strings.Contains(out, "NAME SOURCE...") {
 		t.Errorf("record merge --help: exit %d\n%s", code, out)
 	}

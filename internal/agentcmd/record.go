@@ -1,8 +1,10 @@
 package agentcmd
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,20 +32,31 @@ func recordCommand(stdout, stderr io.Writer) *cli.Command {
 		if err := noServeFlags(c); err != nil {
 			return err
 		}
+		// urfave/cli stops at the first argument: a flag after it would
+		// be taken as a name ("--force" as the profile's).
+		for _, a := range c.Args().Slice() {
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			for _, f := range c.Command.Flags {
+				if strings.HasPrefix(a, "-") && slices.Contains(f.Names(), name) {
+					return cliapp.Usage(c, "flag %s after the arguments: put it before them (seccomp-agent record %s %s %s)", a, c.Command.Name, a, usage)
+				}
+			}
+		}
 		if n := c.NArg(); n < min || max >= 0 && n > max {
 			return cliapp.Usage(c, "usage: seccomp-agent record %s %s", c.Command.Name, usage)
 		}
 		return nil
 	}
 	fail := func(err error) error {
-		if err == nil {
-			return nil
+		if _, said := err.(cli.ExitCoder); err == nil || said {
+			return err
 		}
 		return cli.Exit(fmt.Sprintf("seccomp-agent record: %v", err), 1)
 	}
 	return &cli.Command{
-		Name:  "record",
-		Usage: "list, print, merge, compare and install the profiles recorded from containers",
+		Name:      "record",
+		Usage:     "list, print, merge, compare and install the profiles recorded from containers",
+		UsageText: "seccomp-agent record list|show|merge|diff|install [command options] ARGUMENTS (seccomp-agent record COMMAND --help)",
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return cliapp.Usage(c, "unknown command %q", c.Args().First())
@@ -145,7 +158,11 @@ func loadRecording(c *cli.Context, arg string) (*recording.Recording, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Load(arg)
+	r, err := s.Load(arg)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("recording %q: no %s: the agent writes it when a container recorded under that name ends (record list shows the recordings there)", arg, s.Path(arg))
+	}
+	return r, err
 }
 
 // profileOf writes r's profile, named name, with the validator's warnings

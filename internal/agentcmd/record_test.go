@@ -134,20 +134,27 @@ func TestRecordErrors(t *testing.T) {
 		{[]string{"record", "list", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"record", "show", "--dir", dir}, 2, "usage: seccomp-agent record show NAME|FILE"},
 		{[]string{"record", "diff", "--dir", dir, "web"}, 2, "usage: seccomp-agent record diff NAME|FILE PROFILE"},
-		{[]string{"record", "show", "--dir", dir, "absent"}, 1, filepath.Join(dir, "absent.json")},
+		{[]string{"record", "show", "--dir", dir, "absent"}, 1, `recording "absent": no ` + filepath.Join(dir, "absent.json") + `: the agent writes it when a container recorded under that name ends`},
 		{[]string{"record", "show", "--dir", dir, "broken"}, 1, `recording ` + broken + `: invalid recording: architectures.SCMP_ARCH_X86_64.syscalls[0] "Opne": not a syscall name`},
 		{[]string{"record", "list", "--dir", dir}, 1, broken},
 		{[]string{"record", "merge", "--dir", dir, "../x", "web"}, 1, `recording name "../x"`},
 		{[]string{"record", "diff", "--dir", dir, "--config", config, "web", "nosuch"}, 1, `profile "nosuch": not in`},
 		{[]string{"record", "install", "--dir", dir, "--config", config, "web", "a/b"}, 1, `profile name "a/b"`},
 		{[]string{"--socket", "/x", "record", "list"}, 2, "the flags before"},
+		// A flag after the arguments is not taken as a name.
+		{[]string{"record", "install", "--dir", dir, "--config", config, "web", "web-v1", "--force"}, 2, "flag --force after the arguments: put it before them (seccomp-agent record install --force NAME|FILE [PROFILE])"},
+		{[]string{"record", "install", "--dir", dir, "--config", config, "web", "--force"}, 2, "flag --force after the arguments"},
+		{[]string{"record", "show", "web", "--dir=" + dir}, 2, "flag --dir=" + dir + " after the arguments"},
 	} {
 		code, _, errOut := runMain(c.args...)
-		if code != c.code || !strings.Contains(errOut, c.want) {
+		if code != c.code || !strings.Contains(errOut, c.want) || strings.HasSuffix(errOut, ": \n") {
 			t.Errorf("%q: exit %d, want %d with %q:\n%s", c.args, code, c.code, c.want, errOut)
 		}
 	}
 	// --help is not an error.
+	if code, out, _ := runMain("record", "--help"); code != 0 || !strings.Contains(out, "seccomp-agent record list|show|merge|diff|install [command options]") {
+		t.Errorf("record --help: exit %d, no command in its usage\n%s", code, out)
+	}
 	if code, out, _ := runMain("record", "merge", "--help"); code != 0 || !strings.Contains(out, "NAME SOURCE...") {
 		t.Errorf("record merge --help: exit %d\n%s", code, out)
 	}

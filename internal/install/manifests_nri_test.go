@@ -55,9 +55,9 @@ func TestNRIDaemonSet(t *testing.T) {
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		t.Errorf("the pod gets an API token it has no use for")
 	}
-	// Nothing of the node's but the policy, the sockets and the log: no
-	// binaries, no containerd config, no containerd socket.
-	allowed := map[string]bool{"/etc/seccomp-shim": true, "/run/seccomp-shim": true, "/var/log/seccomp-shim": true, "/var/run/nri": true}
+	// Nothing of the node's but the policy, the sockets, the log and the
+	// recordings: no binaries, no containerd config, no containerd socket.
+	allowed := map[string]bool{"/etc/seccomp-shim": true, "/run/seccomp-shim": true, "/var/log/seccomp-shim": true, "/var/lib/seccomp-shim": true, "/var/run/nri": true}
 	for _, v := range spec.Volumes {
 		if v.HostPath != nil && !allowed[v.HostPath.Path] {
 			t.Errorf("volume %s mounts the node's %s", v.Name, v.HostPath.Path)
@@ -67,6 +67,7 @@ func TestNRIDaemonSet(t *testing.T) {
 		t.Errorf("no %s: \"true\": with required_plugins the pod could never start", nriTolerate)
 	}
 	agent := container(t, spec.Containers, "agent")
+	recordsOnNode(t, spec, agent)
 	hm := hostMounts(t, spec, agent)
 	sock := ""
 	for _, a := range agent.Command {

@@ -184,6 +184,18 @@ func hostMounts(t *testing.T, spec corev1.PodSpec, c corev1.Container) map[strin
 	return out
 }
 
+// recordsOnNode: the agent writes recordings into [record] dir (its
+// default: the ConfigMap sets none) on the node, writable: the container's
+// root is read-only, where every recording would be lost.
+func recordsOnNode(t *testing.T, spec corev1.PodSpec, agent corev1.Container) {
+	t.Helper()
+	dir := filepath.Dir(policy.DefaultRecordDir)
+	i := slices.IndexFunc(agent.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir })
+	if hostMounts(t, spec, agent)[dir] != dir || agent.VolumeMounts[i].ReadOnly {
+		t.Errorf("agent: %s is not the node's, writable: recordings are lost (%v)", dir, agent.VolumeMounts)
+	}
+}
+
 func TestDaemonSet(t *testing.T) {
 	m := loadManifests(t)
 	ds := m.daemonSets[0]
@@ -218,6 +230,7 @@ func TestDaemonSet(t *testing.T) {
 	if hm := hostMounts(t, spec, agent); hm["/var/log/seccomp-shim"] != "/var/log/seccomp-shim" || hm["/etc/seccomp-shim"] != "/etc/seccomp-shim" {
 		t.Errorf("agent mounts %v", hm)
 	}
+	recordsOnNode(t, spec, agent)
 	if !slices.Contains(agent.Command, "--audit-stdout") {
 		t.Errorf("agent without --audit-stdout: kubectl logs shows no audit")
 	}

@@ -321,6 +321,15 @@ func TestStore(t *testing.T) {
 	if _, err := s.Add(a); err == nil || !strings.Contains(err.Error(), "writable by others") {
 		t.Errorf("Add into a 0777 directory: %v", err)
 	}
+	// And read from: what is read there becomes a profile (record show,
+	// install), so a directory others can write is no more trusted to
+	// read from than to write to.
+	if _, err := s.Load("web"); err == nil || !strings.Contains(err.Error(), "recordings directory "+s.Dir+": writable by others") {
+		t.Errorf("Load from a 0777 directory: %v", err)
+	}
+	if recs, errs := s.List(); len(recs) != 0 || len(errs) != 1 || !strings.Contains(errs[0].Error(), "writable by others") {
+		t.Errorf("List of a 0777 directory: %v %v", recs, errs)
+	}
 	if _, err := (Store{Dir: "relative"}).Add(a); err == nil || !strings.Contains(err.Error(), "absolute") {
 		t.Errorf("relative directory: %v", err)
 	}

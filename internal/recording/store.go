@@ -30,10 +30,14 @@ type Store struct{ Dir string }
 func (s Store) Path(name string) string { return filepath.Join(s.Dir, name+".json") }
 
 // Load reads the recording name; an error wrapping fs.ErrNotExist if there
-// is none.
+// is none. A directory others could write is refused as Add refuses it:
+// what is read here becomes a profile.
 func (s Store) Load(name string) (*Recording, error) {
 	if !policy.ValidName(name) {
 		return nil, fmt.Errorf("recording name %q: not a valid profile name (1-128 of [A-Za-z0-9._-], not starting with . _ or -)", name)
+	}
+	if err := s.check(); err != nil {
+		return nil, err
 	}
 	r, err := ReadFile(s.Path(name))
 	if err == nil && r.Name != name {
@@ -68,6 +72,9 @@ func (s Store) List() (recs []*Recording, errs []error) {
 	entries, err := os.ReadDir(s.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	}
+	if err == nil {
+		err = s.check()
 	}
 	if err != nil {
 		return nil, []error{err}
@@ -145,6 +152,18 @@ func (s Store) open() (*os.File, error) {
 		return nil, fmt.Errorf("recordings directory %s: %w", s.Dir, err)
 	}
 	return d, nil
+}
+
+// check refuses an existing directory others could write.
+func (s Store) check() error {
+	fi, err := os.Stat(s.Dir)
+	if err == nil {
+		err = privateDir(fi)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("recordings directory %s: %w", s.Dir, err)
+	}
+	return nil
 }
 
 func privateDir(fi fs.FileInfo) error {

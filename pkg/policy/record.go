@@ -104,6 +104,8 @@ func (d *Choice) recordRequest(r Rule, ctr Container, k kube) error {
 		switch {
 		case !ValidName(v):
 			return fmt.Errorf("annotation %s=%q: not a recording name (%s): %w", AnnotationRecord, v, profileNameRule, ErrNotAllowed)
+		case len(r.AllowedRecordings) == 0:
+			return fmt.Errorf("annotation %s=%q: rule %q allows no recording (it has no allowed_recordings): %w", AnnotationRecord, v, r.Name, ErrNotAllowed)
 		case !slices.ContainsFunc(r.AllowedRecordings, func(p string) bool { return Glob(p, v) }):
 			return fmt.Errorf("annotation %s=%q: rule %q allows recording only as %q: %w", AnnotationRecord, v, r.Name, r.AllowedRecordings, ErrNotAllowed)
 		case enforce:

@@ -38,7 +38,7 @@ name = "strict"
 		{"not asked", map[string]string{"team": "may"}, "", ""},
 		{"an allowed name", map[string]string{"team": "may", AnnotationRecord: "team-may-api"}, "team-may-api", ""},
 		{"a name not allowed", map[string]string{"team": "may", AnnotationRecord: "web"}, "", `annotation seccomp-shim.io/record="web": rule "may" allows recording only as ["team-may-*"]: not allowed by policy`},
-		{"a rule that allows none", map[string]string{AnnotationRecord: "web"}, "", `annotation seccomp-shim.io/record="web": rule "strict" allows recording only as []: not allowed by policy`},
+		{"a rule that allows none", map[string]string{AnnotationRecord: "web"}, "", `annotation seccomp-shim.io/record="web": rule "strict" allows no recording (it has no allowed_recordings): not allowed by policy`},
 		{"a path", map[string]string{"team": "may", AnnotationRecord: "team-may-/../x"}, "", `annotation seccomp-shim.io/record="team-may-/../x": not a recording name`},
 		{"record and enforce", map[string]string{"team": "may", AnnotationRecord: "team-may-x", AnnotationComplain: "false"}, "", `recording runs in complain mode, which the second refuses`},
 		{"pause is never recorded", map[string]string{"team": "rec", "io.kubernetes.cri.container-type": "sandbox"}, "", ""},

@@ -389,9 +389,17 @@ func TestRecordContainerdCRI(t *testing.T) {
 	if err := k.WaitImage(ctx, ctdImage); err != nil {
 		t.Fatal(err)
 	}
+	recordEngineLoop(t, cfg, auditLog, recordings, "cri", false, criRecordRun(t, ctx, k, "seccomp-shim", "default", ctdImage, "127.0.0.1:18931"))
+}
+
+// criRecordRun runs the loop's containers through CRI as the kubelet
+// does: each in a host-network pod of namespace under runtime handler,
+// httpd on a port of its own (addr), the seccomp-shim.io annotations the
+// pod's (where an operator puts them), the rest the container's.
+func criRecordRun(t *testing.T, ctx context.Context, k *harness.CRI, handler, namespace, image, addr string) engineRun {
 	www, bin := workloadFiles(t)
 	pods := 0
-	recordEngineLoop(t, cfg, auditLog, recordings, "cri", false, func(t *testing.T, ann map[string]string, script string) (string, error) {
+	return func(t *testing.T, ann map[string]string, script string) (string, error) {
 		pods++
 		podAnn, ctrAnn := map[string]string{}, map[string]string{}
 		for k, v := range ann {
@@ -401,13 +409,12 @@ func TestRecordContainerdCRI(t *testing.T) {
 				ctrAnn[k] = v
 			}
 		}
-		// A host-network pod: httpd on a port of its own.
-		script = strings.ReplaceAll(script, "127.0.0.1:8080", "127.0.0.1:18931")
-		p, err := k.RunPod(ctx, harness.PodConfig(fmt.Sprint("rec-", pods), "default", t.TempDir(), podAnn), "seccomp-shim")
+		script = strings.ReplaceAll(script, "127.0.0.1:8080", addr)
+		p, err := k.RunPod(ctx, harness.PodConfig(fmt.Sprint("rec-", pods), namespace, t.TempDir(), podAnn), handler)
 		if err != nil {
 			return "", err
 		}
-		cc := harness.ContainerConfig("work", ctdImage, nil, "/bin/busybox", "sh", "-c", script)
+		cc := harness.ContainerConfig("work", image, nil, "/bin/busybox", "sh", "-c", script)
 		cc.Annotations = ctrAnn
 		cc.Mounts = []*cri.Mount{{ContainerPath: "/www", HostPath: www, Readonly: true}, {ContainerPath: "/bin/netfiles", HostPath: bin, Readonly: true}}
 		_, out, err := k.Run(ctx, p, cc)
@@ -415,7 +422,7 @@ func TestRecordContainerdCRI(t *testing.T) {
 			return out + err.Error(), err
 		}
 		return out, nil
-	})
+	}
 }
 
 // BenchmarkRecordOverhead: what recording costs a workload nobody tuned:

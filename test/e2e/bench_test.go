@@ -49,8 +49,15 @@ func benchmarkStart(b *testing.B, dir string) {
 	// One config, as on a node (two would take turns in the pass-through's
 	// runtime record): shim-native-* containers get the native
 	// architecture only, the others Docker's default as it is.
-	cfg, _ := writeConfig(b, fmt.Sprintf("[audit]\nsocket = %q\n[[rule]]\nmatch.ids = [\"shim-native-*\"]\narchitectures = \"native\"\n",
-		filepath.Join(b.TempDir(), "no-agent.sock")))
+	// A node's settings, not the tests' (writeConfig logs at debug, which
+	// writes several lines per create): one decision line per create in
+	// log.file, at the default level.
+	cfgDir := b.TempDir()
+	cfg := filepath.Join(cfgDir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("[runtime]\npath = [%q]\n[log]\nfile = %q\n[audit]\nsocket = %q\n[[rule]]\nmatch.ids = [\"shim-native-*\"]\narchitectures = \"native\"\n",
+		runcBin, filepath.Join(cfgDir, "shim.log"), filepath.Join(cfgDir, "no-agent.sock"))), 0o644); err != nil {
+		b.Fatal(err)
+	}
 
 	type variant struct {
 		name   string

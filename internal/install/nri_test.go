@@ -298,3 +298,39 @@ func TestNRIIdentityIsThePlugins(t *testing.T) {
 		t.Errorf("install says %s-%s at %s, the plugin %s-%s at %s", nriIndex, nriName, nriSocket, nriplugin.Index, nriplugin.Name, nriplugin.DefaultSocket)
 	}
 }
+
+// fakeContainerd puts a containerd under root that says it is version.
+func fakeContainerd(t *testing.T, root, version string) {
+	t.Helper()
+	p := filepath.Join(root, "usr/bin/containerd")
+	writeTestFile(t, p, []byte("#!/bin/sh\necho 'containerd github.com/containerd/containerd/v2 "+version+" 0123abc'\n"))
+	if err := os.Chmod(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Uninstall after an NRI-only install: no container ran through the shim,
+// so there is none to warn about, and config.toml, which the second install
+// already gave back, is not said to be edited.
+func TestNRIUninstallSaysWhatItDoes(t *testing.T) {
+	root := nriRoot(t, "version = 3\n")
+	fakeContainerd(t, root, "v2.4.2")
+	if out := installNRI(t, root, "--nri-required"); !strings.Contains(out, "required plugin") {
+		t.Fatalf("auto on containerd 2.4 did not register the NRI plugin:\n%s", out)
+	}
+	installNRI(t, root)
+	out, code := run(t, "--root", root, "uninstall")
+	t.Logf("%s", out)
+	if code != 0 {
+		t.Fatalf("uninstall: %d", code)
+	}
+	if strings.Contains(out, "containers created through seccomp-shim") {
+		t.Errorf("warns about shim containers on an NRI-only node")
+	}
+	if strings.Contains(out, containerdConfig) {
+		t.Errorf("mentions %s, which it leaves as it is", containerdConfig)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, containerdConfig)); string(got) != "version = 3\n" {
+		t.Errorf("config.toml after uninstall:\n%s", got)
+	}
+}

@@ -334,3 +334,31 @@ func TestNRIUninstallSaysWhatItDoes(t *testing.T) {
 		t.Errorf("config.toml after uninstall:\n%s", got)
 	}
 }
+
+// CRI-O never gets the NRI plugin, whatever --nri says (the plugin refuses
+// CRI-O, whose NRI is untested): its runtime handler is registered, and the
+// agent's unit has no --nri-socket. containerd 2.4 on the same node changes
+// nothing.
+func TestNRINeverForCRIO(t *testing.T) {
+	for _, mode := range []string{NRIAuto, NRIOn} {
+		t.Run(mode, func(t *testing.T) {
+			root := t.TempDir()
+			writeTestFile(t, filepath.Join(root, "/etc/crio/crio.conf"), []byte("[crio.runtime]\ndefault_runtime = \"runc\"\n"))
+			fakeContainerd(t, root, "v2.4.2")
+			out, code := run(t, "--root", root, "--bin", testBins(t), "--engines", "crio", "install", "--nri="+mode)
+			t.Logf("%s", out)
+			if code != 0 {
+				t.Fatalf("install: %d", code)
+			}
+			if got := agentExec(t, root); strings.Contains(got, nriAgentFlag) {
+				t.Errorf("agent unit registers the NRI plugin: %s", got)
+			}
+			if !exists(filepath.Join(root, crioDropIn)) {
+				t.Errorf("no runtime handler %s", crioDropIn)
+			}
+			if st, _, err := loadState(root); err != nil || st.Containerd != nil {
+				t.Errorf("install state: %+v, %v", st, err)
+			}
+		})
+	}
+}

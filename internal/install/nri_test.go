@@ -193,12 +193,18 @@ func TestNRIRefusals(t *testing.T) {
 		want         string
 	}{
 		{"connections off", "version = 3\n[plugins.'io.containerd.nri.v1.nri']\ndisable_connections = true\n", []string{"--nri=on"}, "/etc/containerd/config.toml: [plugins.\"io.containerd.nri.v1.nri\"] disable_connections = true"},
-		{"containerd 1.x config", "version = 2\n", []string{"--nri=on"}, "--nri=on: /etc/containerd/config.toml has version = 2; the NRI plugin needs containerd 2.x"},
+		{"containerd 1.x config", "version = 2\n", []string{"--nri=on"}, "--nri=on: /etc/containerd/config.toml has version = 2; the NRI plugin registers only with containerd 2.3 or later"},
 		{"required without NRI", "version = 2\n", []string{"--nri=off", "--nri-required"}, "--nri-required: seccomp-shim is registered with containerd as a runtime"},
 		{"bad mode", "version = 3\n", []string{"--nri=maybe"}, "--nri \"maybe\": want auto, on or off"},
+		// The plugin would not register: with required_plugins no container
+		// would start, without it none would get the policy.
+		{"containerd 2.2", "version = 3\n", []string{"--nri=on"}, "--nri=on: containerd is v2.2.1; the NRI plugin registers only with containerd 2.3 or later"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := nriRoot(t, c.config)
+			if c.name == "containerd 2.2" {
+				fakeContainerd(t, root, "v2.2.1")
+			}
 			before := snapshot(t, root)
 			out, code := run(t, append([]string{"--root", root, "--bin", testBins(t), "--engines", "containerd", "install"}, c.args...)...)
 			if code == 0 || !strings.Contains(out, c.want) {

@@ -461,7 +461,9 @@ func (in *Installer) Uninstall() error {
 		st.Containerd = nri
 	}
 	if full {
-		in.warn("containers created through seccomp-shim call %s to be stopped and deleted: remove them before the binary goes (or install it again to stop them)", path.Join(st.Prefix, "bin", runtimeName))
+		if slices.ContainsFunc(engines, st.runsShim) {
+			in.warn("containers created through seccomp-shim call %s to be stopped and deleted: remove them before the binary goes (or install it again to stop them)", path.Join(st.Prefix, "bin", runtimeName))
+		}
 		steps = append(steps, in.wantsLinks()...)
 		self := path.Join(st.Prefix, "bin", binaries[len(binaries)-1])
 		for _, p := range st.Files[ownerBase] {
@@ -546,7 +548,7 @@ func (in *Installer) uninstallEngine(e string) ([]step, error) {
 		if v.defaultRuntime() == runtimeName {
 			return nil, fmt.Errorf("%s: default_runtime_name is %s; set it back before uninstalling, or containerd's CRI plugin won't start", containerdConfig, runtimeName)
 		}
-		if cs := in.state.Containerd; cs != nil && v.exists {
+		if cs := in.state.Containerd; cs != nil && len(cs.Inserted) > 0 && v.exists {
 			steps = append(steps, in.unimport(v, cs, next))
 		}
 	}

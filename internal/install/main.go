@@ -49,7 +49,7 @@ func Main(args []string, stdout, stderr io.Writer, extra ...*cli.Command) int {
 	app.Commands = []*cli.Command{
 		command("install", "copy the binaries to PREFIX/bin, write the policy (if there is none), the agent's systemd units, and register the runtime seccomp-shim with each engine; running it again changes nothing", []cli.Flag{
 			&cli.BoolFlag{Name: "restart-containerd", Usage: "if containerd's files changed, restart it through the host's systemd (from a pod with hostPID, CAP_SYS_CHROOT and CAP_SYS_PTRACE)"},
-			&cli.StringFlag{Name: "nri", Value: NRIAuto, Usage: "containerd: on = the agent registers as an NRI plugin (containerd 2.x), off = the runtime seccomp-shim, auto = NRI on containerd 2.3 or later and the runtime elsewhere (an install keeps its way)"},
+			&cli.StringFlag{Name: "nri", Value: NRIAuto, Usage: "containerd: on = the agent registers as an NRI plugin (containerd 2.3 or later), off = the runtime seccomp-shim, auto = NRI on containerd 2.3 or later and the runtime elsewhere (an install keeps its way)"},
 			&cli.BoolFlag{Name: "nri-required", Usage: "with NRI: make seccomp-shim a plugin NRI's default validator requires (required_plugins), so no container is created while the agent is away"},
 		}, func(c *cli.Context, in *Installer) error {
 			if len(in.Engines) == 0 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -151,5 +152,43 @@ func TestNRIDaemonSetCommandsRun(t *testing.T) {
 	})
 	if !exists(filepath.Join(root, configPath)) {
 		t.Errorf("no policy written")
+	}
+}
+
+// The toleration annotation is one key everywhere: the one seccomp-install
+// writes as the default validator's tolerate_missing_plugins_annotation, the
+// one docs/nri.md's containerd snippet shows, and the one the NRI
+// DaemonSet's pod carries (with required_plugins, the pod would otherwise
+// wait for itself).
+func TestNRITolerationKeyIsOne(t *testing.T) {
+	ds, _ := loadNRIDaemonSet(t)
+	if got := ds.Spec.Template.Annotations[nriTolerate]; got != "true" {
+		t.Errorf("the NRI DaemonSet's pod: annotation %s = %q, want \"true\" (annotations %v)", nriTolerate, got, ds.Spec.Template.Annotations)
+	}
+	// docs/kubernetes.md shows the same snippet.
+	for _, name := range []string{"nri.md", "kubernetes.md"} {
+		doc, err := os.ReadFile("../../docs/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for i, block := range strings.Split(string(doc), "```toml\n")[1:] {
+			block, _, _ = strings.Cut(block, "```")
+			if !strings.Contains(block, "default_validator") {
+				continue
+			}
+			var m map[string]any
+			if _, err := toml.Decode(block, &m); err != nil {
+				t.Fatalf("docs/%s: toml block %d: %v", name, i+1, err)
+			}
+			dv, _ := lookup(m, "plugins", nriPlugin, "default_validator")
+			if got := dv["tolerate_missing_plugins_annotation"]; got != nriTolerate {
+				t.Errorf("docs/%s: toml block %d: tolerate_missing_plugins_annotation = %v, seccomp-install writes %q", name, i+1, got, nriTolerate)
+			}
+			found++
+		}
+		if found == 0 {
+			t.Errorf("docs/%s: no containerd snippet with default_validator", name)
+		}
 	}
 }

@@ -41,7 +41,7 @@ var nriMinimum = [2]int{2, 3}
 // NRI modes (--nri).
 const (
 	NRIAuto = "auto" // NRI on containerd >= nriMinimum, the runtime elsewhere
-	NRIOn   = "on"   // NRI; refused where containerd is not 2.x
+	NRIOn   = "on"   // NRI; refused where containerd is known to be older than nriMinimum
 	NRIOff  = "off"  // the runtime wrapper ("" means off too)
 )
 
@@ -113,14 +113,13 @@ func (in *Installer) useNRI(v *ctrdView) (bool, error) {
 		}
 		return false, nil
 	case NRIOn:
-		if !is2x {
-			return false, fmt.Errorf("--nri=on: %s; the NRI plugin needs containerd 2.x (%d.%d or later applies the policy fully)", what, nriMinimum[0], nriMinimum[1])
+		// The plugin refuses containerd before nriMinimum (nriplugin
+		// Supported): registered there, it would never connect.
+		if !is2x || cv.known && !cv.atLeast(nriMinimum) {
+			return false, fmt.Errorf("--nri=on: %s; the NRI plugin registers only with containerd %d.%d or later (use --nri=off, the runtime)", what, nriMinimum[0], nriMinimum[1])
 		}
 		if registered && !wasNRI {
 			return false, fmt.Errorf("seccomp-shim is registered with containerd as the runtime seccomp-shim; run `seccomp-install uninstall --engines containerd` first to change to the NRI plugin")
-		}
-		if cv.known && !cv.atLeast(nriMinimum) {
-			in.warn("containerd: %s: before %d.%d its NRI does not show plugins the container's seccomp policy, so the policy's keep and tighten can't see what the pod asked for", what, nriMinimum[0], nriMinimum[1])
 		}
 		return true, nil
 	case NRIAuto:

@@ -193,12 +193,18 @@ func TestNRIRefusals(t *testing.T) {
 		want         string
 	}{
 		{"connections off", "version = 3\n[plugins.'io.containerd.nri.v1.nri']\ndisable_connections = true\n", []string{"--nri=on"}, "/etc/containerd/config.toml: [plugins.\"io.containerd.nri.v1.nri\"] disable_connections = true"},
-		{"containerd 1.x config", "version = 2\n", []string{"--nri=on"}, "--nri=on: /etc/containerd/config.toml has version = 2; the NRI plugin needs containerd 2.x"},
+		{"containerd 1.x config", "version = 2\n", []string{"--nri=on"}, "--nri=on: /etc/containerd/config.toml has version = 2; the NRI plugin registers only with containerd 2.3 or later"},
 		{"required without NRI", "version = 2\n", []string{"--nri=off", "--nri-required"}, "--nri-required: seccomp-shim is registered with containerd as a runtime"},
 		{"bad mode", "version = 3\n", []string{"--nri=maybe"}, "--nri \"maybe\": want auto, on or off"},
+		// The plugin would not register: with required_plugins no container
+		// would start, without it none would get the policy.
+		{"containerd 2.2", "version = 3\n", []string{"--nri=on"}, "--nri=on: containerd is v2.2.1; the NRI plugin registers only with containerd 2.3 or later"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := nriRoot(t, c.config)
+			if c.name == "containerd 2.2" {
+				fakeContainerd(t, root, "v2.2.1")
+			}
 			before := snapshot(t, root)
 			out, code := run(t, append([]string{"--root", root, "--bin", testBins(t), "--engines", "containerd", "install"}, c.args...)...)
 			if code == 0 || !strings.Contains(out, c.want) {
@@ -296,5 +302,69 @@ func FuzzParseContainerdVersion(f *testing.F) {
 func TestNRIIdentityIsThePlugins(t *testing.T) {
 	if nriName != nriplugin.Name || nriIndex != nriplugin.Index || nriSocket != nriplugin.DefaultSocket {
 		t.Errorf("install says %s-%s at %s, the plugin %s-%s at %s", nriIndex, nriName, nriSocket, nriplugin.Index, nriplugin.Name, nriplugin.DefaultSocket)
+	}
+}
+
+// fakeContainerd puts a containerd under root that says it is version.
+func fakeContainerd(t *testing.T, root, version string) {
+	t.Helper()
+	p := filepath.Join(root, "usr/bin/containerd")
+	writeTestFile(t, p, []byte("#!/bin/sh\necho 'containerd github.com/containerd/containerd/v2 "+version+" 0123abc'\n"))
+	if err := os.Chmod(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Uninstall after an NRI-only install: no container ran through the shim,
+// so there is none to warn about, and config.toml, which the second install
+// already gave back, is not said to be edited.
+func TestNRIUninstallSaysWhatItDoes(t *testing.T) {
+	root := nriRoot(t, "version = 3\n")
+	fakeContainerd(t, root, "v2.4.2")
+	if out := installNRI(t, root, "--nri-required"); !strings.Contains(out, "required plugin") {
+		t.Fatalf("auto on containerd 2.4 did not register the NRI plugin:\n%s", out)
+	}
+	installNRI(t, root)
+	out, code := run(t, "--root", root, "uninstall")
+	t.Logf("%s", out)
+	if code != 0 {
+		t.Fatalf("uninstall: %d", code)
+	}
+	if strings.Contains(out, "containers created through seccomp-shim") {
+		t.Errorf("warns about shim containers on an NRI-only node")
+	}
+	if strings.Contains(out, containerdConfig) {
+		t.Errorf("mentions %s, which it leaves as it is", containerdConfig)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, containerdConfig)); string(got) != "version = 3\n" {
+		t.Errorf("config.toml after uninstall:\n%s", got)
+	}
+}
+
+// CRI-O never gets the NRI plugin, whatever --nri says (the plugin refuses
+// CRI-O, whose NRI is untested): its runtime handler is registered, and the
+// agent's unit has no --nri-socket. containerd 2.4 on the same node changes
+// nothing.
+func TestNRINeverForCRIO(t *testing.T) {
+	for _, mode := range []string{NRIAuto, NRIOn} {
+		t.Run(mode, func(t *testing.T) {
+			root := t.TempDir()
+			writeTestFile(t, filepath.Join(root, "/etc/crio/crio.conf"), []byte("[crio.runtime]\ndefault_runtime = \"runc\"\n"))
+			fakeContainerd(t, root, "v2.4.2")
+			out, code := run(t, "--root", root, "--bin", testBins(t), "--engines", "crio", "install", "--nri="+mode)
+			t.Logf("%s", out)
+			if code != 0 {
+				t.Fatalf("install: %d", code)
+			}
+			if got := agentExec(t, root); strings.Contains(got, nriAgentFlag) {
+				t.Errorf("agent unit registers the NRI plugin: %s", got)
+			}
+			if !exists(filepath.Join(root, crioDropIn)) {
+				t.Errorf("no runtime handler %s", crioDropIn)
+			}
+			if st, _, err := loadState(root); err != nil || st.Containerd != nil {
+				t.Errorf("install state: %+v, %v", st, err)
+			}
+		})
 	}
 }

@@ -90,3 +90,10 @@ func (s *State) forget(owner string) {
 		s.Containerd = nil
 	}
 }
+
+// runsShim says whether engine e's containers run through seccomp-shim (and
+// need its binary to be stopped): every engine's but containerd's on the NRI
+// path, where no runtime is registered.
+func (s *State) runsShim(e string) bool {
+	return e != "containerd" || s.Containerd == nil || !s.Containerd.NRI
+}

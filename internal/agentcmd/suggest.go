@@ -77,12 +77,20 @@ func suggestCommand(stdout, stderr io.Writer) *cli.Command {
 
 // suggest prints the Docker-format profile that lets the would-be denials
 // of the containers match selects through: the profile they ran under
-// (profile, or the one their records name) plus those calls.
+// (profile, or the one their records name) plus those calls. A recording's
+// records (rule "recording:NAME") are left out: they are the calls beyond
+// the recording baseline, not denials any profile would have made, and
+// the recording itself becomes the profile (seccomp-agent record install).
 func suggest(path string, match func(notify.Record) bool, profile string, stdout, stderr io.Writer) error {
 	var calls []policy.Call
 	var ran []string // the profiles the records name
+	recorded := 0
 	err := eachRecord(path, func(r notify.Record) {
 		if r.Action != notify.ActionComplain || !match(r) {
+			return
+		}
+		if strings.HasPrefix(r.Rule, policy.RecordingProfile("")) {
+			recorded++
 			return
 		}
 		calls = append(calls, policy.Call{Syscall: r.Syscall, Args: r.Args})
@@ -94,6 +102,9 @@ func suggest(path string, match func(notify.Record) bool, profile string, stdout
 		return err
 	}
 	if len(calls) == 0 {
+		if recorded > 0 {
+			return fmt.Errorf("%s: no would-be denials (action %q) of that selection, only %d records of a recording (rule %q), which are no denials: seccomp-agent record install turns a recording into a profile", path, notify.ActionComplain, recorded, policy.RecordingProfile("NAME"))
+		}
 		return fmt.Errorf("%s: no would-be denials (action %q) of that selection", path, notify.ActionComplain)
 	}
 	if profile == "" {

@@ -32,8 +32,12 @@ func suggestCommand(stdout, stderr io.Writer) *cli.Command {
 			if err := noServeFlags(c); err != nil {
 				return err
 			}
+			const usage = "seccomp-agent suggest --container ID|--pod NAMESPACE/POD|--image IMAGE [--profile NAME] [--config FILE] [AUDIT-LOG]"
+			if a := flagAfterArgs(c); a != "" {
+				return cliapp.Usage(c, "flag %s after the AUDIT-LOG: flags go before it (usage: %s)", a, usage)
+			}
 			if c.NArg() > 1 {
-				return cliapp.Usage(c, "takes one AUDIT-LOG at most (usage: seccomp-agent suggest --container ID|--pod NS/POD|--image IMAGE [AUDIT-LOG])")
+				return cliapp.Usage(c, "takes one AUDIT-LOG at most (usage: %s)", usage)
 			}
 			n := 0
 			for _, f := range []string{"container", "pod", "image"} {
@@ -51,8 +55,8 @@ func suggestCommand(stdout, stderr io.Writer) *cli.Command {
 				match = func(r notify.Record) bool { return r.Container == id }
 			case c.String("pod") != "":
 				ns, pod, ok := strings.Cut(c.String("pod"), "/")
-				if !ok || ns == "" || pod == "" {
-					return cliapp.Usage(c, "--pod %q: NAMESPACE/POD", c.String("pod"))
+				if !ok || ns == "" || pod == "" || strings.Contains(pod, "/") {
+					return cliapp.Usage(c, "--pod %q: want NAMESPACE/POD", c.String("pod"))
 				}
 				match = func(r notify.Record) bool { return r.Namespace == ns && r.Pod == pod }
 			default:

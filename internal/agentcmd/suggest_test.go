@@ -69,7 +69,11 @@ func TestSuggest(t *testing.T) {
 		err  string
 	}{
 		{[]string{"suggest", "testdata/complain.log"}, 2, "name exactly one of --container, --pod, --image"},
-		{[]string{"suggest", "--pod", "web", "testdata/complain.log"}, 2, `--pod "web": NAMESPACE/POD`},
+		{[]string{"suggest", "--pod", "web", "testdata/complain.log"}, 2, `--pod "web": want NAMESPACE/POD`},
+		{[]string{"suggest", "--pod", "shop/", "testdata/complain.log"}, 2, `--pod "shop/": want NAMESPACE/POD`},
+		{[]string{"suggest", "--pod", "shop/web/1", "testdata/complain.log"}, 2, `--pod "shop/web/1": want NAMESPACE/POD`},
+		{[]string{"suggest", "testdata/complain.log", "--pod", "shop/web-7f9c"}, 2, "flag --pod after the AUDIT-LOG: flags go before it"},
+		{[]string{"suggest", "--container", "web-1", "testdata/complain.log", "--profile=default"}, 2, "flag --profile=default after the AUDIT-LOG"},
 		{[]string{"suggest", "--container", "none", "--config", cfg, "testdata/complain.log"}, 1, "no would-be denials"},
 		{[]string{"suggest", "--container", "kept", "--config", cfg, "testdata/complain.log"}, 1, "name it with --profile"},
 		{[]string{"suggest", "--bogus"}, 2, "bogus"},

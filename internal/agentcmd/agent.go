@@ -62,7 +62,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			return hold(c, newLogger(stderr))
 		}},
-		{Name: "summary", Usage: "print notified syscalls per container, syscall and action from an audit log", ArgsUsage: "[AUDIT-LOG] (default " + DefaultAuditLog + ")",
+		{Name: "summary", Usage: "print notified syscalls per container, syscall, action and rule from an audit log", ArgsUsage: "[AUDIT-LOG] (default " + DefaultAuditLog + ")",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
 				&cli.BoolFlag{Name: "json", Usage: "the same as --format json"},
@@ -389,7 +389,9 @@ func before(a, b string) bool {
 }
 
 // summaryRow is one line of summary: the records of one container,
-// syscall and action.
+// syscall, action and rule. The rule tells a profile's would-be denials
+// (complain, "profile NAME") from a recording's ("recording:NAME") and from
+// a notify rule's.
 type summaryRow struct {
 	Container string `json:"container"`
 	Name      string `json:"name,omitempty"`
@@ -397,24 +399,25 @@ type summaryRow struct {
 	Namespace string `json:"namespace,omitempty"`
 	Syscall   string `json:"syscall"`
 	Action    string `json:"action"`
+	Rule      string `json:"rule,omitempty"`
 	Count     int    `json:"count"`
 	First     string `json:"first"`
 	Last      string `json:"last"`
 }
 
 // summary prints the records of an audit log per container, syscall and
-// action, as a table or JSON.
+// action and rule, as a table or JSON.
 func summary(path, format string, stdout io.Writer) error {
-	rows := map[[3]string]*summaryRow{}
+	rows := map[[4]string]*summaryRow{}
 	names := map[string]notify.Record{} // the CRI names last seen per container
 	err := eachRecord(path, func(r notify.Record) {
 		if r.Name != "" || r.Pod != "" || r.Namespace != "" {
 			names[r.Container] = r
 		}
-		k := [3]string{r.Container, r.Syscall, r.Action}
+		k := [4]string{r.Container, r.Syscall, r.Action, r.Rule}
 		x := rows[k]
 		if x == nil {
-			x = &summaryRow{Container: r.Container, Syscall: r.Syscall, Action: r.Action, First: r.Time}
+			x = &summaryRow{Container: r.Container, Syscall: r.Syscall, Action: r.Action, Rule: r.Rule, First: r.Time}
 			rows[k] = x
 		}
 		n, first, last := 1, r.Time, r.Time
@@ -446,7 +449,7 @@ func summary(path, format string, stdout io.Writer) error {
 		if a.Count != b.Count {
 			return a.Count > b.Count
 		}
-		return a.Syscall+" "+a.Action < b.Syscall+" "+b.Action
+		return a.Syscall+" "+a.Action+" "+a.Rule < b.Syscall+" "+b.Action+" "+b.Rule
 	})
 	if format == "json" {
 		e := json.NewEncoder(stdout)
@@ -454,7 +457,9 @@ func summary(path, format string, stdout io.Writer) error {
 		return e.Encode(list)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "CONTAINER\tNAME\tPOD\tNAMESPACE\tSYSCALL\tACTION\tCOUNT\tFIRST\tLAST")
+	// RULE comes last: a rule's name may hold spaces ("profile default"),
+	// and the columns before it split on whitespace as they did before it.
+	fmt.Fprintln(w, "CONTAINER\tNAME\tPOD\tNAMESPACE\tSYSCALL\tACTION\tCOUNT\tFIRST\tLAST\tRULE")
 	dash := func(s string) string {
 		if s == "" {
 			return "-"
@@ -462,7 +467,7 @@ func summary(path, format string, stdout io.Writer) error {
 		return s
 	}
 	for _, r := range list {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Container, dash(r.Name), dash(r.Pod), dash(r.Namespace), r.Syscall, r.Action, r.Count, r.First, r.Last)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Container, dash(r.Name), dash(r.Pod), dash(r.Namespace), r.Syscall, r.Action, r.Count, r.First, r.Last, dash(r.Rule))
 	}
 	return w.Flush()
 }

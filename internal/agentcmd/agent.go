@@ -102,7 +102,7 @@ func serveFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "audit-stdout", Usage: "also write audit records to stdout"},
 		&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9646", Usage: "address for Prometheus metrics at /metrics; empty turns them off"},
 		&cli.StringFlag{Name: "holder", Usage: "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts"},
-		&cli.StringFlag{Name: "config", Usage: "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or " + policy.DefaultConfigPath},
+		&cli.StringFlag{Name: "config", Usage: "the policy file, reloaded when it changes: its [[notify.rule]]s, its [record] dir, and with --nri-socket its [[rule]]s and profiles; default $SECCOMP_SHIM_CONFIG or " + policy.DefaultConfigPath},
 		&cli.StringFlag{Name: "nri-socket", Usage: "also apply the policy as the NRI plugin " + nriplugin.Index + "-" + nriplugin.Name + " of the runtime serving NRI here (containerd 2.x: " + nriplugin.DefaultSocket + "); empty: off"},
 	}
 }

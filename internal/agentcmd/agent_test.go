@@ -527,3 +527,19 @@ func TestSummaryRule(t *testing.T) {
 		t.Errorf("rows %q, want %q:\n%s", got, want, out)
 	}
 }
+
+// TestHelpConfig: --config names every part of the policy file the agent
+// reads, not only [[notify.rule]].
+func TestHelpConfig(t *testing.T) {
+	code, out, errOut := runMain("--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d: %s", code, errOut)
+	}
+	_, cfg, _ := strings.Cut(out, "--config value")
+	cfg, _, _ = strings.Cut(cfg, "\n")
+	for _, want := range []string{"[[notify.rule]]", "[record]", "[[rule]]", "--nri-socket"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("--config's help %q: no %s", cfg, want)
+		}
+	}
+}

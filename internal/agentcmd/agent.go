@@ -71,6 +71,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 				if err := noServeFlags(c); err != nil {
 					return err
 				}
+				if a := flagAfterArgs(c); a != "" {
+					return cliapp.Usage(c, "flag %s after the AUDIT-LOG: flags go before it (usage: seccomp-agent summary [--json] [AUDIT-LOG])", a)
+				}
 				if c.NArg() > 1 {
 					return cliapp.Usage(c, "takes one AUDIT-LOG at most (usage: seccomp-agent summary [AUDIT-LOG])")
 				}

@@ -134,6 +134,7 @@ func TestSummaryUsage(t *testing.T) {
 	}{
 		{[]string{"summary", "a", "b"}, 2, "usage:"},
 		{[]string{"summary", "--format", "xml", "a"}, 2, "--format"},
+		{[]string{"summary", "a", "--json"}, 2, "flag --json after the AUDIT-LOG: flags go before it"},
 		{[]string{"summary", filepath.Join(t.TempDir(), "missing.log")}, 1, "no such file"},
 	} {
 		code, out, errOut := runMain(tc.args...)

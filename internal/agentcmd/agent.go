@@ -62,7 +62,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			}
 			return hold(c, newLogger(stderr))
 		}},
-		{Name: "summary", Usage: "print notified syscalls per container, syscall and action from an audit log", ArgsUsage: "[AUDIT-LOG] (default " + DefaultAuditLog + ")",
+		{Name: "summary", Usage: "print notified syscalls per container, syscall, action and rule from an audit log", ArgsUsage: "[AUDIT-LOG] (default " + DefaultAuditLog + ")",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
 				&cli.BoolFlag{Name: "json", Usage: "the same as --format json"},
@@ -70,6 +70,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			Action: func(c *cli.Context) error {
 				if err := noServeFlags(c); err != nil {
 					return err
+				}
+				if a := flagAfterArgs(c); a != "" {
+					return cliapp.Usage(c, "flag %s after the AUDIT-LOG: flags go before it (usage: seccomp-agent summary [--json] [AUDIT-LOG])", a)
 				}
 				if c.NArg() > 1 {
 					return cliapp.Usage(c, "takes one AUDIT-LOG at most (usage: seccomp-agent summary [AUDIT-LOG])")
@@ -102,7 +105,7 @@ func serveFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "audit-stdout", Usage: "also write audit records to stdout"},
 		&cli.StringFlag{Name: "metrics", Value: "127.0.0.1:9646", Usage: "address for Prometheus metrics at /metrics; empty turns them off"},
 		&cli.StringFlag{Name: "holder", Usage: "the holder's control socket (seccomp-agent hold): get containers' fds from it, so they survive this agent's restarts"},
-		&cli.StringFlag{Name: "config", Usage: "the policy file ([[notify.rule]]); default $SECCOMP_SHIM_CONFIG or " + policy.DefaultConfigPath},
+		&cli.StringFlag{Name: "config", Usage: "the policy file, reloaded when it changes: its [[notify.rule]]s, its [record] dir, and with --nri-socket its [[rule]]s and profiles; default $SECCOMP_SHIM_CONFIG or " + policy.DefaultConfigPath},
 		&cli.StringFlag{Name: "nri-socket", Usage: "also apply the policy as the NRI plugin " + nriplugin.Index + "-" + nriplugin.Name + " of the runtime serving NRI here (containerd 2.x: " + nriplugin.DefaultSocket + "); empty: off"},
 	}
 }
@@ -389,7 +392,9 @@ func before(a, b string) bool {
 }
 
 // summaryRow is one line of summary: the records of one container,
-// syscall and action.
+// syscall, action and rule. The rule tells a profile's would-be denials
+// (complain, "profile NAME") from a recording's ("recording:NAME") and from
+// a notify rule's.
 type summaryRow struct {
 	Container string `json:"container"`
 	Name      string `json:"name,omitempty"`
@@ -397,24 +402,25 @@ type summaryRow struct {
 	Namespace string `json:"namespace,omitempty"`
 	Syscall   string `json:"syscall"`
 	Action    string `json:"action"`
+	Rule      string `json:"rule,omitempty"`
 	Count     int    `json:"count"`
 	First     string `json:"first"`
 	Last      string `json:"last"`
 }
 
 // summary prints the records of an audit log per container, syscall and
-// action, as a table or JSON.
+// action and rule, as a table or JSON.
 func summary(path, format string, stdout io.Writer) error {
-	rows := map[[3]string]*summaryRow{}
+	rows := map[[4]string]*summaryRow{}
 	names := map[string]notify.Record{} // the CRI names last seen per container
 	err := eachRecord(path, func(r notify.Record) {
 		if r.Name != "" || r.Pod != "" || r.Namespace != "" {
 			names[r.Container] = r
 		}
-		k := [3]string{r.Container, r.Syscall, r.Action}
+		k := [4]string{r.Container, r.Syscall, r.Action, r.Rule}
 		x := rows[k]
 		if x == nil {
-			x = &summaryRow{Container: r.Container, Syscall: r.Syscall, Action: r.Action, First: r.Time}
+			x = &summaryRow{Container: r.Container, Syscall: r.Syscall, Action: r.Action, Rule: r.Rule, First: r.Time}
 			rows[k] = x
 		}
 		n, first, last := 1, r.Time, r.Time
@@ -446,7 +452,7 @@ func summary(path, format string, stdout io.Writer) error {
 		if a.Count != b.Count {
 			return a.Count > b.Count
 		}
-		return a.Syscall+" "+a.Action < b.Syscall+" "+b.Action
+		return a.Syscall+" "+a.Action+" "+a.Rule < b.Syscall+" "+b.Action+" "+b.Rule
 	})
 	if format == "json" {
 		e := json.NewEncoder(stdout)
@@ -454,7 +460,9 @@ func summary(path, format string, stdout io.Writer) error {
 		return e.Encode(list)
 	}
 	w := tabwriter.NewWriter(stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "CONTAINER\tNAME\tPOD\tNAMESPACE\tSYSCALL\tACTION\tCOUNT\tFIRST\tLAST")
+	// RULE comes last: a rule's name may hold spaces ("profile default"),
+	// and the columns before it split on whitespace as they did before it.
+	fmt.Fprintln(w, "CONTAINER\tNAME\tPOD\tNAMESPACE\tSYSCALL\tACTION\tCOUNT\tFIRST\tLAST\tRULE")
 	dash := func(s string) string {
 		if s == "" {
 			return "-"
@@ -462,7 +470,7 @@ func summary(path, format string, stdout io.Writer) error {
 		return s
 	}
 	for _, r := range list {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Container, dash(r.Name), dash(r.Pod), dash(r.Namespace), r.Syscall, r.Action, r.Count, r.First, r.Last)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.Container, dash(r.Name), dash(r.Pod), dash(r.Namespace), r.Syscall, r.Action, r.Count, r.First, r.Last, dash(r.Rule))
 	}
 	return w.Flush()
 }

@@ -19,22 +19,22 @@ import (
 )
 
 type tableRow struct {
-	count       int
-	first, last string
+	count             int
+	first, last, rule string
 }
 
 // parseSummary reads summary's table back, checking its header and order.
 func parseSummary(t *testing.T, out string) (map[[2]string]tableRow, [][2]string) {
 	t.Helper()
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
-	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != "CONTAINER NAME POD NAMESPACE SYSCALL ACTION COUNT FIRST LAST" {
+	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != "CONTAINER NAME POD NAMESPACE SYSCALL ACTION COUNT FIRST LAST RULE" {
 		t.Fatalf("summary header: %q", out)
 	}
 	rows := map[[2]string]tableRow{}
 	var order [][2]string
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		if len(f) != 9 {
+		if len(f) < 10 { // the rule may hold spaces
 			t.Fatalf("summary line %q", l)
 		}
 		n, err := strconv.Atoi(f[6])
@@ -45,7 +45,7 @@ func parseSummary(t *testing.T, out string) (map[[2]string]tableRow, [][2]string
 		if _, dup := rows[k]; dup {
 			t.Errorf("%v listed twice", k)
 		}
-		rows[k] = tableRow{n, f[7], f[8]}
+		rows[k] = tableRow{n, f[7], f[8], strings.Join(f[9:], " ")}
 		order = append(order, k)
 	}
 	return rows, order
@@ -86,9 +86,10 @@ func TestSummary(t *testing.T) {
 	}
 	for k, w := range map[[2]string]tableRow{
 		// An aggregate's own first reaches back to its window's start.
-		{"web", "keyctl"}: {11, "2026-11-27T05:00:00.100000001Z", "2026-11-27T05:00:20.700000007Z"},
-		{"web", "mount"}:  {1, "2026-11-27T05:00:01.400000004Z", "2026-11-27T05:00:01.400000004Z"},
-		{"db", "keyctl"}:  {2, "2026-11-27T05:01:00.100000001Z", "2026-11-27T05:01:00.200000002Z"},
+		{"web", "keyctl"}: {11, "2026-11-27T05:00:00.100000001Z", "2026-11-27T05:00:20.700000007Z", "profile default"},
+		{"web", "mount"}:  {1, "2026-11-27T05:00:01.400000004Z", "2026-11-27T05:00:01.400000004Z", "profile default"},
+		{"db", "keyctl"}:  {2, "2026-11-27T05:01:00.100000001Z", "2026-11-27T05:01:00.200000002Z", "profile default"},
+		{"db", "ptrace"}:  {5, "2026-11-27T05:02:00.100000001Z", "2026-11-27T05:02:01.200000002Z", "no ptrace"},
 	} {
 		if rows[k] != w {
 			t.Errorf("%s/%s = %+v, want %+v", k[0], k[1], rows[k], w)
@@ -115,8 +116,8 @@ func TestSummary(t *testing.T) {
 		}
 		rows, _ := parseSummary(t, out)
 		got := rows[[2]string{"c", "keyctl"}]
-		want := tableRow{2, "2026-11-27T06:00:00Z", "2026-11-27T06:00:00.5Z"}
-		if got == (tableRow{2, want.last, want.first}) {
+		want := tableRow{2, "2026-11-27T06:00:00Z", "2026-11-27T06:00:00.5Z", "-"}
+		if got == (tableRow{2, want.last, want.first, want.rule}) {
 			t.Fatal(`regression: agent.go summary orders times as strings, but RFC3339Nano drops trailing zeros, so "06:00:00Z" sorts after "06:00:00.5Z"; parse them with time.Parse(time.RFC3339Nano, ...) and compare time.Time`)
 		}
 		if got != want {
@@ -133,6 +134,7 @@ func TestSummaryUsage(t *testing.T) {
 	}{
 		{[]string{"summary", "a", "b"}, 2, "usage:"},
 		{[]string{"summary", "--format", "xml", "a"}, 2, "--format"},
+		{[]string{"summary", "a", "--json"}, 2, "flag --json after the AUDIT-LOG: flags go before it"},
 		{[]string{"summary", filepath.Join(t.TempDir(), "missing.log")}, 1, "no such file"},
 	} {
 		code, out, errOut := runMain(tc.args...)
@@ -155,7 +157,7 @@ func TestSummaryKubernetes(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("%d lines, want a header and 3 rows:\n%s", len(lines), out)
 	}
-	for _, col := range []string{"NAME", "POD", "NAMESPACE", "SYSCALL", "ACTION", "COUNT", "FIRST", "LAST"} {
+	for _, col := range []string{"NAME", "POD", "NAMESPACE", "SYSCALL", "ACTION", "COUNT", "FIRST", "LAST", "RULE"} {
 		at := strings.Index(lines[0], col)
 		for _, l := range lines[1:] {
 			if at >= len(l) || l[at] == ' ' || l[at-1] != ' ' {
@@ -166,9 +168,9 @@ func TestSummaryKubernetes(t *testing.T) {
 	}
 	hex := strings.Repeat("a", 64)
 	for _, want := range [][]string{
-		{hex, "nginx", "web-7d4b9c-x2x8q", "shop", "keyctl", "errno", "2", "2026-11-27T07:00:00.1Z", "2026-11-27T07:00:00.2Z"},
-		{strings.Repeat("0123456789abcdef", 4), "sidecar", "web-7d4b9c-x2x8q", "shop", "personality", "continue", "1", "2026-11-27T07:00:01Z", "2026-11-27T07:00:01Z"},
-		{"plain", "-", "-", "-", "mount", "errno", "1", "2026-11-27T07:00:02Z", "2026-11-27T07:00:02Z"},
+		{hex, "nginx", "web-7d4b9c-x2x8q", "shop", "keyctl", "errno", "2", "2026-11-27T07:00:00.1Z", "2026-11-27T07:00:00.2Z", "engine profile (kept)"},
+		{strings.Repeat("0123456789abcdef", 4), "sidecar", "web-7d4b9c-x2x8q", "shop", "personality", "continue", "1", "2026-11-27T07:00:01Z", "2026-11-27T07:00:01Z", "allow personality"},
+		{"plain", "-", "-", "-", "mount", "errno", "1", "2026-11-27T07:00:02Z", "2026-11-27T07:00:02Z", "profile default"},
 	} {
 		found := false
 		for _, l := range lines[1:] {
@@ -192,7 +194,8 @@ func TestSummaryKubernetes(t *testing.T) {
 		}
 		r := rows[1] // by container: 0123… sorts first
 		if r["container"] != hex || r["name"] != "nginx" || r["pod"] != "web-7d4b9c-x2x8q" || r["namespace"] != "shop" ||
-			r["syscall"] != "keyctl" || r["action"] != "errno" || r["count"] != float64(2) || r["first"] != "2026-11-27T07:00:00.1Z" || r["last"] != "2026-11-27T07:00:00.2Z" {
+			r["syscall"] != "keyctl" || r["action"] != "errno" || r["count"] != float64(2) || r["first"] != "2026-11-27T07:00:00.1Z" || r["last"] != "2026-11-27T07:00:00.2Z" ||
+			r["rule"] != "engine profile (kept)" {
 			t.Errorf("%q: first row %v", args, r)
 		}
 	}
@@ -492,5 +495,52 @@ func TestTeeFullDisk(t *testing.T) {
 	var out bytes.Buffer
 	if _, err := (tee{fullDisk{}, &out}).Write([]byte("{}\n")); err == nil || out.String() != "{}\n" {
 		t.Errorf("tee to a full disk: error %v, stdout %q; want ENOSPC and the record on stdout", err, out.String())
+	}
+}
+
+// TestSummaryRule: the RULE column tells a recording's records, a
+// profile's would-be denials and real denials apart, each its own row.
+func TestSummaryRule(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "audit.log")
+	var lines string
+	for _, r := range [][3]string{
+		{"c", "complain", "recording:web"},
+		{"c", "complain", "profile web-v1"},
+		{"c", "complain", "profile web-v1"},
+		{"c", "errno", "profile web-v1"},
+	} {
+		lines += fmt.Sprintf(`{"time":"2026-11-30T01:00:00Z","container":%q,"arch":"x86_64","syscall":"keyctl","nr":250,"action":%q,"rule":%q}`+"\n", r[0], r[1], r[2])
+	}
+	if err := os.WriteFile(log, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runMain("summary", log)
+	if code != 0 {
+		t.Fatalf("summary exit %d: %s", code, errOut)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n")[1:] {
+		f := strings.Fields(l)
+		got = append(got, f[5]+" "+f[6]+" "+strings.Join(f[9:], " "))
+	}
+	want := []string{"complain 2 profile web-v1", "complain 1 recording:web", "errno 1 profile web-v1"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows %q, want %q:\n%s", got, want, out)
+	}
+}
+
+// TestHelpConfig: --config names every part of the policy file the agent
+// reads, not only [[notify.rule]].
+func TestHelpConfig(t *testing.T) {
+	code, out, errOut := runMain("--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d: %s", code, errOut)
+	}
+	_, cfg, _ := strings.Cut(out, "--config value")
+	cfg, _, _ = strings.Cut(cfg, "\n")
+	for _, want := range []string{"[[notify.rule]]", "[record]", "[[rule]]", "--nri-socket"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("--config's help %q: no %s", cfg, want)
+		}
 	}
 }

@@ -32,15 +32,8 @@ func recordCommand(stdout, stderr io.Writer) *cli.Command {
 		if err := noServeFlags(c); err != nil {
 			return err
 		}
-		// urfave/cli stops at the first argument: a flag after it would
-		// be taken as a name ("--force" as the profile's).
-		for _, a := range c.Args().Slice() {
-			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-			for _, f := range c.Command.Flags {
-				if strings.HasPrefix(a, "-") && slices.Contains(f.Names(), name) {
-					return cliapp.Usage(c, "flag %s after the arguments: put it before them (seccomp-agent record %s %s %s)", a, c.Command.Name, a, usage)
-				}
-			}
+		if a := flagAfterArgs(c); a != "" {
+			return cliapp.Usage(c, "flag %s after the arguments: put it before them (seccomp-agent record %s %s %s)", a, c.Command.Name, a, usage)
 		}
 		if n := c.NArg(); n < min || max >= 0 && n > max {
 			return cliapp.Usage(c, "usage: seccomp-agent record %s %s", c.Command.Name, usage)
@@ -125,6 +118,21 @@ func recordCommand(stdout, stderr io.Writer) *cli.Command {
 // config loads the policy file (--config, else the environment's or the
 // default) the first time it is needed: only when a flag or argument
 // leaves something to it.
+// flagAfterArgs returns the first of c's arguments that is one of its
+// command's flags, or "". urfave/cli stops at the first argument: a flag
+// after it would be taken as an argument ("--force" as a profile's name).
+func flagAfterArgs(c *cli.Context) string {
+	for _, a := range c.Args().Slice() {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		for _, f := range c.Command.Flags {
+			if strings.HasPrefix(a, "-") && slices.Contains(f.Names(), name) {
+				return a
+			}
+		}
+	}
+	return ""
+}
+
 func config(c *cli.Context) (*policy.Config, error) {
 	if path := c.String("config"); path != "" {
 		return policy.LoadFile(path, true)

@@ -32,8 +32,12 @@ func suggestCommand(stdout, stderr io.Writer) *cli.Command {
 			if err := noServeFlags(c); err != nil {
 				return err
 			}
+			const usage = "seccomp-agent suggest --container ID|--pod NAMESPACE/POD|--image IMAGE [--profile NAME] [--config FILE] [AUDIT-LOG]"
+			if a := flagAfterArgs(c); a != "" {
+				return cliapp.Usage(c, "flag %s after the AUDIT-LOG: flags go before it (usage: %s)", a, usage)
+			}
 			if c.NArg() > 1 {
-				return cliapp.Usage(c, "takes one AUDIT-LOG at most (usage: seccomp-agent suggest --container ID|--pod NS/POD|--image IMAGE [AUDIT-LOG])")
+				return cliapp.Usage(c, "takes one AUDIT-LOG at most (usage: %s)", usage)
 			}
 			n := 0
 			for _, f := range []string{"container", "pod", "image"} {
@@ -51,8 +55,8 @@ func suggestCommand(stdout, stderr io.Writer) *cli.Command {
 				match = func(r notify.Record) bool { return r.Container == id }
 			case c.String("pod") != "":
 				ns, pod, ok := strings.Cut(c.String("pod"), "/")
-				if !ok || ns == "" || pod == "" {
-					return cliapp.Usage(c, "--pod %q: NAMESPACE/POD", c.String("pod"))
+				if !ok || ns == "" || pod == "" || strings.Contains(pod, "/") {
+					return cliapp.Usage(c, "--pod %q: want NAMESPACE/POD", c.String("pod"))
 				}
 				match = func(r notify.Record) bool { return r.Namespace == ns && r.Pod == pod }
 			default:
@@ -77,12 +81,20 @@ func suggestCommand(stdout, stderr io.Writer) *cli.Command {
 
 // suggest prints the Docker-format profile that lets the would-be denials
 // of the containers match selects through: the profile they ran under
-// (profile, or the one their records name) plus those calls.
+// (profile, or the one their records name) plus those calls. A recording's
+// records (rule "recording:NAME") are left out: they are the calls beyond
+// the recording baseline, not denials any profile would have made, and
+// the recording itself becomes the profile (seccomp-agent record install).
 func suggest(path string, match func(notify.Record) bool, profile string, stdout, stderr io.Writer) error {
 	var calls []policy.Call
 	var ran []string // the profiles the records name
+	recorded := 0
 	err := eachRecord(path, func(r notify.Record) {
 		if r.Action != notify.ActionComplain || !match(r) {
+			return
+		}
+		if strings.HasPrefix(r.Rule, policy.RecordingProfile("")) {
+			recorded++
 			return
 		}
 		calls = append(calls, policy.Call{Syscall: r.Syscall, Args: r.Args})
@@ -94,6 +106,9 @@ func suggest(path string, match func(notify.Record) bool, profile string, stdout
 		return err
 	}
 	if len(calls) == 0 {
+		if recorded > 0 {
+			return fmt.Errorf("%s: no would-be denials (action %q) of that selection, only %d records of a recording (rule %q), which are no denials: seccomp-agent record install turns a recording into a profile", path, notify.ActionComplain, recorded, policy.RecordingProfile("NAME"))
+		}
 		return fmt.Errorf("%s: no would-be denials (action %q) of that selection", path, notify.ActionComplain)
 	}
 	if profile == "" {

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -140,7 +141,16 @@ type proc struct {
 func (st *step) matches(r *Request, who **proc) bool {
 	rule := st.rule
 	for _, a := range rule.Args {
-		if !a.Holds(r.Notif.Data.Args[a.Index]) {
+		// The kernel reads an int argument's low 32 bits (socket's family)
+		// and a long's all 64 (a length), and the agent can't tell which:
+		// a continue holds only where the condition holds of the value both
+		// ways, an errno or kill where it holds either way, so bits the
+		// kernel ignores can't dodge a rule.
+		v := r.Notif.Data.Args[a.Index]
+		lo := a
+		lo.Value, lo.Mask = a.Value&math.MaxUint32, a.Mask&math.MaxUint32
+		full, low := a.Holds(v), lo.Holds(v&math.MaxUint32)
+		if st.d.Continue && !(full && low) || !st.d.Continue && !full && !low {
 			return false
 		}
 	}

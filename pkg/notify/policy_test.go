@@ -237,3 +237,64 @@ func TestReplayNamesKeptProfile(t *testing.T) {
 		t.Errorf("rule %q, want profile default", d.Rule)
 	}
 }
+
+// TestDecideArgHighBits: the kernel reads an int argument's low 32 bits
+// (socket's family, say), so a call can carry high bits the kernel ignores.
+// A rule's condition must not be dodged that way: a continue rule holds
+// only where it holds of the value both as 64 and as 32 bits, an errno or
+// kill rule where it holds of either.
+func TestDecideArgHighBits(t *testing.T) {
+	c := &Container{ID: "c", Meta: dockerMeta()}
+	vsock := uint64(1)<<32 | unix.AF_VSOCK // the kernel sees AF_VSOCK
+	for _, tc := range []struct {
+		name, rules string
+		arg         uint64
+		continues   bool
+	}{
+		{"continue unless vsock", `
+[[notify.rule]]
+name = "no vsock"
+syscalls = ["socket"]
+args = [{ index = 0, op = "ne", value = 40 }]
+action = "continue"
+`, vsock, false},
+		{"continue unless vsock, a real family", `
+[[notify.rule]]
+name = "no vsock"
+syscalls = ["socket"]
+args = [{ index = 0, op = "ne", value = 40 }]
+action = "continue"
+`, unix.AF_INET, true},
+		{"deny vsock, then continue", `
+[[notify.rule]]
+name = "vsock"
+syscalls = ["socket"]
+args = [{ index = 0, op = "eq", value = 40 }]
+action = "errno"
+errno = 1
+
+[[notify.rule]]
+name = "the rest"
+syscalls = ["socket"]
+action = "continue"
+`, vsock, false},
+		{"deny vsock, then continue, a real family", `
+[[notify.rule]]
+name = "vsock"
+syscalls = ["socket"]
+args = [{ index = 0, op = "eq", value = 40 }]
+action = "errno"
+errno = 1
+
+[[notify.rule]]
+name = "the rest"
+syscalls = ["socket"]
+action = "continue"
+`, unix.AF_INET, true},
+	} {
+		d := NewPolicy(parseConfig(t, tc.rules)).Decide(x64(c, 41, "socket", tc.arg, 1, 0))
+		if d.Continue != tc.continues {
+			t.Errorf("%s: socket(%#x): %+v, want continue %v", tc.name, tc.arg, d, tc.continues)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,7 @@ import (
 
 // BenchmarkStart times create+start+wait+delete of /bin/true, as containerd
 // does it, for runc and for seccomp-shim, interleaved in each iteration (in
-// a rotating order) so that drift on the machine hits all variants alike.
+// a random order) so that drift on the machine hits all variants alike.
 // The baseline for the shim is runc given the very profile the shim would
 // inject, so the ratio is the shim's own cost; runc without a profile shows
 // what seccomp itself costs. Each variant reports its median time per start. Run it with
@@ -52,10 +53,13 @@ func benchmarkStart(b *testing.B, dir string) {
 	// A node's settings, not the tests' (writeConfig logs at debug, which
 	// writes several lines per create): one decision line per create in
 	// log.file, at the default level.
+	// An empty profiles dir of its own: not the node's
+	// /etc/seccomp-shim/profiles, whose default.json would replace the
+	// built-in default being measured (or, broken, fail every create).
 	cfgDir := b.TempDir()
 	cfg := filepath.Join(cfgDir, "config.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("[runtime]\npath = [%q]\n[log]\nfile = %q\n[audit]\nsocket = %q\n[[rule]]\nmatch.ids = [\"shim-native-*\"]\narchitectures = \"native\"\n",
-		runcBin, filepath.Join(cfgDir, "shim.log"), filepath.Join(cfgDir, "no-agent.sock"))), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("[runtime]\npath = [%q]\n[profiles]\ndir = %q\n[log]\nfile = %q\n[audit]\nsocket = %q\n[[rule]]\nmatch.ids = [\"shim-native-*\"]\narchitectures = \"native\"\n",
+		runcBin, b.TempDir(), filepath.Join(cfgDir, "shim.log"), filepath.Join(cfgDir, "no-agent.sock"))), 0o644); err != nil {
 		b.Fatal(err)
 	}
 
@@ -116,13 +120,20 @@ func benchmarkStart(b *testing.B, dir string) {
 		{name: "runc-native", rt: runc(), bundle: bundleNative},
 		{name: "shim-native", rt: shimRT(), bundle: bareNative, reset: dataNative},
 	}
+	// Each iteration runs the variants in a new random order (seeded, so
+	// every run sees the same orders). A container's teardown (cgroups, the
+	// filter's memory) goes on in the kernel after delete returns and slows
+	// whatever runs next, by 2 to 5 ms after Docker's three-architecture
+	// default (docs/benchmarks.md). A rotation gave each variant the same
+	// predecessor four times in five: runc-default followed the unconfined
+	// run and shim-default followed runc-default, which charged the
+	// shim with runc's teardown.
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := slices.Clone(vs)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		// Each iteration starts with another variant: a container's
-		// teardown (cgroups, the filter's memory) goes on in the kernel
-		// after delete returns, and slows whatever runs next.
-		for k := range vs {
-			v := vs[(i+k)%len(vs)]
+		rng.Shuffle(len(order), func(x, y int) { order[x], order[y] = order[y], order[x] })
+		for _, v := range order {
 			if v.reset != nil {
 				if err := os.WriteFile(filepath.Join(v.bundle, "config.json"), v.reset, 0o644); err != nil {
 					b.Fatal(err)
